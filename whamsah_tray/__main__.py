@@ -1,0 +1,3 @@
+from whamsah_tray.cli import main
+
+raise SystemExit(main())

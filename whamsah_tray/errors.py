@@ -1,0 +1,18 @@
+"""Typed errors raised by library code; only the CLI and the app turn them into exit codes or
+notifications (library code never calls sys.exit)."""
+
+
+class WhamsahError(Exception):
+    """Base class: its message is one line a user can act on."""
+
+
+class ModelLoadingError(WhamsahError):
+    """A model could not be loaded: missing file, bad hash, wrong shapes, unknown architecture."""
+
+
+class AudioFileError(WhamsahError):
+    """An audio file is missing, empty, corrupt, not audio, or cannot be written."""
+
+
+class DeviceError(WhamsahError):
+    """An audio device is missing, vanished, or cannot be opened."""
