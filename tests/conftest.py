@@ -1,0 +1,252 @@
+"""Shared pytest fixtures: the headless test desktop and the shared data folder.
+
+Fixtures
+- `desktop` (session): a real X display with a tray host, a private D-Bus session bus and a
+  PulseAudio server with null sinks `cable` and `speakers` (see tests/desktop_env.sh). Reuses an
+  environment that is already running when DISPLAY, XDG_RUNTIME_DIR, XDG_CONFIG_HOME and
+  DBUS_SESSION_BUS_ADDRESS are set and that PulseAudio answers with both sinks (e.g. after
+  `source tests/desktop_env.sh up`); otherwise starts its own in a private temporary folder and
+  stops exactly what it started at the end of the session. While it lives, os.environ carries the
+  desktop's variables, so subprocesses started by tests see the same display and audio server.
+- `portaudio` (session): the `sounddevice` module with PortAudio (re)initialised inside the
+  desktop, so that the ALSA devices cable, cable_monitor, speakers, speakers_monitor exist.
+- `shared_data` (session): Path of ../shared/data (relative to the repository root).
+- `shared_song`: Path of the full song in shared_data/songs.
+
+Tests that need a missing tool or folder are skipped with the reason. With
+WHAMSAH_REQUIRE_DESKTOP=1 (tests/run.sh sets it after installing everything) a missing desktop
+tool fails the test instead, so that CI cannot pass by skipping.
+
+Tests using `desktop` / `portaudio` get the `desktop` marker, tests using `shared_data` /
+`shared_song` the `shared_data` marker, automatically (`pytest -m "not desktop"` deselects them).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+SHARED_DATA = REPO_ROOT.parent / "shared" / "data"
+DESKTOP_SCRIPT = REPO_ROOT / "tests" / "desktop_env.sh"
+
+DESKTOP_PROGRAMS = ("bash", "Xvfb", "trayer", "dbus-daemon", "pulseaudio", "pactl", "pacat")
+DESKTOP_VARIABLES = ("DISPLAY", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "DBUS_SESSION_BUS_ADDRESS")
+DESKTOP_SINKS = ("cable", "speakers")
+DESKTOP_APT_PACKAGES = (
+    "xvfb trayer xdotool dbus pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins"
+)
+START_TIMEOUT_S = 60
+
+
+def _unavailable(reason: str) -> None:
+    """Skip, or fail when the run promised the desktop (WHAMSAH_REQUIRE_DESKTOP=1)."""
+    if os.environ.get("WHAMSAH_REQUIRE_DESKTOP") == "1":
+        pytest.fail(f"{reason} (WHAMSAH_REQUIRE_DESKTOP=1)", pytrace=False)
+    pytest.skip(reason)
+
+
+@dataclass
+class Desktop:
+    """A running headless desktop. Device names are those PortAudio shows through ALSA."""
+
+    env: dict[str, str]
+    env_dir: Path | None
+    started_here: bool
+    cable: str = "cable"  # where apps play (the virtual cable's playback side)
+    cable_monitor: str = "cable_monitor"  # what the engine records
+    speakers: str = "speakers"  # where the engine plays
+    speakers_monitor: str = "speakers_monitor"  # what a test records to check the output
+    sinks: tuple[str, ...] = field(default=DESKTOP_SINKS)
+
+    @property
+    def display(self) -> str:
+        return self.env["DISPLAY"]
+
+    def run(self, *command: str, timeout: float = 30, check: bool = True) -> str:
+        """Runs a program on this desktop (skips the test when it is not installed); returns stdout."""
+        if shutil.which(command[0]) is None:
+            _unavailable(f"{command[0]} is not installed (apt-get install {DESKTOP_APT_PACKAGES})")
+        done = subprocess.run(
+            command, env={**os.environ, **self.env}, capture_output=True, text=True,
+            timeout=timeout, check=False,
+        )
+        if check and done.returncode != 0:
+            raise RuntimeError(f"{' '.join(command)} failed ({done.returncode}): {done.stderr.strip()}")
+        return done.stdout
+
+    def pactl(self, *args: str) -> str:
+        return self.run("pactl", *args)
+
+    def sink_names(self) -> list[str]:
+        lines = self.pactl("list", "short", "sinks").splitlines()
+        return [line.split("\t")[1] for line in lines if "\t" in line]
+
+
+def _answers(env: dict[str, str]) -> bool:
+    """Whether PulseAudio (with both sinks) and, when xdotool exists, the X display answer."""
+    full_env = {**os.environ, **env}
+    try:
+        sinks = subprocess.run(
+            ["pactl", "list", "short", "sinks"], env=full_env, capture_output=True, text=True,
+            timeout=10, check=False,
+        )
+        if sinks.returncode != 0:
+            return False
+        names = {line.split("\t")[1] for line in sinks.stdout.splitlines() if "\t" in line}
+        if not set(DESKTOP_SINKS) <= names:
+            return False
+        if shutil.which("xdotool"):
+            x = subprocess.run(
+                ["xdotool", "getdisplaygeometry"], env=full_env, capture_output=True, timeout=10,
+                check=False,
+            )
+            return x.returncode == 0
+        return True
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _running_desktop() -> Desktop | None:
+    if not all(os.environ.get(name) for name in DESKTOP_VARIABLES):
+        return None
+    env = {name: os.environ[name] for name in DESKTOP_VARIABLES}
+    if not _answers(env):
+        return None
+    env_dir = os.environ.get("WHAMSAH_ENV_DIR")
+    return Desktop(env=env, env_dir=Path(env_dir) if env_dir else None, started_here=False)
+
+
+def _script(action: str, env_dir: Path, log: Path) -> int:
+    with open(log, "a") as log_file:
+        done = subprocess.run(
+            ["bash", str(DESKTOP_SCRIPT), action],
+            env={**os.environ, "WHAMSAH_ENV_DIR": str(env_dir)},
+            stdin=subprocess.DEVNULL, stdout=log_file, stderr=log_file,
+            timeout=START_TIMEOUT_S, check=False,
+        )
+    return done.returncode
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _start_desktop(workdir: Path) -> Desktop:
+    env_dir, log = workdir / "desktop", workdir / "desktop_env.log"
+    try:
+        returncode = _script("up", env_dir, log)
+    except subprocess.TimeoutExpired:
+        returncode = -1
+    env_file = env_dir / "env"
+    if returncode != 0 or not env_file.exists():
+        _script("down", env_dir, log)
+        pytest.fail(
+            f"tests/desktop_env.sh up failed ({returncode}):\n{_tail(log)}\n"
+            f"pulse.log:\n{_tail(env_dir / 'pulse.log')}",
+            pytrace=False,
+        )
+    env = dict(
+        line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line
+    )
+    return Desktop(env=env, env_dir=env_dir, started_here=True)
+
+
+def _reinitialise_portaudio() -> None:
+    """PortAudio lists ALSA devices once, at initialisation: redo it inside the desktop."""
+    sounddevice = sys.modules.get("sounddevice")
+    if sounddevice is not None:
+        sounddevice._terminate()
+        sounddevice._initialize()
+
+
+@pytest.fixture(scope="session")
+def desktop(tmp_path_factory: pytest.TempPathFactory):
+    """The headless desktop (see module docstring); yields a Desktop."""
+    running = _running_desktop()
+    if running is not None:
+        _reinitialise_portaudio()
+        yield running
+        return
+    missing = [program for program in DESKTOP_PROGRAMS if shutil.which(program) is None]
+    if missing:
+        _unavailable(
+            f"headless desktop unavailable, missing {', '.join(missing)} "
+            f"(apt-get install {DESKTOP_APT_PACKAGES}, or run tests/run.sh)"
+        )
+    # A short private folder: Unix socket paths under it must stay below 108 bytes.
+    workdir = Path(tempfile.mkdtemp(prefix="whamsah-desk-"))
+    started = _start_desktop(workdir)
+    saved = {name: os.environ.get(name) for name in (*started.env, "WHAMSAH_ENV_DIR")}
+    os.environ.update(started.env)
+    _reinitialise_portaudio()
+    try:
+        yield started
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+        _script("down", started.env_dir, workdir / "desktop_env.log")
+        shutil.rmtree(workdir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def portaudio(desktop: Desktop):
+    """The sounddevice module, with the desktop's ALSA devices listed."""
+    try:
+        import sounddevice
+    except OSError as error:  # the wheel does not bundle PortAudio on Linux
+        _unavailable(f"PortAudio library missing ({error}); apt-get install libportaudio2")
+    _reinitialise_portaudio()
+    names = {device["name"] for device in sounddevice.query_devices()}
+    wanted = {desktop.cable, desktop.cable_monitor, desktop.speakers, desktop.speakers_monitor}
+    if not wanted <= names:
+        _unavailable(
+            f"PortAudio does not list {sorted(wanted - names)} (is libasound2-plugins installed?)"
+        )
+    return sounddevice
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data relative to the repository root (skips when absent)."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"shared data folder {SHARED_DATA} is absent")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def shared_song(shared_data: Path) -> Path:
+    """The full song in shared_data/songs (skips when there is none)."""
+    songs = sorted((shared_data / "songs").glob("*.ogg"))
+    if not songs:
+        pytest.skip(f"no song in {shared_data / 'songs'}")
+    return songs[0]
+
+
+_FIXTURE_MARKERS = {
+    "desktop": "desktop",
+    "portaudio": "desktop",
+    "shared_data": "shared_data",
+    "shared_song": "shared_data",
+}
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture_name in getattr(item, "fixturenames", ()):
+            marker = _FIXTURE_MARKERS.get(fixture_name)
+            if marker is not None:
+                item.add_marker(marker)
