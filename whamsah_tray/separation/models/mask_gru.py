@@ -1,0 +1,131 @@
+"""WHAMSAH-RT, the default model: a causal band-compressed GRU mask network for CPUs.
+
+    stereo STFT (2048 / 512, sqrt-Hann)
+      -> per band: compressed energy, L/R coherence (how centred), L/R balance    (3 x 321 bands)
+      -> per-frame linear projection, then Conv1d over time, kernel 3: one frame back, this
+         frame, one frame ahead (the look-ahead)
+      -> 2-layer GRU (causal) -> [GRU out, conv out] -> MLP -> sigmoid mask per band and channel
+      -> each band's mask applied to all of its bins
+
+Band compression keeps every bin below 2.8 kHz (where vocal harmonics are resolved) and merges
+bins in groups of 2, 4 and 8 above, on the way in and on the way out: the network is small enough
+to run a frame in well under a millisecond on one CPU thread. The L/R coherence and balance
+features carry the stereo cue (lead vocals sit in the centre) that a mono magnitude model throws
+away.
+
+Latency: 2048 + 1 * 512 samples = 58.0 ms at 44.1 kHz. Shapes in docstrings are
+(batch, channels=2, bins, frames).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import nn
+
+from whamsah_tray.separation.models.spectral import SpectralMaskModel
+
+# (first bin, last bin + 1, bins per band) for n_fft = 2048; the Nyquist bin is a band of its own.
+DEFAULT_BAND_GROUPS = ((0, 128, 1), (128, 256, 2), (256, 512, 4), (512, 1024, 8))
+FEATURES_PER_BAND = 3
+EPS = 1e-8
+
+
+class BandFeatures(nn.Module):
+    """complex (B, 2, bins, T) -> (B, 3 * bands, T): energy^0.15, coherence, balance per band."""
+
+    def __init__(self, n_bins: int, band_groups: tuple[tuple[int, int, int], ...]) -> None:
+        super().__init__()
+        self.band_groups = [tuple(group) for group in band_groups]
+        covered = self.band_groups[-1][1]
+        if covered > n_bins or any(a[1] != b[0] for a, b in zip(self.band_groups, self.band_groups[1:])):
+            raise ValueError("band groups must tile the bins from 0 upwards")
+        self.rest = n_bins - covered  # bins above the last group: one band each
+        self.n_bands = sum((stop - start) // width for start, stop, width in self.band_groups) + self.rest
+        band_of_bin = [band for band, (start, stop, width) in enumerate(self._bands()) for _ in range(stop - start)]
+        self.register_buffer("band_of_bin", torch.tensor(band_of_bin), persistent=False)
+
+    def _bands(self) -> list[tuple[int, int, int]]:
+        bands = [(lo, lo + width, width) for start, stop, width in self.band_groups
+                 for lo in range(start, stop, width)]
+        covered = self.band_groups[-1][1]
+        return bands + [(covered + i, covered + i + 1, 1) for i in range(self.rest)]
+
+    def expand(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., bands, T) -> (..., bins, T): each band's value on all of its bins."""
+        return x.index_select(-2, self.band_of_bin)
+
+    def band_sum(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., bins, T) -> (..., bands, T)"""
+        parts = []
+        for start, stop, width in self.band_groups:
+            part = x[..., start:stop, :]
+            if width > 1:
+                part = part.reshape(*part.shape[:-2], (stop - start) // width, width, part.shape[-1]).sum(-2)
+            parts.append(part)
+        if self.rest:
+            parts.append(x[..., x.shape[-2] - self.rest:, :])
+        return torch.cat(parts, dim=-2)
+
+    def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        left, right = spec[:, 0], spec[:, 1]
+        power_left = left.real.square() + left.imag.square()
+        power_right = right.real.square() + right.imag.square()
+        cross = (left * right.conj()).real
+        bands = self.band_sum(torch.stack([power_left, power_right, cross], dim=1))  # (B, 3, bands, T)
+        total = bands[:, 0] + bands[:, 1] + EPS
+        features = torch.stack([
+            total.pow(0.15),
+            2.0 * bands[:, 2] / total,
+            (bands[:, 0] - bands[:, 1]) / total,
+        ], dim=1)
+        return features.flatten(1, 2)
+
+
+class MaskGRU(SpectralMaskModel):
+    architecture = "mask-gru"
+
+    def __init__(self, hidden: int = 256, gru_layers: int = 2, conv_kernel: int = 3,
+                 band_groups: tuple[tuple[int, int, int], ...] = DEFAULT_BAND_GROUPS,
+                 n_fft: int = 2048, hop: int = 512, lookahead: int = 1, sample_rate: int = 44100,
+                 **config: Any) -> None:
+        band_groups = tuple(tuple(group) for group in band_groups)
+        super().__init__(n_fft=n_fft, hop=hop, lookahead=lookahead, sample_rate=sample_rate,
+                         hidden=hidden, gru_layers=gru_layers, conv_kernel=conv_kernel,
+                         band_groups=[list(group) for group in band_groups], **config)
+        if not 0 <= lookahead < conv_kernel:
+            raise ValueError("the look-ahead must fit inside the time convolution")
+        self.hidden, self.gru_layers, self.conv_kernel = hidden, gru_layers, conv_kernel
+        self.features = BandFeatures(self.n_bins, band_groups)
+        n_features = FEATURES_PER_BAND * self.features.n_bands
+        # Input standardisation, measured on training data before training starts.
+        self.register_buffer("feature_mean", torch.zeros(n_features, 1))
+        self.register_buffer("feature_std", torch.ones(n_features, 1))
+        self.project = nn.Conv1d(n_features, hidden, 1)
+        self.encoder = nn.Sequential(nn.Conv1d(hidden, hidden, conv_kernel), nn.GELU())
+        self.gru = nn.GRU(hidden, hidden, num_layers=gru_layers, batch_first=True)
+        self.head = nn.Sequential(
+            nn.Linear(2 * hidden, hidden), nn.GELU(),
+            nn.Linear(hidden, 2 * self.features.n_bands),
+        )
+
+    def init_net_state(self, batch: int) -> dict[str, torch.Tensor]:
+        return {
+            "conv": self.feature_mean.new_zeros(batch, self.hidden, self.conv_kernel - 1),
+            "gru": self.feature_mean.new_zeros(self.gru_layers, batch, self.hidden),
+        }
+
+    def masks(self, spec: torch.Tensor, net_state: Any) -> tuple[torch.Tensor, Any]:
+        batch, _, bins, n_frames = spec.shape
+        if net_state is None:
+            net_state = self.init_net_state(batch)
+        features = (self.features(spec) - self.feature_mean) / self.feature_std
+        projected = torch.cat([net_state["conv"], self.project(features)], dim=-1)
+        encoded = self.encoder(projected).transpose(1, 2)                # (B, T, hidden)
+        recurrent, gru_state = self.gru(encoded, net_state["gru"])
+        logits = self.head(torch.cat([recurrent, encoded], dim=-1))    # (B, T, 2 * bands)
+        band_mask = torch.sigmoid(logits).reshape(batch, n_frames, 2, -1).permute(0, 2, 3, 1)
+        mask = self.features.expand(band_mask)                          # (B, 2, bins, T)
+        new_state = {"conv": projected[..., projected.shape[-1] - (self.conv_kernel - 1):], "gru": gru_state}
+        return mask, new_state

@@ -1,0 +1,129 @@
+"""The streaming separator: blocks of any size in, (vocals, instrumental) out, at a fixed latency.
+
+    sep = StreamingSeparator(model, channels=2)
+    vocals, instrumental = sep.process(block)        # block: float32 (frames, channels)
+
+Contract: `vocals + instrumental == block delayed by sep.latency samples`, to float rounding, for
+any network: the instrumental is computed as the delayed dry input minus the vocal estimate.
+
+The network consumes whole hops; this class buffers input until a hop is complete and holds back
+the output by one hop so that every call, whatever its size, returns as many frames as it was given.
+Hence latency = network delay + hop. All buffers are allocated once; blocks larger than
+`max_block` are processed in pieces.
+
+Mono is fed to the stereo network as two equal channels; more than two channels are processed in
+stereo pairs (as a batch), an odd last channel like mono.
+
+Pure numpy/torch, no threads: not thread-safe; one owner calls process() (in the live engine, the
+inference worker thread; never the audio callback).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from whamsah_tray.separation.models.base import CHANNELS
+
+DEFAULT_MAX_BLOCK = 16384
+
+
+class _Fifo:
+    """A pre-allocated first-in first-out buffer of (channels, capacity) float32 samples."""
+
+    def __init__(self, channels: int, capacity: int) -> None:
+        self.data = np.zeros((channels, capacity), dtype=np.float32)
+        self.size = 0
+
+    def clear(self, fill: int = 0) -> None:
+        """Empty it, then queue `fill` samples of silence."""
+        self.data[:, :fill] = 0.0
+        self.size = fill
+
+    def push(self, samples: np.ndarray) -> None:
+        n = samples.shape[-1]
+        self.data[:, self.size:self.size + n] = samples
+        self.size += n
+
+    def pop_into(self, out: np.ndarray, n: int) -> None:
+        out[:, :n] = self.data[:, :n]
+        self.drop(n)
+
+    def drop(self, n: int) -> None:
+        self.data[:, : self.size - n] = self.data[:, n:self.size]
+        self.size -= n
+
+
+class StreamingSeparator:
+    def __init__(self, model, channels: int = 2, max_block: int = DEFAULT_MAX_BLOCK) -> None:
+        """model: a LoadedModel (or anything with `.network`, a StreamingModel)."""
+        if channels < 1:
+            raise ValueError("channels must be >= 1")
+        self.model = model
+        self.network = model.network
+        self.channels = channels
+        self.max_block = max_block
+        self.hop = self.network.hop
+        self.latency = self.network.delay + self.hop
+        self.sample_rate = self.network.sample_rate
+        self.pairs = (channels + 1) // 2
+        # Which input channel feeds each (pair, side) of the network's batch.
+        self._source_channel = np.array(
+            [[min(2 * p + side, channels - 1) for side in range(CHANNELS)] for p in range(self.pairs)]
+        )
+        max_hops = max_block // self.hop + 2  # a piece plus an incomplete hop
+        self._pending = np.zeros((self.pairs, CHANNELS, max_hops * self.hop), dtype=np.float32)
+        self._pending_size = 0
+        self._dry = _Fifo(channels, self.latency + max_block)
+        self._vocals = _Fifo(channels, 2 * self.hop + max_hops * self.hop)
+        self._dry_out = np.zeros((channels, max_block), dtype=np.float32)
+        self._vocals_out = np.zeros((channels, max_block), dtype=np.float32)
+        self.reset()
+
+    def reset(self) -> None:
+        """Forget all audio: as if silence had been playing forever."""
+        self._state = self.network.init_state(self.pairs)
+        self._pending_size = 0
+        self._dry.clear(fill=self.latency)
+        self._vocals.clear(fill=self.hop)
+
+    def process(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """block: (frames, channels) -> (vocals, instrumental), each (frames, channels) float32."""
+        block = np.asarray(block, dtype=np.float32)
+        if block.ndim == 1 and self.channels == 1:
+            block = block[:, None]
+        if block.ndim != 2 or block.shape[1] != self.channels:
+            raise ValueError(f"expected a (frames, {self.channels}) block, got {block.shape}")
+        vocals = np.empty_like(block)
+        instrumental = np.empty_like(block)
+        for start in range(0, block.shape[0], self.max_block):
+            stop = min(start + self.max_block, block.shape[0])
+            self._process_piece(block[start:stop].T, vocals[start:stop].T, instrumental[start:stop].T)
+        return vocals, instrumental
+
+    def _process_piece(self, piece: np.ndarray, vocals: np.ndarray, instrumental: np.ndarray) -> None:
+        """piece, vocals, instrumental: (channels, n) views, n <= max_block."""
+        n = piece.shape[1]
+        self._dry.push(piece)
+        self._pending[:, :, self._pending_size:self._pending_size + n] = piece[self._source_channel]
+        self._pending_size += n
+        ready = self._pending_size // self.hop * self.hop
+        if ready:
+            self._run_network(ready)
+        self._dry.pop_into(self._dry_out, n)
+        self._vocals.pop_into(self._vocals_out, n)
+        vocals[:] = self._vocals_out[:, :n]
+        np.subtract(self._dry_out[:, :n], vocals, out=instrumental)
+
+    def _run_network(self, n: int) -> None:
+        with torch.inference_mode():
+            estimate, self._state = self.network.stream(torch.from_numpy(self._pending[:, :, :n]), self._state)
+        estimate = estimate.numpy()  # (pairs, 2, n)
+        rest = self._pending_size - n
+        self._pending[:, :, :rest] = self._pending[:, :, n:self._pending_size]
+        self._pending_size = rest
+        by_channel = estimate.reshape(self.pairs * CHANNELS, n)[: self.channels]
+        if self.channels % 2:  # the odd last channel was fed to both sides: average them
+            by_channel = by_channel.copy()
+            by_channel[-1] = estimate[-1].mean(axis=0)
+        self._vocals.push(by_channel)

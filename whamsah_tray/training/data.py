@@ -1,0 +1,197 @@
+"""Training audio: load the stems once (resampled to 44.1 kHz, cached as float16), then mix
+training examples on the fly.
+
+Sources
+- `../shared/data` layout: musdb7/train/<track>/{vocals,accompaniment}.ogg, mir1k/<clip>/...,
+  solo_vocals/**.ogg (vocals only), instrumentals/*.ogg (accompaniment only).
+- a MUSDB18-HQ folder: train/<track>/{vocals,bass,drums,other}.wav (accompaniment = the sum).
+`musdb7/test` is never read here.
+
+Mixing (see `MixSampler`): coherent mixes (a track's own stems) and incoherent ones (vocals of one
+track over another's accompaniment), random vocal-to-accompaniment ratios and levels, channel
+swap, mono sources panned into stereo, silence-aware cropping.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import soxr
+from tqdm import tqdm
+
+SAMPLE_RATE = 44100
+VALIDATION_TRACKS = 6  # musdb7/train tracks held out for the quick validation
+
+
+@dataclass
+class StemSet:
+    """Stems at 44.1 kHz, float16, each (frames, channels) with channels 1 or 2."""
+    vocals: list[np.ndarray] = field(default_factory=list)
+    accompaniment: list[np.ndarray] = field(default_factory=list)
+    names: list[str] = field(default_factory=list)
+
+
+def _read(path: Path) -> np.ndarray:
+    audio, rate = soundfile.read(str(path), dtype="float32", always_2d=True)
+    if rate != SAMPLE_RATE:
+        audio = soxr.resample(audio, rate, SAMPLE_RATE, quality="HQ")
+    return audio.astype(np.float16)
+
+
+def _is_validation(track: str) -> bool:
+    """A fixed ~6 % of musdb7/train, chosen by name hash, never trained on."""
+    return int(hashlib.sha1(track.encode()).hexdigest(), 16) % 16 == 0
+
+
+def load_shared_data(root: Path) -> dict[str, StemSet]:
+    """The training sets of ../shared/data (see its README). Never touches musdb7/test."""
+    sets = {name: StemSet() for name in ("musdb", "musdb_val", "mir1k", "solo", "instrumentals")}
+    tracks = sorted(p for p in (root / "musdb7" / "train").iterdir() if p.is_dir())
+    for track in tqdm(tracks, desc="musdb7/train", leave=False):
+        target = sets["musdb_val" if _is_validation(track.name) else "musdb"]
+        target.vocals.append(_read(track / "vocals.ogg"))
+        target.accompaniment.append(_read(track / "accompaniment.ogg"))
+        target.names.append(track.name)
+    clips = sorted(p for p in (root / "mir1k").iterdir() if p.is_dir())
+    for clip in tqdm(clips, desc="mir1k", leave=False):
+        sets["mir1k"].vocals.append(_read(clip / "vocals.ogg"))
+        sets["mir1k"].accompaniment.append(_read(clip / "accompaniment.ogg"))
+        sets["mir1k"].names.append(clip.name)
+    for path in tqdm(sorted((root / "solo_vocals").rglob("*.ogg")), desc="solo_vocals", leave=False):
+        sets["solo"].vocals.append(_read(path))
+        sets["solo"].names.append(path.stem)
+    for path in sorted((root / "instrumentals").glob("*.ogg")):
+        sets["instrumentals"].accompaniment.append(_read(path))
+        sets["instrumentals"].names.append(path.stem)
+    return sets
+
+
+def load_musdb18hq(root: Path) -> StemSet:
+    """train/<track>/{vocals,bass,drums,other}.wav of a MUSDB18-HQ folder."""
+    stems = StemSet()
+    for track in tqdm(sorted(p for p in (root / "train").iterdir() if p.is_dir()), desc="MUSDB18-HQ"):
+        stems.vocals.append(_read(track / "vocals.wav"))
+        accompaniment = sum(_read(track / f"{s}.wav").astype(np.float32) for s in ("bass", "drums", "other"))
+        stems.accompaniment.append(accompaniment.astype(np.float16))
+        stems.names.append(track.name)
+    return stems
+
+
+def load_cached(data_root: Path | None, musdb18hq: Path | None, cache: Path) -> dict[str, StemSet]:
+    """Decode and resample once; later runs read the cache (a git-ignored .npz)."""
+    if cache.exists():
+        with np.load(cache, allow_pickle=False) as archive:
+            sets: dict[str, StemSet] = {}
+            for key in archive.files:
+                set_name, kind, index = key.rsplit("/", 2)
+                stems = sets.setdefault(set_name, StemSet())
+                getattr(stems, kind).append((int(index), archive[key]))
+            for stems in sets.values():
+                stems.vocals = [a for _, a in sorted(stems.vocals, key=lambda t: t[0])]
+                stems.accompaniment = [a for _, a in sorted(stems.accompaniment, key=lambda t: t[0])]
+            return sets
+    sets = load_shared_data(data_root) if data_root else {}
+    if musdb18hq:
+        sets["musdb18hq"] = load_musdb18hq(musdb18hq)
+    cache.parent.mkdir(parents=True, exist_ok=True)
+    arrays = {f"{name}/{kind}/{i}": array for name, stems in sets.items()
+              for kind in ("vocals", "accompaniment") for i, array in enumerate(getattr(stems, kind))}
+    np.savez(cache, **arrays)
+    return sets
+
+
+def _to_stereo(audio: np.ndarray, rng: np.random.Generator, max_pan: float) -> np.ndarray:
+    """(frames, 1|2) -> (2, frames) float32; mono is panned with a constant-power law."""
+    audio = audio.astype(np.float32).T
+    if audio.shape[0] == 2:
+        return audio
+    angle = (0.5 + rng.uniform(-max_pan, max_pan) / 2) * np.pi / 2
+    return np.stack([audio[0] * np.cos(angle), audio[0] * np.sin(angle)]) * np.sqrt(2)
+
+
+def _rms(x: np.ndarray) -> float:
+    return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)) + 1e-12))
+
+
+class MixSampler:
+    """Draws (mixture, vocals) training pairs of `length` samples, stereo, float32 (2, length)."""
+
+    VOCAL_SETS = {"musdb": 0.45, "musdb18hq": 0.45, "mir1k": 0.3, "solo": 0.25}
+    ACCOMPANIMENT_SETS = {"musdb": 0.55, "musdb18hq": 0.55, "instrumentals": 0.3, "mir1k": 0.15}
+
+    def __init__(self, sets: dict[str, StemSet], length: int, seed: int = 0,
+                 coherent_probability: float = 0.3, silent_vocals_probability: float = 0.05) -> None:
+        self.sets, self.length = sets, length
+        self.rng = np.random.default_rng(seed)
+        self.coherent_probability = coherent_probability
+        self.silent_vocals_probability = silent_vocals_probability
+        self.vocal_sets = self._weights(self.VOCAL_SETS, "vocals")
+        self.accompaniment_sets = self._weights(self.ACCOMPANIMENT_SETS, "accompaniment")
+        self.coherent_sets = [n for n in ("musdb", "musdb18hq", "mir1k") if n in sets and sets[n].vocals]
+
+    def _weights(self, weights: dict[str, float], kind: str) -> tuple[list[str], np.ndarray]:
+        names = [n for n in weights if n in self.sets and getattr(self.sets[n], kind)]
+        if not names:
+            raise ValueError(f"no training {kind} found")
+        p = np.array([weights[n] for n in names])
+        return names, p / p.sum()
+
+    def _crop(self, audio: np.ndarray, start: int | None = None, tries: int = 6) -> tuple[np.ndarray, int]:
+        """A `length` crop (zero-padded if short), preferring one with signal in it."""
+        n = audio.shape[0]
+        if n <= self.length:
+            out = np.zeros((self.length, audio.shape[1]), dtype=np.float16)
+            offset = int(self.rng.integers(0, self.length - n + 1))
+            out[offset:offset + n] = audio
+            return out, 0
+        if start is not None:
+            return audio[start:start + self.length], start
+        best, best_rms, best_start = None, -1.0, 0
+        for _ in range(tries):
+            s = int(self.rng.integers(0, n - self.length + 1))
+            crop = audio[s:s + self.length]
+            level = _rms(crop[:: 64])
+            if level > best_rms:
+                best, best_rms, best_start = crop, level, s
+            if level > 0.01:
+                break
+        return best, best_start
+
+    def sample(self) -> tuple[np.ndarray, np.ndarray]:
+        rng = self.rng
+        if self.coherent_sets and rng.random() < self.coherent_probability:
+            stems = self.sets[self.coherent_sets[rng.integers(len(self.coherent_sets))]]
+            i = int(rng.integers(len(stems.vocals)))
+            vocals, start = self._crop(stems.vocals[i])
+            accompaniment, _ = self._crop(stems.accompaniment[i], start if stems.vocals[i].shape[0] > self.length else None)
+            vocals, accompaniment = _to_stereo(vocals, rng, 0.3), _to_stereo(accompaniment, rng, 0.6)
+            ratio_db = rng.uniform(-4, 4)
+            vocals *= 10 ** (ratio_db / 20)
+        else:
+            names, p = self.vocal_sets
+            stems = self.sets[names[rng.choice(len(names), p=p)]]
+            vocals = _to_stereo(self._crop(stems.vocals[rng.integers(len(stems.vocals))])[0], rng, 0.3)
+            names, p = self.accompaniment_sets
+            stems = self.sets[names[rng.choice(len(names), p=p)]]
+            accompaniment = _to_stereo(
+                self._crop(stems.accompaniment[rng.integers(len(stems.accompaniment))])[0], rng, 0.6)
+            ratio_db = rng.uniform(-10, 4)
+            vocals *= 10 ** (ratio_db / 20) * _rms(accompaniment) / _rms(vocals)
+        if rng.random() < self.silent_vocals_probability:
+            vocals[:] = 0.0
+        if rng.random() < 0.5:
+            vocals, accompaniment = vocals[::-1].copy(), accompaniment[::-1].copy()
+        mixture = vocals + accompaniment
+        gain = 10 ** (rng.uniform(-28, -10) / 20) / _rms(mixture)
+        peak = np.abs(mixture).max() * gain
+        if peak > 0.99:
+            gain *= 0.99 / peak
+        return (mixture * gain).astype(np.float32), (vocals * gain).astype(np.float32)
+
+    def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
+        pairs = [self.sample() for _ in range(size)]
+        return np.stack([m for m, _ in pairs]), np.stack([v for _, v in pairs])
