@@ -33,7 +33,12 @@ LAUNCH_AGENT_LABEL = "io.github.whamsah.tray"
 
 def launch_command() -> list[str]:
     """How to start the tray app again: the `whamsah-tray` launcher this process was started from
-    (or the one on PATH), else `python -m whamsah_tray` with this interpreter."""
+    (or the one on PATH), else `python -m whamsah_tray` with this interpreter. On Windows,
+    `pythonw.exe -m whamsah_tray` (no console window), as installer/windows/install.ps1 does."""
+    if sys.platform == "win32":
+        pythonw = Path(sys.executable).with_name("pythonw.exe")
+        if pythonw.exists():
+            return [str(pythonw), "-m", "whamsah_tray"]
     argv0 = Path(sys.argv[0]) if sys.argv and sys.argv[0] else None
     if argv0 is not None and argv0.name.startswith("whamsah-tray") and argv0.exists():
         return [str(argv0.resolve() if not argv0.is_absolute() else argv0)]
