@@ -12,6 +12,13 @@ Fixtures
   desktop, so that the ALSA devices cable, cable_monitor, speakers, speakers_monitor exist.
 - `shared_data` (session): Path of ../shared/data (relative to the repository root).
 - `shared_song`: Path of the full song in shared_data/songs.
+- `untrained_model` (session): a random-weight "whamsah-rt" LoadedModel (seed 0), for plumbing tests.
+- `untrained_model_installed` (session): that model saved with a manifest as the installed model
+  TEST_MODEL in a temporary weights folder; returns {"WHAMSAH_TRAY_WEIGHTS": folder} to pass to
+  `run_cli(..., extra_env=...)`. Never a shipped model.
+
+Helper: `run_cli(*args, extra_env=None)` runs `python -m whamsah_tray ARGS` from this source tree
+in a subprocess and returns the CompletedProcess (text stdout/stderr).
 
 Tests that need a missing tool or folder are skipped with the reason. With
 WHAMSAH_REQUIRE_DESKTOP=1 (tests/run.sh sets it after installing everything) a missing desktop
@@ -23,6 +30,8 @@ Tests using `desktop` / `portaudio` get the `desktop` marker, tests using `share
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -234,6 +243,54 @@ def shared_song(shared_data: Path) -> Path:
     if not songs:
         pytest.skip(f"no song in {shared_data / 'songs'}")
     return songs[0]
+
+
+TEST_MODEL = "test-untrained"
+
+
+def run_cli(*args, extra_env: dict[str, str] | None = None, timeout: float = 600):
+    """`python -m whamsah_tray ARGS` from this source tree, in a subprocess."""
+    env = {**os.environ, **(extra_env or {})}
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO_ROOT), env.get("PYTHONPATH")]))
+    return subprocess.run(
+        [sys.executable, "-m", "whamsah_tray", *map(str, args)], capture_output=True, text=True,
+        env=env, timeout=timeout, stdin=subprocess.DEVNULL, check=False,
+    )
+
+
+@pytest.fixture(scope="session")
+def untrained_model():
+    """A random-weight whamsah-rt network (seed 0): for plumbing tests, never shipped."""
+    from whamsah_tray.separation import create_untrained_model
+
+    return create_untrained_model("whamsah-rt", seed=0)
+
+
+@pytest.fixture(scope="session")
+def untrained_model_installed(tmp_path_factory, untrained_model) -> dict[str, str]:
+    """untrained_model installed as TEST_MODEL in a temporary weights folder; returns the env."""
+    import torch
+
+    folder = tmp_path_factory.mktemp("weights")
+    weights = folder / f"{TEST_MODEL}.pt"
+    torch.save(untrained_model.network.state_dict(), weights)
+    info = untrained_model.info
+    manifest = {
+        "name": TEST_MODEL,
+        "architecture": info.architecture,
+        "config": info.config,
+        "sample_rate": info.sample_rate,
+        "latency_samples": info.latency_samples,
+        "weights": weights.name,
+        "sha256": hashlib.sha256(weights.read_bytes()).hexdigest(),
+        "description": "random weights, for tests only",
+        "training_data": "none",
+        "license": "MIT",
+        "figures": {"note": "untrained", "vocals_cSDR_dB": -9.5},
+        "default": False,
+    }
+    (folder / f"{TEST_MODEL}.json").write_text(json.dumps(manifest))
+    return {"WHAMSAH_TRAY_WEIGHTS": str(folder)}
 
 
 _FIXTURE_MARKERS = {

@@ -86,14 +86,14 @@ def _require_frames(path: Path, frames: int) -> None:
 
 def _read_with_audioread(path: Path) -> tuple[np.ndarray, int]:
     """Decodes through audioread (ffmpeg / GStreamer): the fallback for MP3 on old libsndfile."""
-    with warnings.catch_warnings():  # audioread imports modules Python 3.11 deprecates
-        warnings.simplefilter("ignore", DeprecationWarning)
-        import audioread  # a dependency of librosa; only needed here
+    import audioread  # a dependency of librosa; only needed here
 
     try:
-        with audioread.audio_open(str(path)) as decoder:
-            channels, sample_rate = decoder.channels, decoder.samplerate
-            pcm = b"".join(decoder)
+        with warnings.catch_warnings():  # its backends import modules Python 3.11 deprecates
+            warnings.simplefilter("ignore", DeprecationWarning)
+            with audioread.audio_open(str(path)) as decoder:
+                channels, sample_rate = decoder.channels, decoder.samplerate
+                pcm = b"".join(decoder)
     except (audioread.DecodeError, OSError, EOFError) as error:
         raise AudioFileError(
             f"cannot read {_name(path)}: not an audio file, or corrupt "
