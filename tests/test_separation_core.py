@@ -1,0 +1,248 @@
+"""The separation core: model registry and loading errors, the streaming contract (any block size,
+any channel count, exact reconstruction at the reported latency), causality, training/streaming
+equivalence, and offline == streaming."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from whamsah_tray.errors import ModelLoadingError
+from whamsah_tray.separation import (
+    StreamingSeparator,
+    create_untrained_model,
+    list_models,
+    load_model,
+    separate_array,
+)
+from whamsah_tray.separation.offline import stream_through
+from whamsah_tray.separation.registry import sha256_of
+
+SMALL = {"hidden": 32, "gru_layers": 1}
+
+
+def random_model(seed: int = 0):
+    model = create_untrained_model("mask-gru", SMALL, seed=seed)
+    # Random standardisation too, so the masks really vary with the input.
+    with torch.no_grad():
+        model.network.feature_std.uniform_(0.05, 0.5, generator=torch.Generator().manual_seed(seed))
+    return model
+
+
+def noise(frames: int, channels: int, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).standard_normal((frames, channels)).astype(np.float32) * 0.3
+
+
+def run_blocks(separator: StreamingSeparator, audio: np.ndarray, sizes) -> tuple[np.ndarray, np.ndarray]:
+    vocals, instrumental, start = [], [], 0
+    for size in sizes:
+        if start >= len(audio):
+            break
+        v, i = separator.process(audio[start:start + size])
+        vocals.append(v)
+        instrumental.append(i)
+        start += size
+    return np.concatenate(vocals), np.concatenate(instrumental)
+
+
+def delayed(audio: np.ndarray, latency: int) -> np.ndarray:
+    return np.concatenate([np.zeros((latency, audio.shape[1]), np.float32), audio])[: len(audio)]
+
+
+BLOCK_PLANS = {
+    "64": [64] * 2000,
+    "333": [333] * 400,
+    "512": [512] * 300,
+    "8192": [8192] * 20,
+    "20000": [20000] * 8,  # larger than max_block: processed in pieces
+    "varying": list(np.random.default_rng(7).integers(1, 8193, 200)),
+}
+
+
+@pytest.mark.parametrize("plan", BLOCK_PLANS)
+@pytest.mark.parametrize("channels", [1, 2, 3])
+def test_reconstruction_is_the_delayed_input(plan, channels):
+    model = random_model()
+    separator = StreamingSeparator(model, channels)
+    audio = noise(60000, channels)
+    vocals, instrumental = run_blocks(separator, audio, BLOCK_PLANS[plan])
+    assert vocals.shape == instrumental.shape == audio.shape
+    assert np.abs(vocals).max() > 0.01, "a random model should output something"
+    np.testing.assert_allclose(vocals + instrumental, delayed(audio, separator.latency), atol=1e-6)
+
+
+def test_reported_latency_is_window_plus_lookahead():
+    model = random_model()
+    assert model.network.n_fft == 2048 and model.network.lookahead == 1
+    assert StreamingSeparator(model).latency == 2048 + 512 == model.info.latency_samples
+
+
+@pytest.mark.parametrize("plan", ["64", "333", "varying"])
+def test_identity_model_returns_the_input_as_vocals_at_the_latency(plan):
+    model = create_untrained_model("identity")
+    separator = StreamingSeparator(model, 2)
+    audio = noise(40000, 2)
+    vocals, instrumental = run_blocks(separator, audio, BLOCK_PLANS[plan])
+    np.testing.assert_allclose(vocals, delayed(audio, separator.latency), atol=1e-5)
+    assert np.abs(instrumental).max() < 1e-5
+
+
+def test_output_never_depends_on_input_newer_than_the_latency():
+    separator_a, separator_b = StreamingSeparator(random_model()), StreamingSeparator(random_model())
+    a = noise(30000, 2, seed=1)
+    b = a.copy()
+    change_at = 20000
+    b[change_at:] = noise(10000, 2, seed=2)
+    vocals_a, _ = run_blocks(separator_a, a, [1000] * 30)
+    vocals_b, _ = run_blocks(separator_b, b, [1000] * 30)
+    # Output sample j is about input sample j - latency: nothing at or before the change moves.
+    np.testing.assert_array_equal(vocals_a[:change_at], vocals_b[:change_at])
+    assert not np.allclose(vocals_a[change_at + separator_a.latency:], vocals_b[change_at + separator_a.latency:])
+
+
+def test_reset_forgets_the_past():
+    separator = StreamingSeparator(random_model())
+    audio = noise(10000, 2)
+    first, _ = separator.process(audio)
+    separator.process(noise(5000, 2, seed=3))
+    separator.reset()
+    again, _ = separator.process(audio)
+    np.testing.assert_array_equal(first, again)
+
+
+def test_streaming_equals_whole_sequence_training_path():
+    """The trainer runs masks() over a whole sequence; the engine runs it a hop at a time."""
+    model = random_model()
+    network = model.network
+    audio = noise(2048 + 99 * 512, 2)
+    history = network.n_fft - network.hop  # the stream starts with this much silence in its frames
+    x = torch.from_numpy(np.concatenate([np.zeros((history, 2), np.float32), audio]).T[None].copy())
+    with torch.no_grad():
+        spec = network.stft(x)
+        mask, _ = network.masks(spec, None)
+        lookahead = network.lookahead
+        vocals_spec = mask[..., lookahead:] * spec[..., : spec.shape[-1] - lookahead]
+        sequence = network.istft_frames(vocals_spec)[0].numpy().T[history:]
+    separator = StreamingSeparator(model)
+    streamed, _ = run_blocks(separator, audio, [777] * 100)
+    complete = len(sequence) - network.n_fft  # the sequence's last frames lack their overlaps
+    np.testing.assert_allclose(streamed[separator.latency:][:complete], sequence[:complete], atol=2e-5)
+
+
+def test_offline_is_the_streaming_path_without_latency():
+    model = random_model()
+    audio = noise(50000, 2, seed=4)
+    vocals, instrumental = separate_array(audio, 44100, model, block=4096)
+    separator = StreamingSeparator(model)
+    live, _ = run_blocks(separator, np.concatenate([audio, np.zeros((separator.latency, 2), np.float32)]),
+                         BLOCK_PLANS["varying"] * 3)
+    np.testing.assert_allclose(vocals, live[separator.latency:separator.latency + len(audio)], atol=1e-5)
+    np.testing.assert_allclose(vocals + instrumental, audio, atol=1e-6)
+
+
+def test_offline_resamples_and_keeps_length_rate_and_sum():
+    model = random_model()
+    audio = noise(48000 + 17, 2, seed=5)
+    reported = []
+    vocals, instrumental = separate_array(audio, 48000, model, progress=lambda done, total: reported.append((done, total)))
+    assert vocals.shape == instrumental.shape == audio.shape
+    np.testing.assert_allclose(vocals + instrumental, audio, atol=1e-6)
+    assert reported[-1] == (reported[-1][1], reported[-1][1])
+
+
+def test_offline_of_an_identity_model_gives_back_the_input():
+    time = np.arange(30000) / 22050
+    audio = (0.3 * np.sin(2 * np.pi * 440 * time) + 0.2 * np.sin(2 * np.pi * 3150 * time))[:, None].astype(np.float32)
+    vocals, instrumental = separate_array(audio, 22050, create_untrained_model("identity"))
+    assert np.abs(vocals - audio)[1000:-1000].max() < 1e-3  # only the resampling round trip
+    assert stream_through(audio, StreamingSeparator(create_untrained_model("identity"), 1)).shape == audio.shape
+
+
+# --- the registry -------------------------------------------------------------------------------
+
+def install(tmp_path, model, name="test-model", **overrides):
+    weights = tmp_path / f"{name}.pt"
+    torch.save(model.network.state_dict(), weights)
+    manifest = {
+        "name": name, "architecture": model.info.architecture, "config": model.network.config,
+        "sample_rate": 44100, "latency_samples": model.info.latency_samples, "weights": weights.name,
+        "sha256": sha256_of(weights), "training_data": "none (test)", "license": "test",
+        "figures": {"vocals_csdr": 1.0}, "default": True,
+    }
+    manifest.update(overrides)
+    (tmp_path / f"{name}.json").write_text(json.dumps(manifest))
+    return tmp_path
+
+
+def test_load_round_trip(tmp_path):
+    model = random_model(seed=3)
+    install(tmp_path, model)
+    loaded = load_model(weights_dir=tmp_path)
+    assert loaded.info.name == "test-model" and loaded.info.figures["vocals_csdr"] == 1.0
+    assert [info.name for info in list_models(tmp_path)] == ["test-model"]
+    audio = noise(20000, 2)
+    np.testing.assert_array_equal(StreamingSeparator(loaded).process(audio)[0],
+                                  StreamingSeparator(model).process(audio)[0])
+
+
+def test_missing_weights(tmp_path):
+    install(tmp_path, random_model())
+    (tmp_path / "test-model.pt").unlink()
+    with pytest.raises(ModelLoadingError, match="missing"):
+        load_model("test-model", weights_dir=tmp_path)
+
+
+def test_corrupt_weights_fail_the_hash(tmp_path):
+    install(tmp_path, random_model())
+    with open(tmp_path / "test-model.pt", "r+b") as file:
+        file.seek(100)
+        file.write(b"\x00garbage")
+    with pytest.raises(ModelLoadingError, match="sha256"):
+        load_model(weights_dir=tmp_path)
+
+
+def test_wrong_shapes(tmp_path):
+    install(tmp_path, random_model(), config={**random_model().network.config, "hidden": 48})
+    with pytest.raises(ModelLoadingError, match="do not fit"):
+        load_model(weights_dir=tmp_path)
+
+
+def test_unknown_architecture_and_name(tmp_path):
+    install(tmp_path, random_model(), architecture="no-such-net")
+    with pytest.raises(ModelLoadingError, match="unknown architecture"):
+        load_model(weights_dir=tmp_path)
+    with pytest.raises(ModelLoadingError, match="unknown model 'other'"):
+        load_model("other", weights_dir=tmp_path)
+
+
+def test_latency_in_the_manifest_must_be_true(tmp_path):
+    install(tmp_path, random_model(), latency_samples=1024)
+    with pytest.raises(ModelLoadingError, match="manifest says 1024"):
+        load_model(weights_dir=tmp_path)
+
+
+def test_not_a_torch_file(tmp_path):
+    install(tmp_path, random_model())
+    weights = tmp_path / "test-model.pt"
+    weights.write_bytes(b"not a zip archive")
+    manifest = json.loads((tmp_path / "test-model.json").read_text())
+    manifest["sha256"] = sha256_of(weights)
+    (tmp_path / "test-model.json").write_text(json.dumps(manifest))
+    with pytest.raises(ModelLoadingError, match="unreadable weights"):
+        load_model(weights_dir=tmp_path)
+
+
+def test_no_models_installed(tmp_path):
+    assert list_models(tmp_path) == []
+    with pytest.raises(ModelLoadingError, match="no default model"):
+        load_model(weights_dir=tmp_path)
+
+
+def test_broken_manifest_is_skipped_in_listings(tmp_path):
+    install(tmp_path, random_model())
+    (tmp_path / "broken.json").write_text("{not json")
+    assert [info.name for info in list_models(tmp_path)] == ["test-model"]
