@@ -1,0 +1,101 @@
+#!/usr/bin/env bash
+# The test command. On a fresh Debian 12 / Ubuntu machine (as root, or with sudo) it installs
+# what the tests need, then runs the whole test suite; exits non-zero on any failure.
+#
+#   tests/run.sh [PYTEST ARGS...]     e.g. tests/run.sh tests/test_cli_separate.py -x
+#
+# 1. Debian packages (skipped when all are present): the headless desktop (Xvfb, trayer, xdotool,
+#    D-Bus, PulseAudio), PortAudio and ALSA's PulseAudio plugin, espeak-ng / sox / ffmpeg for test
+#    audio, and GTK + AppIndicator development files for the tray's GTK backend.
+#    Never pipewire-alsa (apt would remove PulseAudio) nor dbus-x11 (it leaves daemons behind).
+# 2. Python: `pip install torch==2.13.0` first (pinned: a bare `torch` pulls GBs of CUDA
+#    packages), then `pip install -e ".[test,gtk]"`; when PyGObject cannot be built, `.[test]`
+#    (the tray's GTK tests then skip and say why). Into the active virtual environment or the
+#    current python3; an "externally managed" system Python (PEP 668) gets ./.venv instead.
+#    $PYTHON picks the interpreter.
+# 3. pytest with WHAMSAH_REQUIRE_DESKTOP=1: a desktop test whose tools are missing fails
+#    instead of skipping. Tests that need ../shared/data skip with the reason when it is absent.
+set -euo pipefail
+
+REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO_ROOT"
+
+APT_PACKAGES=(
+  xvfb trayer xdotool dbus pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins
+  espeak-ng sox ffmpeg
+  libgirepository1.0-dev libcairo2-dev pkg-config gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1
+)
+TORCH_VERSION=2.13.0
+
+say() { printf '==> %s\n' "$*"; }
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"
+  elif command -v sudo >/dev/null; then sudo "$@"
+  else echo "tests/run.sh: need root or sudo to run: $*" >&2; return 1
+  fi
+}
+
+install_apt_packages() {
+  local wanted=("$@") missing=() package
+  command -v dpkg-query >/dev/null || { say "no dpkg: install these yourself: ${wanted[*]}"; return 0; }
+  for package in "${wanted[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" \
+      || missing+=("$package")
+  done
+  if [ ${#missing[@]} -eq 0 ]; then
+    say "Debian packages: all present"
+    return 0
+  fi
+  say "installing Debian packages: ${missing[*]}"
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+    "${missing[@]}" >/dev/null
+}
+
+externally_managed() {
+  "$1" - <<'PY'
+import os, sys, sysconfig
+in_venv = sys.prefix != sys.base_prefix
+marker = os.path.join(sysconfig.get_path("stdlib"), "EXTERNALLY-MANAGED")
+raise SystemExit(0 if not in_venv and os.path.exists(marker) else 1)
+PY
+}
+
+choose_python() {
+  local python=${PYTHON:-python3}
+  if ! command -v "$python" >/dev/null; then
+    install_apt_packages python3 python3-venv python3-pip python3-dev gcc >&2
+    python=python3
+  fi
+  if externally_managed "$python"; then
+    install_apt_packages python3-venv python3-dev gcc >&2
+    [ -x .venv/bin/python ] || "$python" -m venv .venv >&2
+    python=$REPO_ROOT/.venv/bin/python
+  fi
+  echo "$python"
+}
+
+install_apt_packages "${APT_PACKAGES[@]}"
+
+PY=$(choose_python)
+say "Python: $PY ($("$PY" --version 2>&1))"
+export PIP_ROOT_USER_ACTION=ignore  # CI runs as root, on purpose
+pip=("$PY" -m pip install --disable-pip-version-check --quiet)
+
+if "$PY" -c "import sys, torch; sys.exit(torch.__version__.split('+')[0] != '$TORCH_VERSION')" 2>/dev/null; then
+  say "torch $TORCH_VERSION: already installed"
+else
+  say "installing torch==$TORCH_VERSION"
+  "${pip[@]}" "torch==$TORCH_VERSION"
+fi
+
+say "installing whamsah-tray (editable) with the test and gtk extras"
+if ! "${pip[@]}" -e ".[test,gtk]"; then
+  say "PyGObject could not be installed: going on without the gtk extra"
+  "${pip[@]}" -e ".[test]"
+fi
+
+export WHAMSAH_REQUIRE_DESKTOP=1
+say "running the tests"
+exec "$PY" -m pytest -ra --durations=15 "$@"
