@@ -52,35 +52,38 @@ class BandFeatures(nn.Module):
         covered = self.band_groups[-1][1]
         return bands + [(covered + i, covered + i + 1, 1) for i in range(self.rest)]
 
-    def expand(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., bands, T) -> (..., bins, T): each band's value on all of its bins."""
-        return x.index_select(-2, self.band_of_bin)
 
     def band_sum(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., bins, T) -> (..., bands, T)"""
+        """(..., bins) -> (..., bands)"""
         parts = []
         for start, stop, width in self.band_groups:
-            part = x[..., start:stop, :]
+            part = x[..., start:stop]
             if width > 1:
-                part = part.reshape(*part.shape[:-2], (stop - start) // width, width, part.shape[-1]).sum(-2)
+                part = part.unflatten(-1, ((stop - start) // width, width)).sum(-1)
             parts.append(part)
         if self.rest:
-            parts.append(x[..., x.shape[-2] - self.rest:, :])
-        return torch.cat(parts, dim=-2)
+            parts.append(x[..., x.shape[-1] - self.rest:])
+        return torch.cat(parts, dim=-1)
+
+    def expand(self, x: torch.Tensor) -> torch.Tensor:
+        """(..., bands) -> (..., bins): each band's value on all of its bins."""
+        return x[..., self.band_of_bin]
 
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
+        # Frames-major layout (B, 2, T, bins): the bins are contiguous, so band sums are cheap.
+        spec = spec.transpose(-1, -2)
         left, right = spec[:, 0], spec[:, 1]
         power_left = left.real.square() + left.imag.square()
         power_right = right.real.square() + right.imag.square()
         cross = (left * right.conj()).real
-        bands = self.band_sum(torch.stack([power_left, power_right, cross], dim=1))  # (B, 3, bands, T)
-        total = bands[:, 0] + bands[:, 1] + EPS
+        bands = self.band_sum(torch.stack([power_left, power_right, cross], dim=2))  # (B, T, 3, bands)
+        total = bands[:, :, 0] + bands[:, :, 1] + EPS
         features = torch.stack([
             total.pow(0.15),
-            2.0 * bands[:, 2] / total,
-            (bands[:, 0] - bands[:, 1]) / total,
-        ], dim=1)
-        return features.flatten(1, 2)
+            2.0 * bands[:, :, 2] / total,
+            (bands[:, :, 0] - bands[:, :, 1]) / total,
+        ], dim=2)
+        return features.flatten(2, 3).transpose(1, 2)                      # (B, 3 * bands, T)
 
 
 class MaskGRU(SpectralMaskModel):
@@ -125,7 +128,7 @@ class MaskGRU(SpectralMaskModel):
         encoded = self.encoder(projected).transpose(1, 2)                # (B, T, hidden)
         recurrent, gru_state = self.gru(encoded, net_state["gru"])
         logits = self.head(torch.cat([recurrent, encoded], dim=-1))    # (B, T, 2 * bands)
-        band_mask = torch.sigmoid(logits).reshape(batch, n_frames, 2, -1).permute(0, 2, 3, 1)
-        mask = self.features.expand(band_mask)                          # (B, 2, bins, T)
+        band_mask = torch.sigmoid(logits).unflatten(-1, (2, -1))           # (B, T, 2, bands)
+        mask = self.features.expand(band_mask).permute(0, 2, 3, 1)         # (B, 2, bins, T)
         new_state = {"conv": projected[..., projected.shape[-1] - (self.conv_kernel - 1):], "gru": gru_state}
         return mask, new_state
