@@ -1,5 +1,6 @@
 """Training objective: signal-to-distortion ratio of vocals and accompaniment, per 1 s segment,
-computed on the STFT (Parseval), so the loss follows the cSDR metric the model is judged by."""
+computed on the STFT (Parseval) for spectral models and on the waveform for waveform models, so the
+loss follows the cSDR metric the model is judged by."""
 
 from __future__ import annotations
 
@@ -27,5 +28,29 @@ def separation_loss(mixture_spec: torch.Tensor, vocals_spec: torch.Tensor, mask:
     vocals_estimate = mask[..., lookahead:] * mixture
     vocals_sdr = segment_sdr(vocals, vocals_estimate, mixture)
     accompaniment_sdr = segment_sdr(mixture - vocals, mixture - vocals_estimate, mixture)
+    loss = -(vocals_sdr.mean() + accompaniment_sdr.mean()) / 2
+    return loss, {"vocals_sdr": vocals_sdr.detach().mean().item(), "accompaniment_sdr": accompaniment_sdr.detach().mean().item()}
+
+
+SEGMENT_SAMPLES = 44100  # ~1 s, like museval's windows
+
+
+def waveform_segment_sdr(target: torch.Tensor, estimate: torch.Tensor, reference_energy: torch.Tensor) -> torch.Tensor:
+    """(B, 2, samples) -> SDR in dB per (batch, segment): (B, segments), the time-domain twin of
+    `segment_sdr`. The samples are cut into round(samples / 1 s) equal segments (at least one), so
+    a 65536-sample training chunk is one segment rather than 1 s plus a dropped remainder."""
+    n_segments = max(1, round(target.shape[-1] / SEGMENT_SAMPLES))
+    length = target.shape[-1] // n_segments
+    def energy(x: torch.Tensor) -> torch.Tensor:
+        return x[..., : n_segments * length].square().sum(dim=1).unflatten(-1, (n_segments, length)).sum(-1)
+    floor = 1e-3 * energy(reference_energy) + 1e-10
+    return 10 * torch.log10((energy(target) + floor) / (energy(target - estimate) + floor))
+
+
+def waveform_separation_loss(mixture: torch.Tensor, vocals: torch.Tensor,
+                             vocals_estimate: torch.Tensor) -> tuple[torch.Tensor, dict[str, float]]:
+    """Negative mean segment SDR of vocals and accompaniment, all (B, 2, samples) waveforms."""
+    vocals_sdr = waveform_segment_sdr(vocals, vocals_estimate, mixture)
+    accompaniment_sdr = waveform_segment_sdr(mixture - vocals, mixture - vocals_estimate, mixture)
     loss = -(vocals_sdr.mean() + accompaniment_sdr.mean()) / 2
     return loss, {"vocals_sdr": vocals_sdr.detach().mean().item(), "accompaniment_sdr": accompaniment_sdr.detach().mean().item()}

@@ -7,7 +7,9 @@ Writes `RUN/last.pt` every few minutes and `RUN/best.pt` at each validation that
 held-out musdb7/train tracks; logs to `RUN/log.jsonl`. `--resume` continues from `RUN/last.pt`
 (model, optimiser, step, elapsed time, random states); the learning rate follows a warmup +
 cosine schedule over the run's `hours` of training time, so a resumed run with more hours simply
-stretches the schedule. Export the result with `python -m whamsah_tray.training.export`.
+stretches the schedule. What a step computes (segment length, loss, validation) depends on the
+architecture family: see objectives.py (STFT mask models; waveform models such as WHAMSAHNet).
+Export the result with `python -m whamsah_tray.training.export`.
 """
 
 from __future__ import annotations
@@ -20,12 +22,11 @@ import pickle
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from whamsah_tray.separation.models import build_network
 from whamsah_tray.training.data import MixSampler, load_cached
-from whamsah_tray.training.losses import segment_sdr, separation_loss
+from whamsah_tray.training.objectives import objective_for
 
 
 def learning_rate(config: dict, step: int, progress: float) -> float:
@@ -33,39 +34,6 @@ def learning_rate(config: dict, step: int, progress: float) -> float:
     floor = config["final_lr_fraction"]
     cosine = floor + (1 - floor) * 0.5 * (1 + math.cos(math.pi * min(progress, 1.0)))
     return config["learning_rate"] * warmup * cosine
-
-
-@torch.no_grad()
-def measure_feature_stats(network, sampler: MixSampler, batches: int = 24) -> None:
-    """Set the network's input standardisation from typical training mixtures."""
-    features = []
-    for _ in range(batches):
-        mixture, _ = sampler.batch(8)
-        features.append(network.features(network.stft(torch.from_numpy(mixture))))
-    features = torch.cat(features, dim=-1).transpose(0, 1).flatten(1)  # (features, all frames)
-    network.feature_mean.copy_(features.mean(1, keepdim=True))
-    network.feature_std.copy_(features.std(1, keepdim=True).clamp_min(1e-3))
-
-
-@torch.no_grad()
-def validate(network, validation) -> dict[str, float]:
-    """Median over held-out tracks of the median 1 s segment SDR (a quick cSDR)."""
-    network.eval()
-    vocal_scores, accompaniment_scores = [], []
-    for vocals, accompaniment in zip(validation.vocals, validation.accompaniment):
-        vocals = torch.from_numpy(vocals.astype(np.float32).T[None])
-        mixture = vocals + torch.from_numpy(accompaniment.astype(np.float32).T[None])
-        mixture_spec, vocals_spec = network.stft(mixture), network.stft(vocals)
-        mask, _ = network.masks(mixture_spec, None)
-        lookahead = network.lookahead
-        n = mixture_spec.shape[-1] - lookahead
-        estimate = mask[..., lookahead:] * mixture_spec[..., :n]
-        target, mixture_spec = vocals_spec[..., :n], mixture_spec[..., :n]
-        vocal_scores.append(segment_sdr(target, estimate, mixture_spec).median().item())
-        accompaniment_scores.append(
-            segment_sdr(mixture_spec - target, mixture_spec - estimate, mixture_spec).median().item())
-    network.train()
-    return {"val_vocals": float(np.median(vocal_scores)), "val_accompaniment": float(np.median(accompaniment_scores))}
 
 
 def save_checkpoint(path: Path, **payload) -> None:
@@ -99,10 +67,10 @@ def main(argv: list[str] | None = None) -> int:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
     sets = load_cached(args.data, args.musdb18hq, args.cache)
-    length = config["model"]["n_fft"] + (config["segment_frames"] - 1) * config["model"]["hop"]
-    sampler = MixSampler(sets, length, seed=config["seed"])
     torch.manual_seed(config["seed"])
     network = build_network(config["architecture"], config["model"])
+    objective = objective_for(network)  # what a step computes for this architecture family
+    sampler = MixSampler(sets, objective.segment_length(config), seed=config["seed"])
     optimizer = torch.optim.AdamW(network.parameters(), lr=config["learning_rate"],
                                   weight_decay=config["weight_decay"])
     step, elapsed, best = 0, 0.0, -math.inf
@@ -116,7 +84,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_rng_state(checkpoint["torch_rng"])
         print(f"resumed at step {step}, {elapsed / 3600:.2f} h trained")
     else:
-        measure_feature_stats(network, sampler)
+        objective.prepare(sampler)
     network.to(device).train()
 
     log = open(run / "log.jsonl", "a")
@@ -137,9 +105,7 @@ def main(argv: list[str] | None = None) -> int:
         for group in optimizer.param_groups:
             group["lr"] = learning_rate(config, step, elapsed / total_seconds)
         mixture, vocals = (torch.from_numpy(a).to(device) for a in sampler.batch(config["batch_size"]))
-        mixture_spec, vocals_spec = network.stft(mixture), network.stft(vocals)
-        mask, _ = network.masks(mixture_spec, None)
-        loss, figures = separation_loss(mixture_spec, vocals_spec, mask, network.lookahead)
+        loss, figures = objective.loss(mixture, vocals)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(network.parameters(), 5.0)
@@ -155,7 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         now = time.monotonic()
         if now - last_validation >= 60 * config["validate_minutes"]:
             last_validation = now
-            scores = validate(network, sets["musdb_val"]) if "musdb_val" in sets else {}
+            scores = objective.validate(sets["musdb_val"]) if "musdb_val" in sets else {}
             entry = {"step": step, "hours": round(elapsed / 3600, 4), **{k: round(v, 3) for k, v in scores.items()}}
             print(json.dumps(entry), flush=True)
             log.write(json.dumps(entry) + "\n"); log.flush()
@@ -168,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
             checkpoint()
     checkpoint()
     if "musdb_val" in sets:
-        scores = validate(network, sets["musdb_val"])
+        scores = objective.validate(sets["musdb_val"])
         score = scores["val_vocals"] + scores["val_accompaniment"]
         print(json.dumps({"step": step, "final": True, **scores}), flush=True)
         if score > best:

@@ -7,10 +7,12 @@ from typing import Any
 from whamsah_tray.separation.models.base import CHANNELS, StreamingModel
 from whamsah_tray.separation.models.identity import ConstantMaskModel
 from whamsah_tray.separation.models.mask_gru import MaskGRU
+from whamsah_tray.separation.models.whamsahnet import WHAMSAHNet
 
 ARCHITECTURES: dict[str, type[StreamingModel]] = {
     ConstantMaskModel.architecture: ConstantMaskModel,
     MaskGRU.architecture: MaskGRU,
+    WHAMSAHNet.architecture: WHAMSAHNet,
 }
 
 
