@@ -41,6 +41,15 @@ def test_sound_played_into_the_cable_comes_out_of_its_monitor(portaudio, desktop
     assert np.sqrt(np.mean(recording[rate // 2 :, 0] ** 2)) > 0.1
 
 
+def _alive(pid: int) -> bool:
+    """Running, not a zombie waiting for a parent (in a container init may reap late)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] != "Z"
+
+
 @pytest.mark.skipif(
     any(shutil.which(program) is None for program in DESKTOP_PROGRAMS),
     reason="desktop programs missing (run tests/run.sh)",
@@ -58,11 +67,11 @@ def test_script_down_stops_exactly_what_up_started():
             "Xvfb", "trayer", "dbus-daemon", "pulseaudio", "pacat", "pacat"
         ]
         pids = [int(pid) for pid, _ in started]
-        assert all(Path(f"/proc/{pid}").exists() for pid in pids)
+        assert all(_alive(pid) for pid in pids)
         again = subprocess.run(["bash", str(DESKTOP_SCRIPT), "up"], env=env, capture_output=True,
                                text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
         assert again.returncode != 0 and "down" in again.stderr
     finally:
         subprocess.run(["bash", str(DESKTOP_SCRIPT), "down"], env=env, timeout=60, check=False)
-    assert not any(Path(f"/proc/{pid}").exists() for pid in pids)
+    assert not any(_alive(pid) for pid in pids)
     shutil.rmtree(workdir, ignore_errors=True)
