@@ -115,7 +115,10 @@ class WHAMSAHNet(StreamingModel):
 
     # --- the network ------------------------------------------------------------------------------
     def forward(self, mixture: torch.Tensor) -> torch.Tensor:
-        """mixture (B, 2, chunk) -> instrumental estimate (B, 2, chunk)."""
+        """mixture (B, 2, chunk) -> instrumental estimate (B, 2, chunk). Any length that is a
+        multiple of 2^levels works (training and tests may use other lengths than `chunk`)."""
+        if mixture.shape[-1] % 2 ** self.levels:
+            raise ValueError(f"length must be a multiple of 2^levels = {2 ** self.levels}")
         mean = mixture.mean(dim=(1, 2), keepdim=True)
         std = mixture.std(dim=(1, 2), keepdim=True)
         x = (mixture - mean) / (std + EPS)
