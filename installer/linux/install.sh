@@ -94,6 +94,15 @@ fi
 say "installing the app from $REPO_ROOT"
 "${pip[@]}" "$REPO_ROOT"
 
+# The models: the registry looks in <venv>/share/whamsah-tray/weights once installed.
+if compgen -G "$REPO_ROOT/weights/*.json" >/dev/null; then
+  say "models: $VENV/share/whamsah-tray/weights"
+  mkdir -p "$VENV/share/whamsah-tray/weights"
+  cp -r "$REPO_ROOT/weights/." "$VENV/share/whamsah-tray/weights/"
+else
+  say "note: no model in $REPO_ROOT/weights yet; the tray passes audio through until one is installed"
+fi
+
 if ! "$VENV/bin/python" -c "import gi; gi.require_version('Gtk', '3.0'); from gi.repository import Gtk" 2>/dev/null; then
   if command -v pkg-config >/dev/null && pkg-config --exists gobject-introspection-1.0 cairo 2>/dev/null; then
     say "building PyGObject in the venv"

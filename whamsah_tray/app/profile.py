@@ -61,7 +61,9 @@ class LevelSettings:
 
 @dataclass(frozen=True)
 class ModelSettings:
-    name: str = _spec("default")
+    """An installed model's name (see `whamsah-tray models`); empty means the default model."""
+
+    name: str = _spec("")
 
 
 @dataclass(frozen=True)
