@@ -16,3 +16,7 @@ class AudioFileError(WhamsahError):
 
 class DeviceError(WhamsahError):
     """An audio device is missing, vanished, or cannot be opened."""
+
+
+class DatasetError(WhamsahError):
+    """A folder of stems (e.g. for `evaluate`) is missing, empty, or a track lacks a stem."""

@@ -19,6 +19,7 @@ COMMAND_MODULES = [
     "separate",
     "devices",
     "models",
+    "evaluate",
 ]
 
 EXIT_USAGE = 2
