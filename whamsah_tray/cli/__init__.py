@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "devices",
     "models",
     "evaluate",
+    "bench",
 ]
 
 EXIT_USAGE = 2
