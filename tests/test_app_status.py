@@ -1,0 +1,64 @@
+"""Which icon and tooltip the tray shows for each engine state (pure functions of EngineView)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from whamsah_tray.app.icons import IconState
+from whamsah_tray.app.status import EngineView, icon_state, short_tooltip, tooltip
+
+RUNNING = EngineView(state="running", model="whamsah-rt", model_ready=True, latency_ms=46.4)
+
+
+@pytest.mark.parametrize("changes, expected", [
+    ({}, IconState.RUNNING),
+    ({"vocals": 0}, IconState.VOCALS_MUTED),
+    ({"bypass": True}, IconState.BYPASS),
+    ({"bypass": True, "vocals": 0}, IconState.BYPASS),
+    ({"state": "playing_file", "file": "/m/a.ogg"}, IconState.PLAYING_FILE),
+    ({"model_ready": False, "model_problem": "missing weights"}, IconState.DRY),
+    ({"state": "device_lost"}, IconState.DEVICE_LOST),
+    ({"state": "device_lost", "bypass": True}, IconState.DEVICE_LOST),
+    ({"state": "error", "error": "cannot open speakers"}, IconState.ERROR),
+    ({"state": "starting"}, IconState.STOPPED),
+    ({"state": "stopped"}, IconState.STOPPED),
+])
+def test_icon_state_puts_problems_before_choices(changes, expected):
+    assert icon_state(dataclasses.replace(RUNNING, **changes)) is expected
+
+
+def test_tooltip_shows_model_latency_and_levels():
+    text = tooltip(dataclasses.replace(RUNNING, vocals=25, instrumental=140))
+    assert text.splitlines()[0] == "WHAMSAH Tray: running"
+    assert "Vocals 25 % · Instrumental 140 %" in text
+    assert "Model whamsah-rt · 46 ms" in text
+
+
+def test_tooltip_says_when_the_model_is_missing_and_audio_passes_through():
+    view = dataclasses.replace(RUNNING, model_ready=False, model_problem="missing weights: whamsah-rt.pt")
+    text = tooltip(view)
+    assert "not loaded, audio passes through" in text
+    assert "⚠ missing weights: whamsah-rt.pt" in text
+
+
+def test_tooltip_lists_problems_and_the_backend_limitation():
+    text = tooltip(dataclasses.replace(RUNNING, bypass=True), ["hotkey for bypass is not active"],
+                   limitation="menu unavailable with this basic X11 tray")
+    assert text.splitlines()[0] == "WHAMSAH Tray: running (bypass)"
+    assert "⚠ hotkey for bypass is not active" in text
+    assert text.endswith("menu unavailable with this basic X11 tray")
+
+
+def test_tooltip_shows_the_file_being_played():
+    view = dataclasses.replace(RUNNING, state="playing_file", file="/music/Song.flac", position_s=12.4,
+                               duration_s=201.0, paused=True)
+    assert "Paused Song.flac (12/201 s)" in tooltip(view)
+
+
+def test_short_tooltip_cuts_at_a_line_end_for_windows():
+    text = "first line\n" + "x" * 200
+    assert short_tooltip(text) == "first line…"
+    assert short_tooltip("short") == "short"
+    assert len(short_tooltip("y" * 300)) == 127

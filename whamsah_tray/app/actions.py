@@ -1,0 +1,210 @@
+"""What the user can do from the tray menu and the hotkeys, in one place: each action sends a
+command to the engine (through `EngineLink`, which only queues it) and records the choice in the
+profile. Reading the engine's state for the menu also goes through here (`view()`).
+
+Threads: actions run on the tray's GUI thread (menu), on pynput's listener thread (hotkeys) and on
+the file dialog's waiter thread. None of them waits for the audio: engine commands are queued, the
+profile write is debounced on a timer thread; a lock guards the remembered pre-mute level.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
+
+from whamsah_tray.app.profile import MAX_LEVEL_PERCENT
+from whamsah_tray.app.status import EngineView
+from whamsah_tray.errors import WhamsahError
+
+if TYPE_CHECKING:
+    from whamsah_tray.app.autostart import LinuxAutostart, MacAutostart, WindowsAutostart
+    from whamsah_tray.app.engine_link import EngineLink, PlayingApp
+    from whamsah_tray.app.file_dialog import FileDialog
+    from whamsah_tray.app.notifications import Notifier
+    from whamsah_tray.app.profile import ProfileStore
+
+log = logging.getLogger(__name__)
+
+HOTKEY_STEP = 10
+
+
+class TrayActions:
+    def __init__(
+        self,
+        engine: "EngineLink",
+        store: "ProfileStore",
+        notifier: "Notifier",
+        dialog: "FileDialog",
+        autostart: "LinuxAutostart | WindowsAutostart | MacAutostart",
+        launch_command: Callable[[], list[str]],
+        on_quit: Callable[[], None],
+    ):
+        self.engine = engine
+        self.store = store
+        self.notifier = notifier
+        self.dialog = dialog
+        self.autostart = autostart
+        self.launch_command = launch_command
+        self.on_quit = on_quit
+        self._lock = threading.Lock()
+        self._vocals_before_mute = store.profile.levels.vocals or 100
+
+    # -- reading ---------------------------------------------------------------------------------
+
+    def view(self) -> EngineView:
+        return self.engine.view()
+
+    # -- levels and bypass -----------------------------------------------------------------------
+
+    def set_level(self, which: str, percent: int) -> None:
+        """`which` is "vocals" or "instrumental"; `percent` is clamped to 0..150."""
+        percent = int(max(0, min(MAX_LEVEL_PERCENT, percent)))
+        if which == "vocals" and percent > 0:
+            with self._lock:
+                self._vocals_before_mute = percent
+        self.engine.set_levels(**{which: percent})
+        self.store.update("levels", **{which: percent})
+
+    def step_level(self, which: str, delta: int) -> None:
+        """One hotkey step up (delta > 0) or down, landing on multiples of 10 % (65 → 70 or 60)."""
+        current = getattr(self.view(), which)
+        if delta > 0:
+            target = (current // HOTKEY_STEP + 1) * HOTKEY_STEP
+        else:
+            target = ((current + HOTKEY_STEP - 1) // HOTKEY_STEP - 1) * HOTKEY_STEP
+        self.set_level(which, target)
+
+    def toggle_vocals(self) -> None:
+        """Mute the vocals, or bring them back to the level they had before."""
+        if self.view().vocals > 0:
+            with self._lock:
+                self._vocals_before_mute = self.view().vocals
+            self.engine.set_levels(vocals=0)
+            self.store.update("levels", vocals=0)
+        else:
+            with self._lock:
+                restored = self._vocals_before_mute or 100
+            self.set_level("vocals", restored)
+
+    def toggle_bypass(self) -> None:
+        on = not self.view().bypass
+        self.engine.set_bypass(on)
+        self.store.update("levels", bypass=on)
+
+    # -- files -----------------------------------------------------------------------------------
+
+    def open_file_dialog(self) -> None:
+        self.dialog.open(self.store.profile.file_dialog.last_folder or None, self.play_file,
+                         on_error=lambda message: self.notifier.tell("Play file", message))
+
+    def play_file(self, path: str) -> None:
+        folder = str(Path(path).parent)
+        self.store.update("file_dialog", last_folder=folder)
+        try:
+            self.engine.play_file(path)
+        except WhamsahError as error:  # e.g. the file vanished between the dialog and now
+            self.notifier.tell("Cannot play the file", str(error))
+
+    def toggle_pause(self) -> None:
+        if self.view().paused:
+            self.engine.resume()
+        else:
+            self.engine.pause()
+
+    def stop_file(self) -> None:
+        self.engine.stop_file()
+
+    # -- devices, host API, model ----------------------------------------------------------------
+
+    def remembered_device(self, kind: str) -> str:
+        audio = self.store.profile.audio
+        return audio.input_device if kind == "input" else audio.output_device
+
+    def devices(self, kind: str) -> list[tuple[str, list[str]]]:
+        return self.engine.devices(kind)
+
+    def choose_device(self, kind: str, name: str) -> None:
+        """`name` "" means the system default."""
+        self.store.update("audio", **{f"{kind}_device": name})
+        self.engine.set_device(kind, name)
+
+    def host_apis(self) -> list[str]:
+        return self.engine.host_apis()
+
+    def choose_host_api(self, name: str) -> None:
+        # Devices are remembered per host API by name; a new API starts from its defaults.
+        self.store.update("audio", host_api=name, input_device="", output_device="")
+        self.engine.set_host_api(name)
+
+    def models(self) -> list[tuple[str, str]]:
+        return self.engine.models()
+
+    def choose_model(self, name: str) -> None:
+        self.store.update("model", name=name)
+        self.engine.set_model(name)
+
+    # -- Linux cable and per-app capture ---------------------------------------------------------
+
+    def linux_cable_supported(self) -> bool:
+        return self.engine.linux_cable_supported()
+
+    def cable_exists(self) -> bool:
+        return self.engine.cable_exists()
+
+    def create_cable(self) -> None:
+        self.store.update("linux_cable", create_at_start=True)
+        self.engine.create_cable(make_default=self.store.profile.linux_cable.make_default_sink)
+
+    def remove_cable(self) -> None:
+        self.store.update("linux_cable", create_at_start=False)
+        self.engine.remove_cable()
+
+    def playing_apps(self) -> list["PlayingApp"]:
+        return self.engine.playing_apps()
+
+    def toggle_capture(self, app_id: str) -> None:
+        apps = {app.id: app for app in self.engine.playing_apps(fresh=True)}
+        app = apps.get(app_id)
+        if app is None:
+            self.notifier.tell("Capture app", "that application stopped playing")
+            return
+        if app.captured:
+            self.engine.release_app(app_id)
+        else:
+            self.engine.capture_app(app_id)
+
+    # -- desktop ---------------------------------------------------------------------------------
+
+    def start_at_login(self) -> bool:
+        return self.autostart.is_enabled()
+
+    def toggle_start_at_login(self) -> None:
+        try:
+            if self.autostart.is_enabled():
+                self.autostart.disable()
+            else:
+                self.autostart.enable(self.launch_command())
+        except OSError as error:
+            self.notifier.tell("Start at login", f"could not change {self.autostart.path}: {error}")
+        self.store.update("startup", start_at_login=self.autostart.is_enabled())
+
+    def open_profile_folder(self) -> None:
+        folder = self.store.path.parent
+        folder.mkdir(parents=True, exist_ok=True)
+        try:
+            if sys.platform == "win32":
+                os.startfile(folder)  # type: ignore[attr-defined]
+            else:
+                opener = "open" if sys.platform == "darwin" else "xdg-open"
+                subprocess.Popen([opener, str(folder)], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+        except OSError as error:
+            self.notifier.tell("Open profile folder", f"cannot open {folder}: {error.strerror or error}")
+
+    def quit(self) -> None:
+        self.on_quit()

@@ -1,0 +1,120 @@
+"""What the tray shows of the engine: which icon, and the tooltip text (model, latency, levels,
+current problems). Pure functions of an `EngineView`, the tray's read-only picture of the engine
+(built from the EngineController's snapshot by `whamsah_tray.app.engine_link`).
+
+Threads: pure; called on whichever thread refreshes the icon (engine observer or GUI thread).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from whamsah_tray.app.icons import IconState
+
+APP_TITLE = "WHAMSAH Tray"
+# Windows limits a tray tooltip to 127 characters; other hosts show more. Keep lines short.
+WINDOWS_TOOLTIP_LIMIT = 127
+
+
+@dataclass(frozen=True)
+class EngineView:
+    """The engine as the tray draws it. Levels are percentages."""
+
+    state: str = "stopped"  # stopped, starting, running, playing_file, device_lost, error
+    vocals: int = 100
+    instrumental: int = 100
+    bypass: bool = False
+    model: str = ""
+    model_ready: bool = False  # False: audio passes through dry (weights missing / loading)
+    model_problem: str | None = None  # e.g. "missing weights: ..." while running dry
+    latency_ms: float | None = None
+    host_api: str = ""
+    input_device: str = ""
+    output_device: str = ""
+    file: str | None = None
+    paused: bool = False
+    position_s: float = 0.0
+    duration_s: float | None = None
+    error: str | None = None
+
+    @property
+    def vocals_muted(self) -> bool:
+        return self.vocals == 0
+
+    @property
+    def playing_file(self) -> bool:
+        return self.state == "playing_file"
+
+
+def icon_state(view: EngineView) -> IconState:
+    """The most important thing first: errors, then lost devices, then what the user chose."""
+    if view.state == "error":
+        return IconState.ERROR
+    if view.state == "device_lost":
+        return IconState.DEVICE_LOST
+    if view.state in ("stopped", "starting"):
+        return IconState.STOPPED
+    if view.bypass:
+        return IconState.BYPASS
+    if view.playing_file:
+        return IconState.PLAYING_FILE
+    if not view.model_ready:
+        return IconState.DRY
+    if view.vocals_muted:
+        return IconState.VOCALS_MUTED
+    return IconState.RUNNING
+
+
+STATE_WORDS = {
+    "stopped": "stopped",
+    "starting": "starting…",
+    "running": "running",
+    "playing_file": "playing a file",
+    "device_lost": "audio device lost, waiting for it",
+    "error": "error",
+}
+
+
+def _file_line(view: EngineView) -> str:
+    import os
+
+    name = os.path.basename(view.file or "")
+    where = f"{view.position_s:.0f}"
+    if view.duration_s:
+        where += f"/{view.duration_s:.0f}"
+    return f"{'Paused' if view.paused else 'Playing'} {name} ({where} s)"
+
+
+def tooltip(view: EngineView, problems: list[str] = (), limitation: str | None = None) -> str:
+    """Several short lines: state, levels, model and latency, then current problems."""
+    head = f"{APP_TITLE}: {STATE_WORDS.get(view.state, view.state)}"
+    if view.bypass:
+        head += " (bypass)"
+    lines = [head]
+    if view.playing_file and view.file:
+        lines.append(_file_line(view))
+    lines.append(f"Vocals {view.vocals} % · Instrumental {view.instrumental} %")
+    model = view.model or "default model"
+    if view.model_ready:
+        latency = f" · {view.latency_ms:.0f} ms" if view.latency_ms is not None else ""
+        lines.append(f"Model {model}{latency}")
+    else:
+        lines.append(f"Model {model}: not loaded, audio passes through")
+    if view.error and view.error not in problems:
+        lines.append(f"⚠ {view.error}")
+    if view.model_problem and view.model_problem not in problems:
+        lines.append(f"⚠ {view.model_problem}")
+    lines += [f"⚠ {problem}" for problem in problems]
+    if limitation:
+        lines.append(limitation)
+    return "\n".join(lines)
+
+
+def short_tooltip(text: str, limit: int = WINDOWS_TOOLTIP_LIMIT) -> str:
+    """Cut to `limit` characters at a line end when possible (Windows)."""
+    if len(text) <= limit:
+        return text
+    cut = text[: limit - 1]
+    if "\n" in cut:
+        cut = cut[: cut.rfind("\n")]
+    return cut + "…"

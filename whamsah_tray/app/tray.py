@@ -1,0 +1,267 @@
+"""The tray app: shows the icon first (within 3 s of start), then starts the engine in sync mode with
+the remembered profile, registers the global hotkeys, and keeps icon, tooltip and menu in step
+with the engine's events until Quit.
+
+Threads
+- GUI thread (the thread that calls `run`, the process's main thread in `whamsah-tray`): pystray's
+  loop; menu actions run here and only queue engine commands (`TrayActions`).
+- pystray's setup thread: starts the engine, hotkeys and the start-up messages once the icon shows.
+- Engine observer callbacks (the engine's threads): only `_request_refresh`, which sets a flag and
+  wakes the refresher thread; they never touch pystray themselves.
+- Refresher thread: redraws icon, tooltip and menu at most every REFRESH_INTERVAL_S; pystray's
+  backends marshal these updates onto their GUI loop.
+- pynput's listener thread (hotkeys) and the file dialog's waiter thread: call `TrayActions`.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import sys
+import threading
+import time
+from typing import Any
+
+from whamsah_tray.app import menu, status
+from whamsah_tray.app.actions import HOTKEY_STEP, TrayActions
+from whamsah_tray.app.backend import TrayBackend
+from whamsah_tray.app.icons import IconState, draw_icon
+from whamsah_tray.app.notifications import Notifier
+from whamsah_tray.app.profile import LoadResult, ProfileStore
+
+log = logging.getLogger(__name__)
+
+ICON_SIZE = 64
+REFRESH_INTERVAL_S = 0.1
+STOP_JOIN_TIMEOUT_S = 5.0
+
+
+class TrayApp:
+    def __init__(self, backend: TrayBackend, engine, store: ProfileStore, load_result: LoadResult,
+                 *, autostart=None, dialog=None, launch_command=None):
+        from whamsah_tray.app import autostart as autostart_module
+        from whamsah_tray.app.file_dialog import FileDialog
+
+        self.backend = backend
+        self.engine = engine
+        self.store = store
+        self.load_result = load_result
+        self.notifier = Notifier()
+        self.actions = TrayActions(
+            engine=engine,
+            store=store,
+            notifier=self.notifier,
+            dialog=dialog or FileDialog(),
+            autostart=autostart or autostart_module.for_platform(),
+            launch_command=launch_command or autostart_module.launch_command,
+            on_quit=self.quit,
+        )
+        self.hotkeys = None
+        self.icon: Any = None
+        self.shown = threading.Event()  # set once the icon is visible
+        self.stopped = threading.Event()
+        self._refresh_wanted = threading.Event()
+        self._refresher: threading.Thread | None = None
+        self._drawn_state: IconState | None = None
+        self._drawn_tooltip: str | None = None
+        self._drawn_menu_key: Any = None
+
+    # -- building --------------------------------------------------------------------------------
+
+    def _make_icon(self):
+        pystray = self.backend.pystray
+        view = self.engine.view()
+        state = status.icon_state(view)
+        self._drawn_state = state
+        self._drawn_tooltip = self.tooltip_text(view)
+        icon = self.backend.icon_class(
+            "whamsah-tray",
+            draw_icon(state, ICON_SIZE),
+            self._title(self._drawn_tooltip),
+            menu=menu.build_menu(pystray, self.actions),
+        )
+        if self.backend.has_notifications:
+            self.notifier.set_sender(icon.notify)
+        self._set_native_tooltip(icon, self._drawn_tooltip)
+        return icon
+
+    def _title(self, text: str) -> str:
+        return status.short_tooltip(text) if sys.platform == "win32" else text
+
+    def tooltip_text(self, view=None) -> str:
+        view = view or self.engine.view()
+        return status.tooltip(view, self.notifier.problems(), self.backend.limitation)
+
+    def _set_native_tooltip(self, icon, text: str) -> None:
+        """pystray's GTK backend puts the title on the status icon's title, which hosts do not
+        show on hover: set the hover tooltip too (on the GTK loop)."""
+        status_icon = getattr(icon, "_status_icon", None)
+        if status_icon is None:
+            return
+        from gi.repository import GLib
+
+        GLib.idle_add(lambda: status_icon.set_tooltip_text(text) and False)
+
+    # -- running ---------------------------------------------------------------------------------
+
+    def run(self, handle_signals: bool = True) -> int:
+        """Show the icon and serve until Quit (or SIGINT/SIGTERM). Returns the exit status."""
+        self.icon = self._make_icon()
+        if handle_signals:
+            self._install_signal_handlers()
+        try:
+            self.icon.run(setup=self._setup)
+        except Exception as error:  # GLib.GError from a missing notification daemon at exit
+            if not self.stopped.is_set():
+                raise
+            log.debug("tray loop ended with %s", error)
+        finally:
+            self._shutdown()
+        return 0
+
+    def _setup(self, icon) -> None:
+        icon.visible = True
+        self.shown.set()
+        self._tell_profile_problems()
+        self.engine.subscribe(self._request_refresh)
+        self.engine.start()
+        self._start_hotkeys()
+        self._refresher = threading.Thread(target=self._refresh_loop, name="tray-refresh", daemon=True)
+        self._refresher.start()
+        self._request_refresh()
+
+    def _tell_profile_problems(self) -> None:
+        result = self.load_result
+        if result.error:
+            moved = f"; it was kept as {result.moved_aside_to.name}" if result.moved_aside_to else ""
+            self.notifier.tell("Profile reset",
+                               f"{result.error}{moved}. Default settings are used.", key="profile")
+        elif result.warnings:
+            shown = "; ".join(result.warnings[:3]) + (" …" if len(result.warnings) > 3 else "")
+            self.notifier.tell("Profile", f"some settings were invalid and use their defaults: {shown}",
+                               key="profile")
+
+    def _start_hotkeys(self) -> None:
+        import dataclasses
+
+        from whamsah_tray.app.hotkeys import HotkeyManager
+
+        a = self.actions
+        actions = {
+            "toggle_vocals": a.toggle_vocals,
+            "vocals_up": lambda: a.step_level("vocals", +HOTKEY_STEP),
+            "vocals_down": lambda: a.step_level("vocals", -HOTKEY_STEP),
+            "instrumental_up": lambda: a.step_level("instrumental", +HOTKEY_STEP),
+            "instrumental_down": lambda: a.step_level("instrumental", -HOTKEY_STEP),
+            "bypass": a.toggle_bypass,
+            "play_file": a.open_file_dialog,
+        }
+        bindings = dataclasses.asdict(self.store.profile.hotkeys)
+        try:
+            self.hotkeys = HotkeyManager(bindings, actions)
+            problems = self.hotkeys.start()
+        except Exception as error:  # pynput could not load at all (no X keyboard access)
+            self.hotkeys = None
+            self.notifier.tell("Hotkeys", f"global hotkeys are unavailable ({error})", key="hotkeys")
+            return
+        if problems:
+            self.notifier.tell("Hotkeys", "; ".join(p.message() for p in problems), key="hotkeys")
+
+    def _install_signal_handlers(self) -> None:
+        """SIGINT/SIGTERM quit cleanly (the engine removes its cable and returns captured apps)."""
+        if self.backend.name in ("appindicator", "gtk"):
+            # pystray resets SIGINT to the default (kill) when its GTK loop starts: use GLib's
+            # handlers, which run on the loop and survive that.
+            from gi.repository import GLib
+
+            def handler(*_):
+                self.quit()
+                return False
+
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                GLib.unix_signal_add(GLib.PRIORITY_HIGH, signum, handler)
+        elif threading.current_thread() is threading.main_thread():
+            for signum in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(signum, lambda *_: self.quit())
+
+    # -- keeping the icon in step ----------------------------------------------------------------
+
+    def _request_refresh(self, *_event) -> None:
+        """Engine observer: called on engine threads for every event; must return at once."""
+        self._refresh_wanted.set()
+
+    def _refresh_loop(self) -> None:
+        while not self.stopped.is_set():
+            if not self._refresh_wanted.wait(timeout=2.0):
+                # Also refresh now and then: file position, apps that started playing.
+                self._refresh_wanted.set()
+                continue
+            self._refresh_wanted.clear()
+            try:
+                self.refresh()
+            except Exception:
+                log.exception("refreshing the tray failed")
+            time.sleep(REFRESH_INTERVAL_S)
+
+    def refresh(self) -> None:
+        """Redraw what changed: icon, tooltip, menu; tell the user about new problems."""
+        icon = self.icon
+        if icon is None or self.stopped.is_set():
+            return
+        view = self.engine.view()
+        self._follow_problems(view)
+        state = status.icon_state(view)
+        if state is not self._drawn_state:
+            icon.icon = draw_icon(state, ICON_SIZE)
+            self._drawn_state = state
+        text = self.tooltip_text(view)
+        if text != self._drawn_tooltip:
+            icon.title = self._title(text)
+            self._set_native_tooltip(icon, text)
+            self._drawn_tooltip = text
+        menu_key = (menu.menu_key(view), self.actions.start_at_login(), self.engine.menu_lists_key())
+        if menu_key != self._drawn_menu_key:
+            self._drawn_menu_key = menu_key
+            icon.update_menu()
+
+    def _follow_problems(self, view) -> None:
+        """Engine conditions that the user must hear about once, and see in the tooltip while they last."""
+        if view.model_problem:
+            self.notifier.tell("Model not loaded", f"{view.model_problem}. Audio passes through unchanged.",
+                               key="model", in_tooltip=False)
+        else:
+            self.notifier.resolve("model")
+        if view.state == "device_lost":
+            self.notifier.tell("Audio device lost", view.error or "an audio device vanished; waiting for it",
+                               key="device", in_tooltip=False)
+        elif view.state == "error":
+            self.notifier.tell("Engine error", view.error or "the audio engine stopped", key="engine",
+                               in_tooltip=False)
+        else:
+            self.notifier.resolve("device")
+            self.notifier.resolve("engine")
+        for message in self.engine.take_messages():
+            self.notifier.tell("WHAMSAH Tray", message)
+
+    # -- quitting --------------------------------------------------------------------------------
+
+    def quit(self) -> None:
+        """Leave the loop; `run` then stops the engine and saves the profile on the GUI thread."""
+        if self.stopped.is_set():
+            return
+        self.stopped.set()
+        self._refresh_wanted.set()
+        if self.icon is not None:
+            self.icon.visible = False  # queued before stop: the icon leaves the tray at once
+            self.icon.stop()
+
+    def _shutdown(self) -> None:
+        self.stopped.set()
+        if self.hotkeys is not None:
+            self.hotkeys.stop()
+        self.actions.dialog.close()
+        try:
+            self.engine.shutdown()
+        except Exception:
+            log.exception("stopping the engine failed")
+        self.store.flush()
