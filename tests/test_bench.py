@@ -59,6 +59,12 @@ def test_untrained_figures_are_sane(untrained_report):
         assert sorted(by_block, key=int) == ["512", "4096"]
         assert all(math.isfinite(rtf) and 0 < rtf < 1000 for rtf in by_block.values())
     assert data["rtf_one_thread"] == max(data["rtf"]["1"].values())
+    for threads, by_block in data["max_call_ms"].items():
+        for block, longest in by_block.items():
+            # the longest call is at least the mean call, and no longer than a whole repeat
+            calls = max(1, round(data["seconds_of_audio"] * 44100 / int(block)))
+            mean_call_ms = data["rtf"][threads][block] * 1000 * int(block) / 44100
+            assert mean_call_ms - 1e-6 <= longest <= mean_call_ms * calls + 1e-6
     assert data["baseline_rss_mb"] > 20
     assert data["peak_rss_mb"] > data["baseline_rss_mb"]  # measured in its own process, with the model
 

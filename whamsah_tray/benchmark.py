@@ -6,6 +6,8 @@
   noise at the model's rate in the live engine's block sizes (512, 1024, 4096 frames), on one
   torch thread and on all cores; each figure is the best of a few repeats after a warm-up (the
   machine's load average is reported beside it: a background job slows everything down).
+  Beside each RTF, the longest single `process()` call: a chunked model computes a whole chunk
+  in the call that completes its hop, and the engine's worker must absorb that spike.
 - Peak RSS: the peak resident memory of a fresh Python process that loads the model and streams a
   few seconds through it, so the figure is the model's and not this harness's (VmHWM on Linux,
   where a child's `ru_maxrss` starts from its parent's peak; `ru_maxrss` elsewhere); beside it the
@@ -57,6 +59,7 @@ class BenchResult:
     seconds_of_audio: float
     repeats: int
     rtf: dict[str, dict[str, float]] = field(default_factory=dict)  # threads -> block -> RTF
+    max_call_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # threads -> block -> ms
     peak_rss_mb: float | None = None  # None where the OS has no getrusage (Windows)
     baseline_rss_mb: float | None = None
     load_average: float | None = None
@@ -98,8 +101,9 @@ def _noise(frames: int, seed: int = 0) -> np.ndarray:
     return (0.1 * np.random.default_rng(seed).standard_normal((frames, 2))).astype(np.float32)
 
 
-def measure_rtf(model, block: int, threads: int, seconds: float, repeats: int) -> float:
-    """Best-of-`repeats` processing time / audio time of `seconds` of stereo audio fed in `block`s."""
+def measure_rtf(model, block: int, threads: int, seconds: float, repeats: int) -> tuple[float, float]:
+    """(RTF, longest call in s): best-of-`repeats` processing time / audio time of `seconds` of
+    stereo audio fed in `block`s, and the longest single process() call of that best repeat."""
     rate = model.network.sample_rate
     n_blocks = max(1, round(seconds * rate / block))
     audio = _noise(n_blocks * block)
@@ -111,16 +115,19 @@ def measure_rtf(model, block: int, threads: int, seconds: float, repeats: int) -
         warm_blocks = -(-max(2 * separator.hop, block) // block)
         for i in range(min(warm_blocks, n_blocks)):
             separator.process(audio[i * block:(i + 1) * block])
-        best = float("inf")
+        best, best_longest = float("inf"), 0.0
+        call_times = np.empty(n_blocks)
         for _ in range(repeats):
             separator.reset()
-            started = time.perf_counter()
             for i in range(n_blocks):
+                started = time.perf_counter()
                 separator.process(audio[i * block:(i + 1) * block])
-            best = min(best, time.perf_counter() - started)
+                call_times[i] = time.perf_counter() - started
+            if call_times.sum() < best:
+                best, best_longest = float(call_times.sum()), float(call_times.max())
     finally:
         torch.set_num_threads(previous_threads)
-    return best / (n_blocks * block / rate)
+    return best / (n_blocks * block / rate), best_longest
 
 
 # --- peak RSS in a fresh process ------------------------------------------------------------------
@@ -203,10 +210,12 @@ def run_benchmark(name: str | None = None, untrained: str | None = None, seconds
         load_average=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
     )
     for threads in sorted({1, all_threads}):
-        result.rtf[str(threads)] = {}
+        result.rtf[str(threads)], result.max_call_ms[str(threads)] = {}, {}
         for block in blocks:
             say(f"RTF, {threads} thread(s), blocks of {block}")
-            result.rtf[str(threads)][str(block)] = measure_rtf(model, block, threads, seconds, repeats)
+            rtf, longest = measure_rtf(model, block, threads, seconds, repeats)
+            result.rtf[str(threads)][str(block)] = rtf
+            result.max_call_ms[str(threads)][str(block)] = 1000 * longest
     say("peak RSS (fresh processes)")
     result.peak_rss_mb = measure_peak_rss(name, untrained, load=True)
     result.baseline_rss_mb = measure_peak_rss(name, untrained, load=False)
@@ -234,6 +243,10 @@ def format_result(result: BenchResult) -> list[str]:
     for threads, by_block in result.rtf.items():
         lines.append(f"    {threads:>7}  " + "".join(f"{value:>12.4f}" for value in by_block.values())
                      + f"{max(by_block.values()):>10.4f}")
+    durations = " / ".join(f"{1000 * int(b) / result.sample_rate:.1f}" for b in blocks)
+    lines.append(f"longest single process() call, ms (the blocks last {durations} ms):")
+    for threads, by_block in result.max_call_ms.items():
+        lines.append(f"    {threads:>7}  " + "".join(f"{value:>12.1f}" for value in by_block.values()))
     if result.peak_rss_mb is None:
         lines.append("peak RSS:     not measurable on this OS")
     else:
