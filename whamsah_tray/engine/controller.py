@@ -51,3 +51,600 @@ and closes streams, watchdog, events), "whamsah-engine-worker" (worker.py: torch
 callback (callback.py: copies only), "whamsah-model-loader" (builds a separator off the audio path),
 "whamsah-file-decoder" (file_player.py).
 """
+
+from __future__ import annotations
+
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+
+from whamsah_tray.engine import pulse
+from whamsah_tray.engine.devices import INPUT, OUTPUT, DeviceList, list_devices
+from whamsah_tray.engine.events import (
+    DevicesChanged,
+    EngineEvent,
+    EngineState,
+    FileProgress,
+    LevelsChanged,
+    ModelChanged,
+    Severity,
+    StateChanged,
+    UserMessage,
+)
+from whamsah_tray.engine.levels import LevelRamp, clamp_percent
+from whamsah_tray.engine.linux_cable import AppStream, LinuxCable
+from whamsah_tray.engine.pipeline import SeparationPipeline
+from whamsah_tray.engine.session import LiveSession, StreamSettings
+from whamsah_tray.errors import AudioFileError, DeviceError, ModelLoadingError, WhamsahError
+
+log = logging.getLogger(__name__)
+
+TICK_S = 0.1  # controller housekeeping period (events, end of file)
+WATCH_S = 0.5  # health check of the open stream
+RETRY_S = 0.4  # reopen attempts while a device is lost
+FALLBACK_AFTER_S = 5.0  # a lost device not even listed any more: use the default after this long
+PROGRESS_S = 0.25
+MODEL_WAIT_S = 5.0  # start() waits this long for a model being loaded, to start at its latency
+
+
+@dataclass(frozen=True)
+class EngineSettings:
+    """What to start with. Device names as listed by list_devices(); None = the fallback (for the
+    input: a detected virtual cable, else the system default)."""
+
+    host_api: str | None = None
+    input_device: str | None = None
+    output_device: str | None = None
+    vocals: float = 100.0
+    instrumental: float = 100.0
+    bypass: bool = False
+    model: str | None = None  # None = the default model
+    stream: StreamSettings = field(default_factory=StreamSettings)
+
+
+@dataclass(frozen=True)
+class EngineStatus:
+    """A snapshot of everything the UI shows."""
+
+    state: EngineState
+    vocals: float
+    instrumental: float
+    bypass: bool
+    host_api: str | None
+    input_device: str | None  # open (or, when none is open, remembered) device names
+    output_device: str | None
+    model_name: str | None  # None: no model, dry pass-through
+    model_error: str | None
+    latency_ms: float  # input -> output, device buffers included (0 when stopped)
+    sample_rate: int
+    file_path: str | None
+    position_s: float
+    duration_s: float
+    paused: bool
+    dry_frames: int  # output frames played dry because the worker was late (dropouts of the wet path)
+    resyncs: int
+    xruns: int  # callbacks whose PortAudio status flagged an over/underflow
+
+
+Observer = Callable[[EngineEvent], None]
+
+
+class EngineController:
+    def __init__(self, settings: EngineSettings | None = None,
+                 model_factory: Callable[[str | None], object] | None = None,
+                 cable: LinuxCable | None = None) -> None:
+        """model_factory(name) -> LoadedModel; default separation.load_model (tests pass an
+        untrained model). It runs on the model-loader thread."""
+        self._settings = settings or EngineSettings()
+        self._model_factory = model_factory or _load_model
+        self._cable = cable or LinuxCable()
+        self._levels = LevelRamp(44100, self._settings.vocals, self._settings.instrumental, self._settings.bypass)
+        self._commands: queue.Queue = queue.Queue()
+        self._observers: list[Observer] = []
+        self._observers_lock = threading.Lock()
+        self._status_lock = threading.Lock()
+        self._state = EngineState.STOPPED
+        self._session: LiveSession | None = None
+        self._model = None
+        self._model_name: str | None = None
+        self._model_error: str | None = None
+        self._model_loading = False
+        self._sync_wanted = False  # sync mode should run (start() given, stop() not)
+        self._lost_since: float | None = None
+        self._last_retry = 0.0
+        self._last_watch = 0.0
+        self._last_progress = 0.0
+        self._closed = False
+        self._thread = threading.Thread(target=self._loop, name="whamsah-engine-control", daemon=True)
+        self._thread.start()
+        self._load_model(self._settings.model)
+
+    # ------------------------------------------------------------------ observers, queries
+    def subscribe(self, observer: Observer) -> Callable[[], None]:
+        """observer(event) is called on the controller thread for every event from now on.
+        Returns a function that unsubscribes it."""
+        with self._observers_lock:
+            self._observers.append(observer)
+
+        def unsubscribe() -> None:
+            with self._observers_lock:
+                if observer in self._observers:
+                    self._observers.remove(observer)
+        return unsubscribe
+
+    @property
+    def state(self) -> EngineState:
+        return self._state
+
+    @property
+    def settings(self) -> EngineSettings:
+        """The current choices (levels, remembered device names, model), e.g. to save a profile."""
+        return replace(self._settings, vocals=self._levels.vocals_percent,
+                       instrumental=self._levels.instrumental_percent, bypass=self._levels.bypass)
+
+    @property
+    def status(self) -> EngineStatus:
+        with self._status_lock:
+            session, state = self._session, self._state
+            settings = self._settings
+            model_name, model_error = self._model_name, self._model_error
+        player = session.player if session is not None else None
+        callback = session.callback if session is not None else None
+        position = duration = 0.0
+        if player is not None:
+            played = max(0, player.consumed - (callback.delay if not player.paused else 0))
+            position = min(played / player.sample_rate, player.duration_s)
+            duration = player.duration_s
+        return EngineStatus(
+            state=state,
+            vocals=self._levels.vocals_percent,
+            instrumental=self._levels.instrumental_percent,
+            bypass=self._levels.bypass,
+            host_api=session.output.host_api if session is not None else settings.host_api,
+            input_device=(session.input.name if session.input is not None else None) if session is not None
+            else settings.input_device,
+            output_device=session.output.name if session is not None else settings.output_device,
+            model_name=model_name,
+            model_error=model_error,
+            latency_ms=1000.0 * session.latency_s if session is not None else 0.0,
+            sample_rate=session.sample_rate if session is not None else 0,
+            file_path=str(player.path) if player is not None else None,
+            position_s=position,
+            duration_s=duration,
+            paused=bool(player.paused) if player is not None else False,
+            dry_frames=callback.short_frames if callback is not None else 0,
+            resyncs=session.worker.resyncs if session is not None else 0,
+            xruns=callback.status_flags if callback is not None else 0,
+        )
+
+    def wait_for(self, predicate: Callable[[EngineStatus], bool], timeout: float) -> bool:
+        """Polls status until predicate(status) is true; False on timeout. Not for the UI thread."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if predicate(self.status):
+                return True
+            time.sleep(0.02)
+        return predicate(self.status)
+
+    def list_devices(self, refresh: bool = False) -> DeviceList:
+        """Host APIs and devices. refresh=True re-lists (ignored while a stream is open)."""
+        return list_devices(refresh=refresh and self._session is None)
+
+    def list_apps(self) -> list[AppStream]:
+        """Linux: apps playing audio now (raises DeviceError without a sound server)."""
+        return self._cable.list_apps()
+
+    @property
+    def cable(self) -> LinuxCable:
+        return self._cable
+
+    # ------------------------------------------------------------------ commands
+    def _put(self, name: str, *args) -> None:
+        if not self._closed:
+            self._commands.put((name, args))
+
+    def start(self) -> None:
+        self._put("start")
+
+    def stop(self) -> None:
+        self._put("stop")
+
+    def set_levels(self, vocals: float | None = None, instrumental: float | None = None) -> None:
+        # The targets change right away (the worker ramps to them); the event goes through the queue.
+        self._levels.set(vocals=vocals, instrumental=instrumental)
+        self._put("levels_changed")
+
+    def set_bypass(self, on: bool) -> None:
+        self._levels.set(bypass=on)
+        self._put("levels_changed")
+
+    def toggle_bypass(self) -> None:
+        self.set_bypass(not self._levels.bypass)
+
+    def set_devices(self, input: str | None = None, output: str | None = None, host_api: str | None = None) -> None:
+        self._put("set_devices", input, output, host_api)
+
+    def set_model(self, name: str | None) -> None:
+        self._put("set_model", name)
+
+    def play_file(self, path: str | Path) -> None:
+        self._put("play_file", str(path))
+
+    def pause(self) -> None:
+        self._put("pause", True)
+
+    def resume(self) -> None:
+        self._put("pause", False)
+
+    def toggle_pause(self) -> None:
+        self._put("pause", None)
+
+    def stop_file(self) -> None:
+        self._put("stop_file")
+
+    def create_cable(self, make_default: bool = False) -> None:
+        self._put("create_cable", make_default)
+
+    def remove_cable(self) -> None:
+        self._put("remove_cable")
+
+    def capture_app(self, index: int) -> None:
+        self._put("capture_app", index)
+
+    def release_app(self, index: int) -> None:
+        self._put("release_app", index)
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stops the streams and threads; captured apps and the default sink are given back."""
+        if self._closed:
+            return
+        done = threading.Event()
+        self._commands.put(("close", (done,)))
+        self._closed = True
+        done.wait(timeout)
+        self._thread.join(timeout)
+
+    def __enter__(self) -> EngineController:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ controller thread
+    def _loop(self) -> None:
+        while True:
+            try:
+                name, args = self._commands.get(timeout=TICK_S)
+            except queue.Empty:
+                name, args = None, ()
+            if name == "close":
+                self._do_close()
+                args[0].set()
+                return
+            if name is not None:
+                try:
+                    getattr(self, f"_do_{name}")(*args)
+                except WhamsahError as error:
+                    self._tell(Severity.ERROR, str(error))
+                except Exception as error:  # a bug must not kill the engine's thread
+                    log.exception("engine command %s failed", name)
+                    self._tell(Severity.ERROR, f"internal error in '{name}': {error}")
+            try:
+                self._tick()
+            except Exception:
+                log.exception("engine housekeeping failed")
+
+    def _emit(self, event: EngineEvent) -> None:
+        with self._observers_lock:
+            observers = list(self._observers)
+        for observer in observers:
+            try:
+                observer(event)
+            except Exception:
+                log.exception("engine observer failed on %r", event)
+
+    def _tell(self, severity: Severity, text: str) -> None:
+        log.log(logging.ERROR if severity is Severity.ERROR else logging.INFO, "%s", text)
+        self._emit(UserMessage(severity, text))
+
+    def _set_state(self, state: EngineState) -> None:
+        with self._status_lock:
+            previous, self._state = self._state, state
+        if previous is not state:
+            self._emit(StateChanged(state, previous))
+
+    # --- model ---------------------------------------------------------------------------
+    def _load_model(self, name: str | None) -> None:
+        """Starts the model-loader thread; its result arrives as the `model_loaded` command."""
+        self._model_loading = True
+
+        def load() -> None:
+            try:
+                model, error = self._model_factory(name), None
+            except ModelLoadingError as failure:
+                model, error = None, str(failure)
+            except Exception as failure:  # torch and friends raise anything
+                model, error = None, f"cannot load model '{name or 'default'}': {failure}"
+            self._commands.put(("model_loaded", (model, error)))
+
+        threading.Thread(target=load, name="whamsah-model-loader", daemon=True).start()
+
+    def _do_set_model(self, name: str | None) -> None:
+        self._settings = replace(self._settings, model=name)
+        self._load_model(name)
+
+    def _do_model_loaded(self, model, error: str | None) -> None:
+        self._model_loading = False
+        if model is None:
+            with self._status_lock:
+                self._model_error = error
+            # Keep a model that works; without one, run dry.
+            self._tell(Severity.WARNING, f"{error} — playing the audio unchanged (no separation)"
+                       if self._model is None else f"{error} — keeping model '{self._model_name}'")
+        else:
+            with self._status_lock:
+                self._model, self._model_name, self._model_error = model, model.info.name, None
+            if self._session is not None:
+                self._session.worker.swap(self._make_pipeline(self._session.sample_rate))
+        latency = 1000.0 * self._session.latency_s if self._session is not None else 0.0
+        self._emit(ModelChanged(self._model_name, latency, self._model_error))
+
+    def _make_pipeline(self, rate: int) -> SeparationPipeline:
+        separator = None
+        if self._model is not None:
+            from whamsah_tray.separation import StreamingSeparator
+
+            separator = StreamingSeparator(self._model, channels=2)
+        return SeparationPipeline(separator, rate, 2, self._levels)
+
+    def _wait_for_model(self) -> None:
+        """Lets a model that is being loaded arrive before a stream opens (processing the other
+        commands meanwhile is not needed: they are still queued)."""
+        deadline = time.monotonic() + MODEL_WAIT_S
+        pending = []
+        while self._model_loading and time.monotonic() < deadline:
+            try:
+                name, args = self._commands.get(timeout=0.05)
+            except queue.Empty:
+                continue
+            if name == "model_loaded":
+                self._do_model_loaded(*args)
+            else:
+                pending.append((name, args))
+        for item in pending:  # keep their order, ahead of anything queued since
+            self._commands.put(item)
+
+    # --- sync mode -----------------------------------------------------------------------
+    def _do_start(self) -> None:
+        self._sync_wanted = True
+        if self._session is not None:
+            return  # running already (sync, or a file that returns to sync mode at its end)
+        self._open_sync(first_attempt=True)
+
+    def _do_stop(self) -> None:
+        self._sync_wanted = False
+        self._close_session()
+        self._lost_since = None
+        self._set_state(EngineState.STOPPED)
+
+    def _open_sync(self, first_attempt: bool, allow_fallback: bool = True) -> bool:
+        """Opens the sync-mode stream with the remembered devices. Returns success."""
+        if first_attempt:
+            self._set_state(EngineState.STARTING)
+            self._wait_for_model()
+        devices = list_devices(refresh=True)
+        settings = self._settings
+        host_api = devices.resolve_host_api(settings.host_api)
+        input_device, input_missing = devices.select(settings.input_device, INPUT, host_api)
+        output_device, output_missing = devices.select(settings.output_device, OUTPUT, host_api)
+        if (input_missing or output_missing) and not allow_fallback:
+            return False
+        try:
+            session = LiveSession(output_device, input_device, self._make_pipeline, settings.stream)
+            session.open()
+        except DeviceError as error:
+            if first_attempt:
+                self._set_state(EngineState.ERROR)
+                self._tell(Severity.ERROR, str(error))
+            return False
+        for missing, kind, wanted, used in ((input_missing, "input", settings.input_device, input_device),
+                                            (output_missing, "output", settings.output_device, output_device)):
+            if missing:
+                self._tell(Severity.WARNING, f"{kind} device '{wanted}' not found; using '{used.name}'")
+        self._install(session)
+        self._set_state(EngineState.RUNNING)
+        return True
+
+    def _install(self, session: LiveSession) -> None:
+        with self._status_lock:
+            self._session = session
+        now = time.monotonic()
+        self._last_watch = now
+        self._emit(DevicesChanged(session.output.host_api, session.input.name if session.input else "",
+                                  session.output.name))
+        self._emit(ModelChanged(self._model_name, 1000.0 * session.latency_s, self._model_error))
+
+    def _close_session(self) -> None:
+        session = self._session
+        if session is None:
+            return
+        with self._status_lock:
+            self._session = None
+        session.close()
+
+    def _do_set_devices(self, input: str | None, output: str | None, host_api: str | None) -> None:
+        changes = {}
+        if input is not None:
+            changes["input_device"] = input
+        if output is not None:
+            changes["output_device"] = output
+        if host_api is not None:
+            changes["host_api"] = host_api
+        self._settings = replace(self._settings, **changes)
+        if self._session is not None and self._session.player is None:
+            self._close_session()
+            self._open_sync(first_attempt=True)
+        elif self._session is None:
+            self._emit(DevicesChanged(self._settings.host_api or "", self._settings.input_device or "",
+                                      self._settings.output_device or ""))
+
+    # --- async mode ----------------------------------------------------------------------
+    def _do_play_file(self, path: str) -> None:
+        self._wait_for_model()
+        devices = list_devices(refresh=self._session is None)
+        if self._session is not None:
+            # PortAudio can only re-list with no stream open: use the open session's output.
+            output = self._session.output
+        else:
+            output, missing = devices.select(self._settings.output_device, OUTPUT, self._settings.host_api)
+        try:
+            session = LiveSession(output, None, self._make_pipeline, self._settings.stream, file_path=path)
+        except AudioFileError as error:
+            self._tell(Severity.ERROR, str(error))
+            return
+        self._close_session()
+        try:
+            session.open()
+        except DeviceError as error:
+            self._tell(Severity.ERROR, str(error))
+            self._after_file()
+            return
+        self._install(session)
+        self._set_state(EngineState.PLAYING_FILE)
+        self._last_progress = 0.0
+
+    def _do_pause(self, paused: bool | None) -> None:
+        player = self._session.player if self._session is not None else None
+        if player is None:
+            return
+        player.paused = (not player.paused) if paused is None else paused
+        self._progress(finished=False)
+
+    def _do_stop_file(self) -> None:
+        if self._session is None or self._session.player is None:
+            return
+        self._progress(finished=True)
+        self._close_session()
+        self._after_file()
+
+    def _after_file(self) -> None:
+        """Back to sync mode if it was running, else stopped."""
+        if self._sync_wanted:
+            if not self._open_sync(first_attempt=False):
+                self._enter_lost("the devices could not be reopened after the file")
+        else:
+            self._set_state(EngineState.STOPPED)
+
+    def _progress(self, finished: bool) -> None:
+        status = self.status
+        if status.file_path is None:
+            return
+        self._emit(FileProgress(status.file_path, status.duration_s if finished else status.position_s,
+                                status.duration_s, status.paused, finished))
+
+    # --- Linux cable ---------------------------------------------------------------------
+    def _do_create_cable(self, make_default: bool) -> None:
+        self._cable.create(make_default=make_default)
+        monitor = next((d for d in list_devices(refresh=self._session is None).devices
+                        if d.pulse_name == self._cable.monitor_name), None)
+        name = monitor.name if monitor is not None else self._cable.monitor_name
+        self._tell(Severity.INFO, f"virtual cable '{self._cable.description}' ready"
+                   + (" and made the default output" if make_default else ""))
+        self._do_set_devices(name, None, None)
+
+    def _do_remove_cable(self) -> None:
+        session = self._session
+        uses_cable = session is not None and session.input is not None and \
+            session.input.pulse_name == self._cable.monitor_name
+        if uses_cable:
+            self._do_stop()
+        self._cable.remove()
+        self._tell(Severity.INFO, f"virtual cable '{self._cable.description}' removed"
+                   + ("; the engine stopped (it was recording the cable)" if uses_cable else ""))
+
+    def _do_capture_app(self, index: int) -> None:
+        self._cable.capture(index)
+
+    def _do_release_app(self, index: int) -> None:
+        self._cable.release(index)
+
+    # --- events, watchdog, end of file ----------------------------------------------------
+    def _do_levels_changed(self) -> None:
+        self._emit(LevelsChanged(self._levels.vocals_percent, self._levels.instrumental_percent, self._levels.bypass))
+
+    def _tick(self) -> None:
+        now = time.monotonic()
+        session = self._session
+        if self._state is EngineState.DEVICE_LOST:
+            if now - self._last_retry >= RETRY_S:
+                self._last_retry = now
+                self._retry_lost(now)
+            return
+        if session is None:
+            return
+        if session.player is not None:
+            if session.player.error is not None:
+                self._tell(Severity.ERROR, f"{session.player.error}; playing what could be read")
+                session.player.error = None
+            if self._file_done(session):
+                self._progress(finished=True)
+                self._close_session()
+                self._after_file()
+                return
+            if now - self._last_progress >= PROGRESS_S:
+                self._last_progress = now
+                self._progress(finished=False)
+        if session.worker.failure is not None:
+            failure, session.worker.failure = session.worker.failure, None
+            self._tell(Severity.ERROR, f"the separation failed ({failure}); playing the audio unchanged")
+        if now - self._last_watch >= WATCH_S:
+            self._last_watch = now
+            reason = session.lost_reason()
+            if reason is not None:
+                self._close_session()
+                if session.player is not None:
+                    self._tell(Severity.ERROR, f"output device '{session.output.name}' lost ({reason}); playback stopped")
+                    if not self._sync_wanted:
+                        self._set_state(EngineState.STOPPED)
+                        return
+                self._enter_lost(f"audio device lost ({reason})")
+
+    def _file_done(self, session: LiveSession) -> bool:
+        player = session.player
+        if not player.finished:
+            return False
+        tail = session.callback.delay + 2 * session.settings.blocksize
+        return session.callback.position >= player.end_requested + tail
+
+    def _enter_lost(self, text: str) -> None:
+        self._lost_since = time.monotonic()
+        self._last_retry = 0.0
+        self._set_state(EngineState.DEVICE_LOST)
+        self._tell(Severity.WARNING, f"{text}; waiting for it to come back")
+
+    def _retry_lost(self, now: float) -> None:
+        allow_fallback = self._lost_since is not None and now - self._lost_since >= FALLBACK_AFTER_S
+        if self._open_sync(first_attempt=False, allow_fallback=allow_fallback):
+            self._lost_since = None
+            status = self.status
+            self._tell(Severity.INFO, f"audio device back: '{status.input_device}' -> '{status.output_device}'")
+
+    def _do_close(self) -> None:
+        self._sync_wanted = False
+        self._close_session()
+        try:
+            if pulse.available():
+                self._cable.close(remove=False)
+        except DeviceError as error:
+            log.warning("restoring the sound server's routing failed: %s", error)
+        self._set_state(EngineState.STOPPED)
+
+
+def _load_model(name: str | None):
+    from whamsah_tray.separation import load_model
+
+    return load_model(name)

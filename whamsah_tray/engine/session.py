@@ -1,0 +1,207 @@
+"""One open PortAudio stream with its audio callback, inference worker and, in async mode, file player.
+
+Sync mode: a duplex stream, input device -> callback -> output device. Async mode: an output-only
+stream whose callback takes its input from a FilePlayer instead of a device. Both use the same
+callback and worker, so a file gets exactly the live path (levels, bypass, dry fallback).
+
+The stream runs at the model's rate when both devices accept it (PulseAudio, CoreAudio and
+WASAPI with auto-conversion resample for us, with less delay than soxr's bursts); otherwise at the
+output device's default rate, and the worker resamples (pipeline.py).
+
+Latency, in frames at the stream rate (see worker.py):
+    delay = pipeline latency (model) + 2 * blocksize + resampler holdback + margin
+plus PortAudio's own input and output buffering (`stream.latency`).
+
+Built, opened, checked and closed by the controller thread; its parts then run on their threads.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+
+from whamsah_tray.engine import pulse
+from whamsah_tray.engine.callback import AudioCallback
+from whamsah_tray.engine.devices import INPUT, OUTPUT, AudioDevice, _sounddevice
+from whamsah_tray.engine.file_player import FilePlayer
+from whamsah_tray.engine.pipeline import SeparationPipeline
+from whamsah_tray.engine.ring_buffer import SampleRing
+from whamsah_tray.engine.worker import InferenceWorker
+from whamsah_tray.errors import DeviceError
+
+CHANNELS = 2
+MAX_CALLBACK_FRAMES = 16384
+_session_numbers = itertools.count(1)
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    blocksize: int = 256  # frames per callback
+    io_latency_s: float = 0.04  # PortAudio's suggested latency (its device buffers)
+    margin_s: float = 0.015  # worker compute time and scheduling jitter
+    prefer_rate: int = 44100  # the model's rate
+    torch_threads: int = 1
+
+
+@contextlib.contextmanager
+def _environment(values: dict[str, str]) -> Iterator[None]:
+    """Sets environment variables while PortAudio opens a stream (the ALSA pulse plugin reads
+    PULSE_SOURCE / PULSE_SINK / PULSE_PROP then). Controller thread only."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+class LiveSession:
+    def __init__(self, output: AudioDevice, input: AudioDevice | None,
+                 make_pipeline: Callable[[int], SeparationPipeline], settings: StreamSettings,
+                 file_path: str | None = None) -> None:
+        """input None: async mode (file_path required). make_pipeline(rate) builds the pipeline."""
+        self.output = output
+        self.input = input
+        self.settings = settings
+        self.tag = f"{os.getpid()}-{next(_session_numbers)}"  # finds our streams on the sound server
+        self.sample_rate = self._choose_rate()
+        self.player = FilePlayer(file_path, self.sample_rate, CHANNELS, MAX_CALLBACK_FRAMES) if file_path else None
+        pipeline = make_pipeline(self.sample_rate)
+        self.margin = (2 * settings.blocksize + pipeline.resampler_holdback(settings.blocksize)
+                       + int(settings.margin_s * self.sample_rate))
+        delay = pipeline.latency_frames + self.margin
+        capacity = delay + MAX_CALLBACK_FRAMES + 2 * self.sample_rate
+        self.wake = threading.Event()
+        self.callback = AudioCallback(SampleRing(capacity, CHANNELS), SampleRing(capacity, CHANNELS), delay,
+                                      self.sample_rate, MAX_CALLBACK_FRAMES, self.wake, source=self.player)
+        self.worker = InferenceWorker(self.callback, pipeline, self.margin, settings.torch_threads)
+        self.stream = None
+        self.finished_by_portaudio = False  # the stream ended on its own (device error)
+        self.server_nodes: dict[str, str] = {}  # INPUT/OUTPUT -> pulse node our stream is attached to
+
+    # --- opening --------------------------------------------------------------------------
+    def _environment(self) -> dict[str, str]:
+        values = {"PULSE_PROP": f"whamsah.stream={self.tag}"}
+        values.update(self.output.open_environment(OUTPUT))
+        if self.input is not None:
+            values.update(self.input.open_environment(INPUT))
+        return values
+
+    def _channels(self) -> tuple[int, int]:
+        out_channels = min(CHANNELS, self.output.max_output_channels)
+        in_channels = min(CHANNELS, self.input.max_input_channels) if self.input is not None else 0
+        return in_channels, out_channels
+
+    def _choose_rate(self) -> int:
+        sd = _sounddevice()
+        in_channels, out_channels = self._channels()
+        rates = [self.settings.prefer_rate, int(self.output.default_samplerate)]
+        with _environment(self._environment()):
+            for rate in dict.fromkeys(rates):
+                try:
+                    sd.check_output_settings(self.output.index, channels=out_channels, samplerate=rate, dtype="float32")
+                    if self.input is not None:
+                        sd.check_input_settings(self.input.index, channels=in_channels, samplerate=rate, dtype="float32")
+                    return rate
+                except (sd.PortAudioError, ValueError):
+                    continue
+        raise DeviceError(f"'{self._names()}' cannot be opened at {' or '.join(map(str, dict.fromkeys(rates)))} Hz")
+
+    def _names(self) -> str:
+        return self.output.name if self.input is None else f"{self.input.name}' -> '{self.output.name}"
+
+    def open(self) -> None:
+        """Opens and starts the stream; raises DeviceError (and leaves nothing running)."""
+        sd = _sounddevice()
+        in_channels, out_channels = self._channels()
+        common = dict(samplerate=self.sample_rate, blocksize=self.settings.blocksize, dtype="float32",
+                      latency=self.settings.io_latency_s, finished_callback=self._finished)
+        try:
+            with _environment(self._environment()):
+                if self.input is None:
+                    self.stream = sd.OutputStream(device=self.output.index, channels=out_channels,
+                                                  callback=self.callback.output_only, **common)
+                else:
+                    self.stream = sd.Stream(device=(self.input.index, self.output.index),
+                                            channels=(in_channels, out_channels),
+                                            callback=self.callback.duplex, **common)
+            if self.player is not None:
+                self.player.start()
+            self.worker.start()
+            self.stream.start()
+        except (sd.PortAudioError, OSError, ValueError) as error:
+            self.close()
+            raise DeviceError(f"cannot open '{self._names()}': {error}") from error
+        self.server_nodes = self._find_server_nodes()
+
+    def _finished(self) -> None:  # PortAudio's thread, once, when the stream ends
+        self.finished_by_portaudio = True
+
+    # --- health (controller thread) ------------------------------------------------------
+    def _find_server_nodes(self) -> dict[str, str]:
+        """The sound-server nodes our streams are attached to (empty when not on PulseAudio)."""
+        if not pulse.available():
+            return {}
+        nodes = {}
+        try:
+            for kind, streams, listing in ((INPUT, pulse.source_outputs, pulse.sources),
+                                           (OUTPUT, pulse.sink_inputs, pulse.sinks)):
+                ours = [s for s in streams() if s.properties.get("whamsah.stream") == self.tag]
+                if ours:
+                    names = {node.index: node.name for node in listing()}
+                    nodes[kind] = names.get(ours[0].device_index, "")
+        except DeviceError:
+            return {}
+        return nodes
+
+    def lost_reason(self) -> str | None:
+        """Why the stream no longer works, or None. PortAudio does not notice when the sound
+        server moves our stream elsewhere because its device vanished, hence the server check."""
+        if self.stream is None:
+            return "the stream is closed"
+        if self.finished_by_portaudio or not self.stream.active:
+            return "the audio stream stopped"
+        if not self.server_nodes:
+            return None
+        try:
+            now = self._find_server_nodes()
+            existing = {node.name for node in pulse.sources()} | {node.name for node in pulse.sinks()}
+        except DeviceError:
+            return None
+        for kind, node in self.server_nodes.items():
+            if node not in existing:
+                return f"'{node}' vanished"
+            if kind not in now:
+                return f"the sound server dropped our {kind} stream"
+            if now[kind] != node:  # moved by the user to another existing device: follow
+                self.server_nodes[kind] = now[kind]
+        return None
+
+    # --- closing --------------------------------------------------------------------------
+    def close(self) -> None:
+        if self.stream is not None:
+            with contextlib.suppress(Exception):  # a vanished device may fail to stop cleanly
+                self.stream.abort()
+            with contextlib.suppress(Exception):
+                self.stream.close()
+        self.worker.stop()
+        if self.player is not None:
+            self.player.stop()
+
+    # --- figures --------------------------------------------------------------------------
+    @property
+    def latency_s(self) -> float:
+        """Processing delay plus PortAudio's input and output buffering."""
+        buffers = 0.0
+        if self.stream is not None:
+            latency = self.stream.latency
+            buffers = sum(latency) if isinstance(latency, tuple) else latency
+        return self.callback.delay / self.sample_rate + buffers

@@ -1,0 +1,130 @@
+"""The inference worker thread: the one owner of the separation pipeline (torch runs only here).
+
+It sleeps until the audio callback signals new input, takes every frame the callback has stored
+in the input ring since last time, runs them through the pipeline (pipeline.py) and writes the
+mix into the output ring at the positions where the callback will need it:
+
+    output position = input position + delay,   delay = pipeline latency + margin
+
+The margin covers the callback's block (input arrives a block at a time, the mix must be there a
+block ahead), the resamplers' bursts and the worker's compute time and scheduling jitter. If the
+worker falls behind anyway, the callback plays the dry input for the missing positions (same
+latency, see callback.py); if it falls so far behind that its mix would only ever arrive too late,
+it skips ahead to the newest input and restarts the pipeline from there (a resync, counted).
+
+A new pipeline (another model, or the first one once loaded) is handed over with `swap()` and
+taken up between two blocks: swapped by reference, never built here.
+
+Runs on "whamsah-engine-worker"; `swap`, `stop` and the counters are safe from other threads
+(plain attribute assignment / reads, atomic under the GIL).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import torch
+
+from whamsah_tray.engine.callback import AudioCallback
+from whamsah_tray.engine.pipeline import SeparationPipeline
+from whamsah_tray.engine.ring_buffer import SampleRing
+
+MAX_READ = 4096  # frames taken from the input ring per pipeline call
+
+
+def delay_for(pipeline: SeparationPipeline, margin: int) -> int:
+    return pipeline.latency_frames + margin
+
+
+class InferenceWorker:
+    def __init__(self, callback: AudioCallback, pipeline: SeparationPipeline, margin: int,
+                 torch_threads: int = 1) -> None:
+        self.callback = callback
+        self.input_ring: SampleRing = callback.input_ring
+        self.output_ring: SampleRing = callback.output_ring
+        self.margin = margin
+        self.torch_threads = torch_threads
+        self.resyncs = 0
+        self.max_process_s = 0.0  # longest single pipeline call, for the bench
+        self.failure: BaseException | None = None  # set if the pipeline raised: engine goes dry
+        self._pipeline = pipeline
+        self._next_pipeline: SeparationPipeline | None = None
+        self._stopping = False
+        self._thread = threading.Thread(target=self._run, name="whamsah-engine-worker", daemon=True)
+        self._block = np.zeros((MAX_READ, self.input_ring.channels), dtype=np.float32)
+
+    @property
+    def pipeline(self) -> SeparationPipeline:
+        return self._pipeline
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self, timeout: float = 2.0) -> None:
+        self._stopping = True
+        self.callback.wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+
+    def swap(self, pipeline: SeparationPipeline) -> None:
+        """Use `pipeline` from the next block on (any thread)."""
+        self._next_pipeline = pipeline
+        self.callback.wake.set()
+
+    def _run(self) -> None:
+        torch.set_num_threads(self.torch_threads)
+        read_position = self.callback.position
+        self._restart(read_position)
+
+        while not self._stopping:
+            self.callback.wake.wait(0.1)
+            self.callback.wake.clear()
+            if self._next_pipeline is not None:
+                self._pipeline, self._next_pipeline = self._next_pipeline, None
+                self.callback.delay = delay_for(self._pipeline, self.margin)
+                self._restart(read_position)
+            written = self.callback.position
+            behind = written - read_position
+            if self._too_late(read_position) or behind > self.input_ring.capacity // 2:
+                read_position = written
+                self.resyncs += 1
+                self._restart(read_position)
+                continue
+            while read_position < written and not self._stopping:
+                frames = min(MAX_READ, written - read_position)
+                block = self._block[:frames]
+                self.input_ring.read_at(read_position, block)
+                read_position += frames
+                started = time.perf_counter()
+                try:
+                    mixed = self._pipeline.process(block)
+                except Exception as error:  # a model bug must not kill the audio: stay dry
+                    self.failure = error
+                    self.callback.valid = (1 << 62, 1 << 62)
+                    return
+                self.max_process_s = max(self.max_process_s, time.perf_counter() - started)
+                self._publish(mixed)
+
+    def _restart(self, read_position: int) -> None:
+        """The pipeline starts afresh at input `read_position`: its first `latency` output frames
+        belong to the silence before, so the mix is valid only from read_position + delay."""
+        self._pipeline.reset()
+        self._write_position = read_position + self.margin
+        first_valid = read_position + self.callback.delay
+        self.callback.valid = (first_valid, first_valid)
+
+    def _publish(self, mixed: np.ndarray) -> None:
+        frames = len(mixed)
+        if frames == 0:
+            return
+        self.output_ring.write_at(self._write_position, mixed)
+        self._write_position += frames
+        first, _ = self.callback.valid
+        if self._write_position > first:
+            self.callback.valid = (first, self._write_position)
+
+    def _too_late(self, read_position: int) -> bool:
+        """True when even the input we have not yet processed is due at the output already."""
+        return read_position + self.callback.delay < self.callback.position
