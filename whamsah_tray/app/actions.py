@@ -157,7 +157,10 @@ class TrayActions:
         return self.engine.cable_exists()
 
     def create_cable(self) -> None:
+        # The engine records the new cable at once; remembering "" (automatic) lets the next start
+        # pick our cable again, the first choice for an input without a name.
         self.store.update("linux_cable", create_at_start=True)
+        self.store.update("audio", input_device="")
         self.engine.create_cable(make_default=self.store.profile.linux_cable.make_default_sink)
 
     def remove_cable(self) -> None:

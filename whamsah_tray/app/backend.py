@@ -64,6 +64,7 @@ def load_backend() -> TrayBackend:
     """Import pystray and report which backend it chose; raises TrayUnavailableError."""
     if not has_display():
         raise TrayUnavailableError(f"no display to show the tray icon on (DISPLAY is not set); {HEADLESS_HINT}")
+    _name_the_program()
     try:
         import pystray
     except Exception as error:  # pystray raises whatever its last backend raised (Xlib errors...)
@@ -77,6 +78,17 @@ def load_backend() -> TrayBackend:
         icon_class = importlib.import_module("pystray._gtk").Icon
         name = "gtk"
     return TrayBackend(pystray=pystray, icon_class=icon_class, name=name)
+
+
+def _name_the_program() -> None:
+    """GTK names its windows' class after the program ("python3" otherwise): name it before GTK starts."""
+    try:
+        from gi.repository import GLib
+
+        GLib.set_prgname("whamsah-tray")
+        GLib.set_application_name("WHAMSAH Tray")
+    except Exception:  # no PyGObject: the xorg backend does not care
+        pass
 
 
 def _backend_name(icon_class: type) -> str:

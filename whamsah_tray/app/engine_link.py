@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -25,8 +24,6 @@ from whamsah_tray.app.status import EngineView
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_S = 5.0
-# Listing the apps runs `pactl`: the tray asks at most this often.
-APPS_CACHE_S = 1.5
 
 
 @dataclass(frozen=True)
@@ -42,12 +39,6 @@ def _percent(value: Any) -> int:
     return int(round(float(value)))
 
 
-def _text(value: Any) -> str:
-    if value is None:
-        return ""
-    return str(getattr(value, "name", value))
-
-
 class EngineLink:
     def __init__(self, profile: Profile, controller_factory: Callable[..., Any] | None = None):
         self._profile = profile
@@ -55,26 +46,26 @@ class EngineLink:
         self._controller: Any = None
         self._lock = threading.Lock()
         self._subscribers: list[Callable[[Any], None]] = []
-        self._messages: deque[str] = deque(maxlen=20)
-        self._model_error: str | None = None
-        self._model_name: str | None = None
-        self._model_latency_ms: float | None = None
-        self._file: tuple[str, float, float, bool] | None = None  # path, position, duration, paused
-        self._closed = False
-        self._apps_cache: tuple[float, list[PlayingApp]] = (0.0, [])
+        self._messages: deque[tuple[str, str]] = deque(maxlen=20)  # (severity, text)
+        # Lists the menu shows, cached: listing runs pactl, and PortAudio may only be asked on the
+        # controller thread (it re-initialises PortAudio to re-list devices).
+        self._devices: Any = None  # DeviceList, refreshed on the controller thread
+        self._apps: list[PlayingApp] = []
+        self._cable_exists = False
+        self._cable_created_here = False
 
     # -- life cycle ------------------------------------------------------------------------------
 
     def _settings(self):
-        from whamsah_tray.engine import controller as controller_module
+        from whamsah_tray.engine import EngineSettings
 
         p = self._profile
-        return controller_module.EngineSettings(
+        return EngineSettings(
             host_api=p.audio.host_api or None,
             input_device=p.audio.input_device or None,
             output_device=p.audio.output_device or None,
-            vocals=p.levels.vocals,
-            instrumental=p.levels.instrumental,
+            vocals=float(p.levels.vocals),
+            instrumental=float(p.levels.instrumental),
             bypass=p.levels.bypass,
             model=p.model.name or None,
         )
@@ -83,7 +74,7 @@ class EngineLink:
         """Build the controller from the profile and start sync mode (on the tray's setup thread)."""
         if self._controller is None:
             if self._controller_factory is None:
-                from whamsah_tray.engine.controller import EngineController
+                from whamsah_tray.engine import EngineController
 
                 factory = EngineController
             else:
@@ -93,16 +84,20 @@ class EngineLink:
             with self._lock:
                 self._controller = controller
         if self._profile.linux_cable.create_at_start and self.linux_cable_supported():
-            self._controller.create_cable(make_default=self._profile.linux_cable.make_default_sink)
+            self.create_cable(make_default=self._profile.linux_cable.make_default_sink)
         self._controller.start()
+        self.refresh_lists()
         self._wake(None)
 
     def shutdown(self) -> None:
-        """Stop the audio, return captured apps, remove our cable, restore the default sink."""
-        with self._lock:
-            controller, self._closed = self._controller, True
-        if controller is not None:
-            controller.close(timeout=CLOSE_TIMEOUT_S)
+        """Stop the audio, give captured apps and the default sink back, and remove the cable if
+        this tray made it (a quit leaves no cable behind)."""
+        controller = self._controller
+        if controller is None:
+            return
+        if self._cable_created_here:
+            controller.remove_cable()  # queued before close: done first
+        controller.close(timeout=CLOSE_TIMEOUT_S)
 
     @property
     def controller(self) -> Any:
@@ -115,21 +110,22 @@ class EngineLink:
             self._subscribers.append(callback)
 
     def _on_event(self, event: Any) -> None:
-        """Controller thread: record what the snapshot lacks, then wake the tray."""
-        from whamsah_tray.engine import events
+        """Controller thread: keep the device list and user messages, then wake the tray."""
+        from whamsah_tray.engine import DevicesChanged, UserMessage
 
-        with self._lock:
-            if isinstance(event, events.ModelChanged):
-                self._model_name = event.name
-                self._model_error = event.error
-                self._model_latency_ms = event.latency_ms
-            elif isinstance(event, events.FileProgress):
-                self._file = None if event.finished else (event.path, event.position_s, event.duration_s, event.paused)
-            elif isinstance(event, events.UserMessage):
-                self._messages.append(event.text)
-            subscribers = list(self._subscribers)
-        for callback in subscribers:
-            callback(event)
+        if isinstance(event, DevicesChanged):
+            # On the controller thread, right after it (re)listed the devices: the one safe moment.
+            try:
+                devices = self._controller.list_devices()
+            except Exception:
+                log.exception("listing devices failed")
+            else:
+                with self._lock:
+                    self._devices = devices
+        elif isinstance(event, UserMessage):
+            with self._lock:
+                self._messages.append((event.severity.value, event.text))
+        self._wake(event)
 
     def _wake(self, event: Any) -> None:
         with self._lock:
@@ -137,8 +133,8 @@ class EngineLink:
         for callback in subscribers:
             callback(event)
 
-    def take_messages(self) -> list[str]:
-        """User messages from the engine since the last call (for notifications)."""
+    def take_messages(self) -> list[tuple[str, str]]:
+        """(severity, text) of the engine's user messages since the last call."""
         with self._lock:
             messages = list(self._messages)
             self._messages.clear()
@@ -148,56 +144,65 @@ class EngineLink:
 
     def view(self) -> EngineView:
         controller = self._controller
+        p = self._profile
         if controller is None:
-            p = self._profile
             return EngineView(state="starting", vocals=p.levels.vocals, instrumental=p.levels.instrumental,
                               bypass=p.levels.bypass, model=p.model.name)
         s = controller.status
-        with self._lock:
-            model_error, model_name, latency = self._model_error, self._model_name, self._model_latency_ms
-            file = self._file
-        model = _text(getattr(s, "model", None)) or (model_name or "")
-        model_error = getattr(s, "model_error", None) or model_error
-        state = _text(getattr(s, "state", "stopped")).lower()
-        state = getattr(getattr(s, "state", None), "value", state)
-        file_path = getattr(s, "file", None) or (file[0] if file else None)
+        state = s.state.value
+        playing = state == "playing_file"
         return EngineView(
             state=state,
             vocals=_percent(s.vocals),
             instrumental=_percent(s.instrumental),
             bypass=bool(s.bypass),
-            model=model,
-            model_ready=bool(model) and not model_error,
-            model_problem=model_error,
-            latency_ms=getattr(s, "latency_ms", None) or latency,
-            host_api=_text(getattr(s, "host_api", "")),
-            input_device=_text(getattr(s, "input_device", "")),
-            output_device=_text(getattr(s, "output_device", "")),
-            file=file_path if state == "playing_file" else None,
-            paused=bool(getattr(s, "paused", file[3] if file else False)),
-            position_s=float(getattr(s, "position_s", file[1] if file else 0.0) or 0.0),
-            duration_s=getattr(s, "duration_s", file[2] if file else None),
-            error=getattr(s, "error", None),
+            model=s.model_name or controller.settings.model or "",
+            model_ready=s.model_name is not None,
+            model_problem=s.model_error if s.model_name is None else None,
+            latency_ms=s.latency_ms or None,
+            host_api=s.host_api or "",
+            input_device=s.input_device or "",
+            output_device=s.output_device or "",
+            file=s.file_path if playing else None,
+            paused=bool(s.paused) and playing,
+            position_s=float(s.position_s),
+            duration_s=float(s.duration_s) if s.duration_s else None,
         )
 
-    def devices(self, kind: str) -> list[tuple[str, list[str]]]:
-        """(host API, device names) pairs for "input" or "output", from the engine's last listing."""
+    def refresh_lists(self) -> None:
+        """Re-read the running apps and whether the cable exists (pactl; the refresher thread)."""
         controller = self._controller
-        if controller is None:
+        if controller is None or not self.linux_cable_supported():
+            return
+        try:
+            apps = [PlayingApp(id=str(a.index), label=a.label, captured=bool(a.captured))
+                    for a in controller.list_apps()]
+            exists = controller.cable.exists()
+        except Exception as error:  # no sound server (DeviceError), pactl gone...
+            log.debug("listing apps failed: %s", error)
+            apps, exists = [], False
+        with self._lock:
+            self._apps, self._cable_exists = apps, exists
+
+    def devices(self, kind: str) -> list[tuple[str, list[str]]]:
+        """(host API, device names) for "input" or "output", from the engine's last listing."""
+        with self._lock:
+            listing = self._devices
+        if listing is None:
             return []
-        listing = controller.list_devices()
-        wanted = "max_input_channels" if kind == "input" else "max_output_channels"
         grouped: dict[str, list[str]] = {}
         for device in listing.devices:
-            if getattr(device, wanted, 0) > 0:
+            if device.channels(kind) > 0:
                 grouped.setdefault(device.host_api, []).append(device.name)
         return list(grouped.items())
 
     def host_apis(self) -> list[str]:
-        controller = self._controller
-        if controller is None:
+        with self._lock:
+            listing = self._devices
+        if listing is None:
             return []
-        return [_text(api) for api in controller.list_devices().host_apis]
+        used = {d.host_api for d in listing.devices}
+        return [api for api in listing.host_apis if api in used]
 
     def models(self) -> list[tuple[str, str]]:
         """Installed models (name, menu label), the default first."""
@@ -214,33 +219,19 @@ class EngineLink:
         return sys.platform.startswith("linux")
 
     def cable_exists(self) -> bool:
-        controller = self._controller
-        return bool(controller is not None and controller.status.cable_loaded)
+        with self._lock:
+            return self._cable_exists
 
     def playing_apps(self, fresh: bool = False) -> list[PlayingApp]:
-        controller = self._controller
-        if controller is None or not self.linux_cable_supported():
-            return []
-        now = time.monotonic()
+        if fresh:
+            self.refresh_lists()
         with self._lock:
-            when, cached = self._apps_cache
-        if not fresh and now - when < APPS_CACHE_S:
-            return cached
-        apps = []
-        for app in controller.list_apps():
-            title = f" — {app.media_title}" if getattr(app, "media_title", "") else ""
-            apps.append(PlayingApp(id=str(app.index), label=f"{app.app_name}{title}", captured=bool(app.captured)))
-        with self._lock:
-            self._apps_cache = (now, apps)
-        return apps
+            return list(self._apps)
 
     def menu_lists_key(self) -> tuple:
         """Changes when a list in the menu changes (devices, apps, cable), so the menu is rebuilt."""
-        if self._controller is None:
-            return ()
-        return (tuple(self.host_apis()), tuple(map(tuple, (x for _, x in self.devices("input")))),
-                tuple(map(tuple, (x for _, x in self.devices("output")))), tuple(self.playing_apps()),
-                self.cable_exists())
+        with self._lock:
+            return (id(self._devices), tuple(self._apps), self._cable_exists)
 
     # -- commands (all queue and return) ---------------------------------------------------------
 
@@ -270,24 +261,26 @@ class EngineLink:
         self._command("stop_file")
 
     def set_device(self, kind: str, name: str) -> None:
-        self._command("set_devices", **{kind: name or None})
+        """`name` "" is the system default (None would mean "unchanged" to the controller)."""
+        self._command("set_devices", **{kind: name})
 
     def set_host_api(self, name: str) -> None:
-        self._command("set_devices", host_api=name or None)
+        self._command("set_devices", input="", output="", host_api=name)
 
     def set_model(self, name: str) -> None:
         self._command("set_model", name or None)
 
     def create_cable(self, make_default: bool = False) -> None:
+        if self._controller is not None and not self._controller.cable.exists():
+            self._cable_created_here = True
         self._command("create_cable", make_default=make_default)
 
     def remove_cable(self) -> None:
+        self._cable_created_here = False
         self._command("remove_cable")
 
     def capture_app(self, app_id: str) -> None:
-        self._apps_cache = (0.0, [])
         self._command("capture_app", int(app_id))
 
     def release_app(self, app_id: str) -> None:
-        self._apps_cache = (0.0, [])
         self._command("release_app", int(app_id))

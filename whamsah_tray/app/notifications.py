@@ -29,14 +29,18 @@ class Notifier:
     def set_sender(self, send: Callable[[str, str], None] | None) -> None:
         self._send = send
 
-    def tell(self, title: str, message: str, *, key: str | None = None, in_tooltip: bool = True) -> None:
+    def tell(self, title: str, message: str, *, key: str | None = None, in_tooltip: bool = True,
+             notify: bool = True) -> None:
         """Show `message`. With a `key` it is a problem: notified once, and listed in the tooltip
-        until resolved unless `in_tooltip` is False (the tooltip already says it another way)."""
+        until resolved unless `in_tooltip` is False (the tooltip already says it another way).
+        `notify=False` records a problem without a notification (someone else already sent one)."""
         with self._lock:
             if key is not None:
                 if self._problems.get(key, (None,))[0] == message:
                     return
                 self._problems[key] = (message, in_tooltip)
+            if not notify:
+                return
             self.history.append((title, message))
             del self.history[:-50]
             send = self._send

@@ -31,8 +31,13 @@ from whamsah_tray.app.profile import LoadResult, ProfileStore
 
 log = logging.getLogger(__name__)
 
+APP_NAME = "WHAMSAH Tray"
+MESSAGE_TITLES = {"error": f"{APP_NAME}: error", "warning": APP_NAME, "info": APP_NAME}
 ICON_SIZE = 64
 REFRESH_INTERVAL_S = 0.1
+LIST_REFRESH_S = 2.0
+# Engine events after which the apps and the cable are read again (not levels or file progress).
+LIST_EVENTS = {"StateChanged", "DevicesChanged", "UserMessage"}
 STOP_JOIN_TIMEOUT_S = 5.0
 
 
@@ -61,6 +66,7 @@ class TrayApp:
         self.shown = threading.Event()  # set once the icon is visible
         self.stopped = threading.Event()
         self._refresh_wanted = threading.Event()
+        self._lists_wanted = threading.Event()
         self._refresher: threading.Thread | None = None
         self._drawn_state: IconState | None = None
         self._drawn_tooltip: str | None = None
@@ -186,18 +192,23 @@ class TrayApp:
 
     # -- keeping the icon in step ----------------------------------------------------------------
 
-    def _request_refresh(self, *_event) -> None:
+    def _request_refresh(self, event=None) -> None:
         """Engine observer: called on engine threads for every event; must return at once."""
+        if event is None or type(event).__name__ in LIST_EVENTS:
+            self._lists_wanted.set()
         self._refresh_wanted.set()
 
     def _refresh_loop(self) -> None:
         while not self.stopped.is_set():
-            if not self._refresh_wanted.wait(timeout=2.0):
-                # Also refresh now and then: file position, apps that started playing.
-                self._refresh_wanted.set()
-                continue
+            woken = self._refresh_wanted.wait(timeout=LIST_REFRESH_S)
             self._refresh_wanted.clear()
+            if self.stopped.is_set():
+                return
             try:
+                # Apps that start playing and the cable's existence change without engine events.
+                if not woken or self._lists_wanted.is_set():
+                    self._lists_wanted.clear()
+                    self.engine.refresh_lists()
                 self.refresh()
             except Exception:
                 log.exception("refreshing the tray failed")
@@ -225,23 +236,33 @@ class TrayApp:
             icon.update_menu()
 
     def _follow_problems(self, view) -> None:
-        """Engine conditions that the user must hear about once, and see in the tooltip while they last."""
+        """Engine conditions stay in the tooltip while they last; the engine's own user messages
+        (missing weights, device lost/back, bad file...) become the notifications."""
+        for severity, text in self.engine.take_messages():
+            self.notifier.tell(MESSAGE_TITLES.get(severity, APP_NAME), text)
         if view.model_problem:
-            self.notifier.tell("Model not loaded", f"{view.model_problem}. Audio passes through unchanged.",
-                               key="model", in_tooltip=False)
+            self.notifier.tell("Model", view.model_problem, key="model", in_tooltip=False, notify=False)
         else:
             self.notifier.resolve("model")
-        if view.state == "device_lost":
-            self.notifier.tell("Audio device lost", view.error or "an audio device vanished; waiting for it",
-                               key="device", in_tooltip=False)
-        elif view.state == "error":
-            self.notifier.tell("Engine error", view.error or "the audio engine stopped", key="engine",
-                               in_tooltip=False)
-        else:
-            self.notifier.resolve("device")
-            self.notifier.resolve("engine")
-        for message in self.engine.take_messages():
-            self.notifier.tell("WHAMSAH Tray", message)
+        if view.state in ("running", "playing_file"):
+            self._follow_remembered_devices(view)
+
+    def _follow_remembered_devices(self, view) -> None:
+        """A remembered device that is not the one open fell back to the default: keep saying so
+        in the tooltip (the engine notified once; the profile keeps the name, so that the device
+        is used again once it is back)."""
+        audio = self.store.profile.audio
+        for kind, remembered, actual in (("input", audio.input_device, view.input_device),
+                                         ("output", audio.output_device, view.output_device)):
+            key = f"missing-{kind}"
+            # Our own cable, once created, is the input whatever was remembered.
+            ours = kind == "input" and self.engine.cable_exists() and "whamsah" in actual.lower()
+            if remembered and actual and actual != remembered and not ours:
+                self.notifier.tell("Audio device missing",
+                                   f"{kind} device '{remembered}' not found; using '{actual}'",
+                                   key=key, notify=False)
+            else:
+                self.notifier.resolve(key)
 
     # -- quitting --------------------------------------------------------------------------------
 
