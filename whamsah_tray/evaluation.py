@@ -39,6 +39,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from tqdm import tqdm
 
 from whamsah_tray.audio_io import read_audio
 from whamsah_tray.errors import DatasetError
@@ -223,8 +224,6 @@ def evaluate(data_dir: Path, model=None, reference_rows: Sequence[str] = (),
     tracks = find_tracks(data_dir)
     rows = ([SystemScores(model.info.name)] if model is not None else []) + [
         SystemScores(name) for name in REFERENCE_ROWS if name in reference_rows]
-    from tqdm import tqdm
-
     for track in tqdm(tracks, desc="evaluating", unit="track", file=sys.stderr, disable=not progress_bar):
         vocals, accompaniment, rate = load_track(track)
         mixture = vocals + accompaniment
