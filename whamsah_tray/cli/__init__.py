@@ -21,6 +21,8 @@ COMMAND_MODULES = [
     "models",
     "evaluate",
     "bench",
+    "run",
+    "play",
 ]
 
 EXIT_USAGE = 2

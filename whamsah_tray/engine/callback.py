@@ -26,6 +26,7 @@ import threading
 
 import numpy as np
 
+from whamsah_tray.engine.priority import promote_callback_thread
 from whamsah_tray.engine.ring_buffer import SampleRing
 
 FADE_IN_S = 0.005
@@ -49,6 +50,7 @@ class AudioCallback:
         self.short_frames = 0  # frames played dry because the worker's mix was missing
         self.status_flags = 0  # callbacks whose PortAudio status reported an over/underflow
         self.errors = 0
+        self.realtime: bool | None = None  # None until the first callback asked for SCHED_FIFO
         self._wet_weight = 0.0
         self._fade_step = 1.0 / max(1.0, FADE_IN_S * sample_rate)
         self._max_frames = max_frames
@@ -81,6 +83,8 @@ class AudioCallback:
             outdata.fill(0.0)
 
     def _step(self, indata, outdata, frames: int) -> None:
+        if self.realtime is None:  # once, on the audio thread itself
+            self.realtime = promote_callback_thread()
         self.callbacks += 1
         if frames > self._max_frames:
             raise ValueError("block larger than the buffers")

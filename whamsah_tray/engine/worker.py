@@ -29,6 +29,7 @@ import torch
 
 from whamsah_tray.engine.callback import AudioCallback
 from whamsah_tray.engine.pipeline import SeparationPipeline
+from whamsah_tray.engine.priority import promote_worker_thread
 from whamsah_tray.engine.ring_buffer import SampleRing
 
 MAX_READ = 4096  # frames taken from the input ring per pipeline call
@@ -47,6 +48,7 @@ class InferenceWorker:
         self.margin = margin
         self.torch_threads = torch_threads
         self.resyncs = 0
+        self.promoted = False
         self.max_process_s = 0.0  # longest single pipeline call, for the bench
         self.failure: BaseException | None = None  # set if the pipeline raised: engine goes dry
         self._pipeline = pipeline
@@ -75,6 +77,7 @@ class InferenceWorker:
 
     def _run(self) -> None:
         torch.set_num_threads(self.torch_threads)
+        self.promoted = promote_worker_thread()
         read_position = self.callback.position
         self._restart(read_position)
 

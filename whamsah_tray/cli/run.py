@@ -1,0 +1,85 @@
+"""`whamsah-tray run`: the live engine without the tray (sync mode: input device -> separation ->
+output device), for power users, scripts and tests. Prints the engine's messages on stderr and a
+summary line (latency, dropouts) at the end. Runs on the main thread; the engine has its own.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from whamsah_tray.errors import DeviceError
+
+
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options shared by `run` and `play`."""
+    parser.add_argument("--output", metavar="NAME", help="output device (default: the system default)")
+    parser.add_argument("--host-api", metavar="NAME", help="host API to pick devices from (default: the system's)")
+    parser.add_argument("--vocals", type=float, default=100.0, metavar="PCT", help="vocal level, 0-150 %% (default 100)")
+    parser.add_argument("--instrumental", type=float, default=100.0, metavar="PCT",
+                        help="instrumental level, 0-150 %% (default 100)")
+    parser.add_argument("--bypass", action="store_true", help="play the input unchanged (same latency)")
+    parser.add_argument("--model", metavar="NAME", help="installed model (default: the default model)")
+    parser.add_argument("--io-latency", type=float, metavar="S",
+                        help="PortAudio buffer latency in seconds (default 0.04)")
+
+
+def add_parser(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "run", help="run the live engine without the tray (sync mode)",
+        description="Capture the input device (e.g. the virtual cable), separate live, and play the "
+                    "mix with the chosen levels to the output device. Ctrl-C stops.")
+    parser.add_argument("--input", metavar="NAME",
+                        help="input device (default: a detected virtual cable, else the system default)")
+    add_engine_arguments(parser)
+    parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: run until Ctrl-C)")
+    parser.set_defaults(handler=run)
+
+
+def engine_settings(args: argparse.Namespace, input_device: str | None):
+    from whamsah_tray.engine import EngineSettings, StreamSettings
+
+    stream = StreamSettings() if args.io_latency is None else StreamSettings(io_latency_s=args.io_latency)
+    return EngineSettings(host_api=args.host_api, input_device=input_device, output_device=args.output,
+                          vocals=args.vocals, instrumental=args.instrumental, bypass=args.bypass,
+                          model=args.model, stream=stream)
+
+
+def print_event(event) -> None:
+    from whamsah_tray.engine import StateChanged, UserMessage
+
+    if isinstance(event, UserMessage):
+        print(f"whamsah-tray: {event.severity.value}: {event.text}", file=sys.stderr, flush=True)
+    elif isinstance(event, StateChanged):
+        print(f"whamsah-tray: engine {event.state.value}", file=sys.stderr, flush=True)
+
+
+def summary(status) -> str:
+    model = status.model_name or "none (dry pass-through)"
+    return (f"model {model}; {status.input_device or '-'} -> {status.output_device} at {status.sample_rate} Hz; "
+            f"latency {status.latency_ms:.0f} ms; dry frames {status.dry_frames}; resyncs {status.resyncs}; "
+            f"xruns {status.xruns}")
+
+
+def run(args: argparse.Namespace) -> int:
+    from whamsah_tray.engine import EngineController, EngineState
+
+    for name in ("vocals", "instrumental"):
+        if not 0 <= getattr(args, name) <= 150:
+            raise DeviceError(f"--{name} must be between 0 and 150")
+    engine = EngineController(engine_settings(args, args.input))
+    engine.subscribe(print_event)
+    try:
+        engine.start()
+        engine.wait_for(lambda s: s.state not in (EngineState.STOPPED, EngineState.STARTING), 30)
+        if engine.state is EngineState.ERROR:
+            raise DeviceError("the engine could not open the audio devices (see the message above)")
+        print(f"whamsah-tray: {summary(engine.status)}", file=sys.stderr, flush=True)
+        deadline = None if args.duration is None else time.monotonic() + args.duration
+        while deadline is None or time.monotonic() < deadline:
+            time.sleep(0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic())))
+        print(summary(engine.status))
+    finally:
+        engine.close()
+    return 0
