@@ -1,7 +1,8 @@
 """`whamsah-tray` (no command) as the user starts it: a separate process on the test desktop.
 Quit leaves no process and no virtual cable behind (menu Quit and SIGTERM); a corrupt profile is
 moved aside and the user is told; a missing remembered device falls back to the default and says
-so; the basic X11 backend and the AppIndicator backend also dock; no display → a clear message.
+so; a second tray refuses to start; the basic X11 backend and the AppIndicator backend also dock;
+no display → a clear message.
 """
 
 from __future__ import annotations
@@ -210,16 +211,22 @@ def test_missing_remembered_output_falls_back_to_the_default_and_says_so(start_t
         .get("audio", {}).get("output_device", "Headphones that were unplugged") == "Headphones that were unplugged"
 
 
-def test_basic_x11_backend_docks_says_the_menu_is_limited_and_left_click_mutes(start_tray, desktop):
+def test_basic_x11_backend_docks_says_the_menu_is_limited_and_hotkeys_work(start_tray, desktop):
+    """The python-xlib backend: the icon docks and its tooltip says the menu is limited. Mouse
+    clicks never reach this backend's icon under Xvfb + trayer (see ../shared/harness/README.md),
+    so the left-click action is tested with the GTK backend (test_app_tray.py); here the hotkeys,
+    which work whatever the backend, change the levels."""
     tray = start_tray(base_profile(desktop), extra_env={"PYSTRAY_BACKEND": "xorg"})
-    g = tray.icon()
+    tray.icon()
     assert drive.wait_until(lambda: "menu unavailable" in tray.icon_title(), 10), tray.icon_title()
-    time.sleep(1.0)  # the engine is up
-    drive.left_click(g)
+    assert drive.wait_until(lambda: "running" in tray.icon_title(), 20), tray.icon_title()
+    time.sleep(0.5)
+    desktop.run("xdotool", "key", "ctrl+alt+v")
     assert drive.wait_until(
         lambda: tray.profile_path.exists()
         and tomllib.loads(tray.profile_path.read_text()).get("levels", {}).get("vocals") == 0, 10), \
         tray.output()[-2000:]
+    assert drive.wait_until(lambda: "Vocals 0 %" in tray.icon_title(), 5), tray.icon_title()
 
 
 def test_appindicator_backend_docks_and_its_menu_opens(start_tray, desktop):

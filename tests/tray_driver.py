@@ -16,7 +16,8 @@ ICON_NAME_PREFIX = "WHAMSAH Tray"  # the icon's X window is named after its tool
 
 
 def xdotool(*args: str, timeout: float = 20, check: bool = True) -> str:
-    done = subprocess.run(["xdotool", *args], capture_output=True, text=True, timeout=timeout, check=False)
+    done = subprocess.run(["xdotool", *args], capture_output=True, text=True, errors="replace",
+                          timeout=timeout, check=False)
     if check and done.returncode != 0:
         raise RuntimeError(f"xdotool {' '.join(args)} failed: {done.stderr.strip()}")
     return done.stdout

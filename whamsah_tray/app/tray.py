@@ -92,7 +92,13 @@ class TrayApp:
         return icon
 
     def _title(self, text: str) -> str:
-        return status.short_tooltip(text) if sys.platform == "win32" else text
+        if sys.platform == "win32":
+            return status.short_tooltip(text)
+        if self.backend.name == "xorg":
+            # python-xlib writes the window name as Latin-1.
+            text = text.replace("…", "...").replace("⚠", "!").replace("—", "-")
+            return text.encode("latin-1", "replace").decode("latin-1")
+        return text
 
     def tooltip_text(self, view=None) -> str:
         view = view or self.engine.view()
@@ -107,6 +113,13 @@ class TrayApp:
         from gi.repository import GLib
 
         GLib.idle_add(lambda: status_icon.set_tooltip_text(text) and False)
+
+    def _flush_xorg(self, icon) -> None:
+        """pystray's xorg backend sets the window name on its loop thread but leaves the request in
+        python-xlib's buffer until the next X event: send it now."""
+        display = getattr(icon, "_display", None) if self.backend.name == "xorg" else None
+        if display is not None:
+            display.flush()
 
     # -- running ---------------------------------------------------------------------------------
 
@@ -234,6 +247,7 @@ class TrayApp:
         if menu_key != self._drawn_menu_key:
             self._drawn_menu_key = menu_key
             icon.update_menu()
+        self._flush_xorg(icon)
 
     def _follow_problems(self, view) -> None:
         """Engine conditions stay in the tooltip while they last; the engine's own user messages
