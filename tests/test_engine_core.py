@@ -1,0 +1,180 @@
+"""The engine's real-time core without devices: ring buffer, level ramps, the separation pipeline
+(exact reconstruction, integer latency across 48 kHz <-> 44.1 kHz), and the audio callback with the
+inference worker driven block by block as PortAudio would (the dry fallback is sample-aligned with
+the wet path; a stalled worker means dry output, never silence; nothing escapes the callback).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from whamsah_tray.engine.callback import AudioCallback
+from whamsah_tray.engine.levels import LevelRamp, clamp_percent
+from whamsah_tray.engine.pipeline import DRY_LATENCY_SAMPLES, SeparationPipeline
+from whamsah_tray.engine.ring_buffer import SampleRing
+from whamsah_tray.engine.worker import InferenceWorker
+from whamsah_tray.separation import StreamingSeparator, create_untrained_model
+
+RATE = 44100
+BLOCK = 256
+
+
+def noise(frames: int, seed: int = 0, rate: int = RATE, top_hz: float = 15000.0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((frames, 2))
+    spectrum = np.fft.rfft(x, axis=0)
+    spectrum[np.fft.rfftfreq(frames, 1 / rate) > top_hz] = 0
+    return (0.1 * np.fft.irfft(spectrum, frames, axis=0)).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def random_model():
+    return create_untrained_model("whamsah-rt", seed=0)
+
+
+def test_ring_buffer_wraps_around():
+    ring = SampleRing(100, 2)
+    data = np.arange(300, dtype=np.float32).reshape(150, 2)
+    ring.write_at(70, data[:60])  # wraps at 100
+    out = np.zeros((60, 2), np.float32)
+    ring.read_at(70, out)
+    np.testing.assert_array_equal(out, data[:60])
+    ring.read_at(170, out)  # same slots, one lap later
+    np.testing.assert_array_equal(out, data[:60])
+
+
+def test_levels_ramp_linearly_within_20_ms_and_reach_their_targets():
+    levels = LevelRamp(RATE, vocals=100, instrumental=100)
+    levels.set(vocals=0, instrumental=150)
+    vocal, instrumental = (g.copy() for g in levels.advance(2048))
+    ramp_end = int(np.argmax(vocal == 0.0))
+    assert 0 < ramp_end <= 0.020 * RATE
+    assert np.all(np.diff(vocal[:ramp_end + 1]) < 0)  # monotonic, no steps back
+    assert np.max(np.abs(np.diff(vocal))) <= 1.0 / (0.010 * RATE)  # no jump bigger than a 10 ms ramp's
+    assert instrumental[-1] == pytest.approx(1.5)
+    levels.set(bypass=True)  # bypass: both to 100 %, whatever the levels
+    vocal, instrumental = levels.advance(4096)
+    assert vocal[-1] == 1.0 and instrumental[-1] == 1.0
+    assert levels.vocals_percent == 0.0  # the levels are kept for when bypass ends
+
+
+def test_level_percentages_are_clamped_and_checked():
+    assert clamp_percent(-5) == 0.0 and clamp_percent(400) == 150.0
+    with pytest.raises(ValueError):
+        clamp_percent(float("nan"))
+
+
+@pytest.mark.parametrize("device_rate", [44100, 48000])
+@pytest.mark.parametrize("use_model", [False, True], ids=["dry", "random-model"])
+def test_pipeline_reconstructs_the_input_at_an_integer_latency(device_rate, use_model, random_model):
+    separator = StreamingSeparator(random_model, channels=2) if use_model else None
+    pipeline = SeparationPipeline(separator, device_rate, 2, LevelRamp(RATE))
+    x = noise(device_rate * 2, rate=device_rate)
+    sizes = np.random.default_rng(1).integers(1, 700, size=1000)  # varying block sizes
+    pieces, start = [], 0
+    for size in sizes:
+        pieces.append(pipeline.process(x[start:start + size]))
+        start += size
+        if start >= len(x):
+            break
+    y = np.concatenate(pieces)
+    latency = pipeline.latency_frames
+    n = min(len(y) - latency, start - latency)
+    if device_rate == RATE:
+        expected = random_model.info.latency_samples if use_model else DRY_LATENCY_SAMPLES
+        assert latency == expected
+        np.testing.assert_allclose(y[latency:latency + n], x[:n], atol=1e-5)
+    else:  # 44.1 kHz model latency padded to whole 48 kHz frames; soxr round trip is not exact
+        assert latency * RATE % device_rate == 0
+        error = y[latency + 2000:latency + n] - x[2000:n]
+        assert np.sqrt(np.mean(error ** 2)) < 1e-3 * np.sqrt(np.mean(x ** 2)) * 100  # < -40 dB
+        assert np.max(np.abs(error)) < 0.01
+
+
+class _Engine:
+    """Callback + worker + pipeline, driven block by block like PortAudio (no device)."""
+
+    def __init__(self, pipeline: SeparationPipeline, margin: int = 2 * BLOCK + 600) -> None:
+        self.delay = pipeline.latency_frames + margin
+        capacity = self.delay + 20000 + 2 * RATE
+        self.wake = threading.Event()
+        self.callback = AudioCallback(SampleRing(capacity, 2), SampleRing(capacity, 2), self.delay, RATE,
+                                      16384, self.wake)
+        self.worker = InferenceWorker(self.callback, pipeline, margin)
+
+    def run(self, x: np.ndarray, realtime: bool = True, on_block=None) -> np.ndarray:
+        out = np.zeros_like(x)
+        self.worker.start()
+        started = time.perf_counter()
+        try:
+            for start in range(0, len(x) - BLOCK + 1, BLOCK):
+                if on_block is not None:
+                    on_block(start)
+                self.callback.duplex(x[start:start + BLOCK], out[start:start + BLOCK], BLOCK, None, None)
+                if realtime:
+                    time.sleep(max(0.0, started + (start + BLOCK) / RATE - time.perf_counter()))
+        finally:
+            self.worker.stop()
+        return out
+
+
+def test_callback_and_worker_give_the_input_delayed_by_the_stated_latency(random_model):
+    pipeline = SeparationPipeline(StreamingSeparator(random_model, channels=2), RATE, 2, LevelRamp(RATE))
+    engine = _Engine(pipeline)
+    x = noise(RATE * 3)
+    out = engine.run(x)
+    usable = (len(x) // BLOCK) * BLOCK
+    np.testing.assert_allclose(out[engine.delay:usable], x[:usable - engine.delay], atol=1e-5)
+    assert engine.callback.errors == 0
+
+
+class _StallingPipeline(SeparationPipeline):
+    """A pipeline whose model sometimes takes far too long (a stalled worker)."""
+
+    stall_s = 0.0
+
+    def process(self, block):
+        if self.stall_s:
+            time.sleep(self.stall_s)
+            self.stall_s = 0.0
+        return super().process(block)
+
+
+def test_a_stalled_worker_means_dry_output_aligned_with_the_wet_path_never_silence(random_model):
+    levels = LevelRamp(RATE, vocals=0, instrumental=100)  # wet differs from dry: we can tell them apart
+    pipeline = _StallingPipeline(StreamingSeparator(random_model, channels=2), RATE, 2, levels)
+    engine = _Engine(pipeline)
+    x = noise(RATE * 3)
+
+    def stall(start: int) -> None:
+        if start // BLOCK == RATE // BLOCK:  # after 1 s: a 300 ms stall, far beyond the margin
+            pipeline.stall_s = 0.3
+
+    out = engine.run(x, on_block=stall)
+    delay = engine.delay
+    assert engine.callback.short_frames > 0  # the shortfall happened and was counted
+    dry = np.zeros_like(x)
+    dry[delay:] = x[:-delay]
+    played_dry = np.all(np.abs(out - dry) < 1e-6, axis=1)
+    stalled = slice(RATE + delay, RATE + delay + int(0.2 * RATE))
+    assert played_dry[stalled].mean() > 0.9  # during the stall: the dry input, same latency
+    assert np.sqrt(np.mean(out[stalled] ** 2)) > 0.5 * np.sqrt(np.mean(x ** 2))  # not silence
+    # and before the stall, and again after it (the worker caught up or resynced), the wet mix
+    assert played_dry[delay + 4096:RATE].mean() < 0.05
+    assert played_dry[-RATE // 2:].mean() < 0.05
+
+
+def test_nothing_escapes_the_callback():
+    class BrokenSource:
+        def read_into(self, out):
+            raise RuntimeError("decoder bug")
+
+    ring = SampleRing(RATE, 2)
+    callback = AudioCallback(ring, SampleRing(RATE, 2), 1000, RATE, 4096, threading.Event(), source=BrokenSource())
+    out = np.ones((BLOCK, 2), np.float32)
+    callback.output_only(out, BLOCK, None, None)
+    assert callback.errors == 1 and not out.any()
