@@ -50,6 +50,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path("data_cache/training_stems.npz"))
     parser.add_argument("--run", type=Path)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument("--init-from", type=Path, metavar="WEIGHTS",
+                        help="start from installed weights (e.g. weights/whamsah-rt.pt) with a fresh "
+                             "optimiser: how training continues in a later session")
     parser.add_argument("--hours", type=float, help="training time of the whole run (overrides the config)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (smoke tests)")
@@ -83,6 +86,13 @@ def main(argv: list[str] | None = None) -> int:
         sampler.rng = pickle.loads(checkpoint["sampler_rng"])
         torch.set_rng_state(checkpoint["torch_rng"])
         print(f"resumed at step {step}, {elapsed / 3600:.2f} h trained")
+    elif args.init_from:
+        network.load_state_dict(torch.load(args.init_from, map_location="cpu", weights_only=True))
+        manifest = args.init_from.with_suffix(".json")
+        earlier = json.loads(manifest.read_text()).get("figures", {}).get("training", {}) if manifest.exists() else {}
+        config["init_from"] = {"weights": str(args.init_from), "steps": earlier.get("steps", 0),
+                               "cpu_hours": earlier.get("cpu_hours", 0.0)}
+        print(f"starting from {args.init_from} ({config['init_from']['steps']} earlier steps)")
     else:
         objective.prepare(sampler)
     network.to(device).train()
