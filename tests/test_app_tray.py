@@ -304,3 +304,76 @@ def test_cancelling_the_dialog_changes_nothing(tray, desktop):
     assert drive.wait_until(lambda: not tray.app.actions.dialog.is_open, 10)
     time.sleep(0.5)
     assert tray.status().state.value == "running"
+
+
+def test_host_api_and_model_menus_show_what_is_there(tray, desktop):
+    menu = {i.text: i for i in tray.app.icon.menu.items}
+    apis = [i.text for i in menu["Host API"].submenu.items]
+    assert "ALSA" in apis
+    assert _checked(tray.app.icon.menu, "Host API") == [tray.status().host_api]
+    models = [i.text for i in menu["Model"].submenu.items]
+    installed = tray.app.engine.models()
+    if installed:
+        assert models == [label for _, label in installed]
+    else:
+        assert models == ["(no model installed)"]
+
+
+def _sink_input_sink(desktop, app_name: str) -> str | None:
+    """The sink that the app called `app_name` plays into now, read from PulseAudio."""
+    sinks = {line.split("\t")[0]: line.split("\t")[1]
+             for line in desktop.pactl("list", "short", "sinks").splitlines() if "\t" in line}
+    for app in json.loads(desktop.pactl("--format=json", "list", "sink-inputs")):
+        if app.get("properties", {}).get("application.name") == app_name:
+            return sinks.get(str(app["sink"]))
+    return None
+
+
+def test_virtual_cable_and_per_app_capture_from_the_menu(tray, desktop, tmp_path):
+    import soundfile
+
+    player_name = "WhamsahTestPlayer"
+    tone = tmp_path / "tone.wav"
+    t = np.arange(48000 * 30) / 48000
+    soundfile.write(tone, (0.1 * np.sin(2 * np.pi * 330 * t)).astype("float32"), 48000)
+    player = subprocess.Popen(["paplay", f"--property=application.name={player_name}", "-d", desktop.speakers,
+                               str(tone)])
+    try:
+        assert drive.wait_until(lambda: _sink_input_sink(desktop, player_name) == desktop.speakers, 10)
+        tray.choose("Create virtual cable")
+        assert drive.wait_until(lambda: "whamsah_cable" in desktop.sink_names(), 10), "no cable was created"
+        tray.wait_engine(lambda s: "whamsah" in (s.input_device or "").lower() and s.state.value == "running",
+                         "recording the new cable")
+        tray.wait_profile("linux_cable", "create_at_start", True)
+
+        # The app shows in Capture app ▸ once the tray re-read the apps; wait until the menu has it.
+        def menu_has_player():
+            return any(player_name in app.label for app in tray.app.engine.playing_apps()) and \
+                tray.app._drawn_menu_key is not None and \
+                any(player_name in app.label for app in tray.app._drawn_menu_key[2][1])
+        assert drive.wait_until(menu_has_player, 10), f"the player is not in the menu: {tray.app.engine.playing_apps()}"
+        label = next(app.label for app in tray.app.engine.playing_apps() if player_name in app.label)
+        tray.choose("Capture app", label)
+        assert drive.wait_until(lambda: _sink_input_sink(desktop, player_name) == "whamsah_cable", 10), \
+            "the app was not moved into the cable"
+        assert drive.wait_until(lambda: any(a.captured for a in tray.app.engine.playing_apps()), 5)
+        assert drive.wait_until(lambda: tray.app._drawn_menu_key[2][1] and
+                                any(a.captured for a in tray.app._drawn_menu_key[2][1]), 5)
+        tray.choose("Capture app", label)
+        assert drive.wait_until(lambda: _sink_input_sink(desktop, player_name) == desktop.speakers, 10), \
+            "releasing did not move the app back where it played"
+
+        assert drive.wait_until(lambda: tray.app._drawn_menu_key[2][2] is True, 5)
+        tray.choose("Remove virtual cable")
+        assert drive.wait_until(lambda: "whamsah_cable" not in desktop.sink_names(), 10), "the cable is still there"
+        tray.wait_profile("linux_cable", "create_at_start", False)
+        assert _sink_input_sink(desktop, player_name) == desktop.speakers  # never left in a dead cable
+        tray.wait_engine(lambda s: s.state.value == "running", "running on another input after the removal")
+    finally:
+        player.terminate()
+        player.wait(5)
+        if "whamsah_cable" in desktop.sink_names():
+            tray.app.engine.controller.remove_cable()
+    tray.app.actions.choose_device("input", desktop.cable_monitor)
+    tray.wait_engine(lambda s: s.input_device == desktop.cable_monitor and s.state.value == "running",
+                     "running again on the test cable")

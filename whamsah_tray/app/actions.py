@@ -165,7 +165,11 @@ class TrayActions:
 
     def remove_cable(self) -> None:
         self.store.update("linux_cable", create_at_start=False)
+        # The engine stops if it was recording the cable: go on with the remembered input (or the
+        # default); both commands queue behind the removal.
         self.engine.remove_cable()
+        self.engine.set_device("input", self.store.profile.audio.input_device)
+        self.engine.start_sync()
 
     def playing_apps(self) -> list["PlayingApp"]:
         return self.engine.playing_apps()

@@ -89,6 +89,10 @@ class EngineLink:
         self.refresh_lists()
         self._wake(None)
 
+    def start_sync(self) -> None:
+        """Start (or keep running) sync mode, e.g. after the input it recorded went away."""
+        self._command("start")
+
     def shutdown(self) -> None:
         """Stop the audio, give captured apps and the default sink back, and remove the cable if
         this tray made it (a quit leaves no cable behind)."""
