@@ -153,6 +153,7 @@ class EngineController:
         self._model_name: str | None = None
         self._model_error: str | None = None
         self._model_loading = False
+        self._model_requested = False  # loading starts with the first start() / play_file()
         self._sync_wanted = False  # sync mode should run (start() given, stop() not)
         self._lost_since: float | None = None
         self._last_retry = 0.0
@@ -161,7 +162,6 @@ class EngineController:
         self._closed = False
         self._thread = threading.Thread(target=self._loop, name="whamsah-engine-control", daemon=True)
         self._thread.start()
-        self._load_model(self._settings.model)
 
     # ------------------------------------------------------------------ observers, queries
     def subscribe(self, observer: Observer) -> Callable[[], None]:
@@ -360,7 +360,7 @@ class EngineController:
     # --- model ---------------------------------------------------------------------------
     def _load_model(self, name: str | None) -> None:
         """Starts the model-loader thread; its result arrives as the `model_loaded` command."""
-        self._model_loading = True
+        self._model_loading = self._model_requested = True
 
         def load() -> None:
             try:
@@ -402,8 +402,11 @@ class EngineController:
         return SeparationPipeline(separator, rate, 2, self._levels)
 
     def _wait_for_model(self) -> None:
-        """Lets a model that is being loaded arrive before a stream opens (processing the other
-        commands meanwhile is not needed: they are still queued)."""
+        """Starts loading the model on first use (so that observers subscribed after the
+        constructor hear about a missing model) and lets it arrive before a stream opens, for
+        up to MODEL_WAIT_S; other commands stay queued meanwhile, in order."""
+        if not self._model_requested:
+            self._load_model(self._settings.model)
         deadline = time.monotonic() + MODEL_WAIT_S
         pending = []
         while self._model_loading and time.monotonic() < deadline:

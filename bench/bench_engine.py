@@ -1,0 +1,300 @@
+"""Live engine bench: end-to-end latency through the PulseAudio null sinks, CPU % and RSS of the
+engine process in sync mode, and dropouts over a long run. Prints figures; asserts nothing.
+
+    python bench/bench_engine.py                 # 10-minute run (the figure the README quotes)
+    python bench/bench_engine.py --minutes 1     # quicker
+    python bench/bench_engine.py --io-latency 0.06 --margin 0.02
+
+Needs the headless desktop's sinks `cable` and `speakers` (source tests/desktop_env.sh up; when
+no sound server answers, this script starts one with tests/desktop_env.sh and stops it after).
+
+How it measures
+- The engine runs in a child process (this script with --child), as in the app: input
+  cable_monitor, output speakers, levels 100/100. Model: the default model if installed, else a
+  random-weight network of the default architecture (same compute; says which).
+- Latency: a probe in this process plays noise bursts into `cable` and records `speakers_monitor`
+  in one duplex stream; the same probe recording `cable_monitor` (no engine in the path) gives
+  the probe's own round trip, which is subtracted. The lag comes from cross-correlation.
+- Dropouts: for the long run the probe plays a 10 s noise loop into `cable` continuously and
+  records both `speakers_monitor` (after the engine) and `cable_monitor` (before it). Every
+  100 ms window of each recording is correlated with the loop at the measured lag; a window
+  below 0.9 is a dropout or slip. Windows bad after the engine but good before it are the
+  engine's. With levels at 100/100 the engine's output is its input exactly (the separator's
+  contract), so any difference is the engine's fault.
+- CPU % (of one core) from /proc/PID/stat over the run; RSS and its peak from /proc/PID/status.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+RATE = 48000
+LOOP_S = 10.0
+WINDOW_S = 0.1
+
+
+# ------------------------------------------------------------------ the engine (child process)
+def child(args: argparse.Namespace) -> int:
+    sys.path.insert(0, str(REPO))
+    from whamsah_tray.engine import EngineController, EngineSettings, EngineState, StreamSettings
+    from whamsah_tray.errors import ModelLoadingError
+    from whamsah_tray.separation import create_untrained_model, load_model
+
+    def model_factory(name):
+        try:
+            return load_model(name)
+        except ModelLoadingError as error:
+            print(json.dumps({"note": f"default model unavailable ({error}); using a random-weight "
+                                      "network of the default architecture"}), flush=True)
+            return create_untrained_model("whamsah-rt", seed=0)
+
+    stream = StreamSettings(io_latency_s=args.io_latency, margin_s=args.margin, blocksize=args.blocksize)
+    engine = EngineController(EngineSettings(input_device="cable_monitor", output_device="speakers", stream=stream),
+                              model_factory=model_factory)
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    engine.start()
+    engine.wait_for(lambda s: s.state is EngineState.RUNNING and s.model_name is not None, 60)
+    try:
+        while not stop.wait(1.0):
+            s = engine.status
+            print(json.dumps({"state": s.state.value, "model": s.model_name, "latency_ms": s.latency_ms,
+                              "rate": s.sample_rate, "dry_frames": s.dry_frames, "resyncs": s.resyncs,
+                              "xruns": s.xruns}), flush=True)
+    finally:
+        engine.close()
+    return 0
+
+
+# ------------------------------------------------------------------ measuring (parent)
+def _noise(frames: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(frames)
+    spectrum = np.fft.rfft(x)
+    spectrum[np.fft.rfftfreq(frames, 1 / RATE) > 12000] = 0
+    x = np.fft.irfft(spectrum, frames)
+    return (0.2 * x / x.std()).astype(np.float32)
+
+
+def _lag(reference: np.ndarray, recording: np.ndarray) -> int:
+    size = 1 << int(np.ceil(np.log2(len(reference) + len(recording))))
+    cross = np.fft.irfft(np.fft.rfft(recording, size) * np.conj(np.fft.rfft(reference, size)), size)
+    return int(np.argmax(cross[:len(recording)]))
+
+
+def probe_round_trip(sd, input_device: str, bursts: int = 8) -> list[float]:
+    """Plays `bursts` noise bursts into `cable` and records input_device; lag of each in ms."""
+    burst = _noise(int(0.1 * RATE), seed=11)
+    period = int(0.6 * RATE)
+    signal_out = np.zeros(period * bursts + RATE, np.float32)
+    for k in range(bursts):
+        signal_out[k * period:k * period + len(burst)] = burst
+    recorded = np.zeros_like(signal_out)
+    position = [0]
+
+    def callback(indata, outdata, frames, time_info, status):
+        p = position[0]
+        n = max(0, min(frames, len(signal_out) - p))
+        outdata[:n, 0] = outdata[:n, 1] = signal_out[p:p + n]
+        outdata[n:] = 0
+        recorded[p:p + n] = indata[:n, 0]
+        position[0] = p + frames
+        if n < frames:
+            raise sd.CallbackStop
+
+    with sd.Stream(device=(input_device, "cable"), samplerate=RATE, channels=2, dtype="float32",
+                   latency=0.1, callback=callback) as stream:
+        while stream.active:
+            time.sleep(0.05)
+    lags = []
+    for k in range(bursts):
+        segment = recorded[k * period:(k + 1) * period]
+        lag = _lag(burst, segment)
+        found = segment[lag:lag + len(burst)]
+        if len(found) == len(burst):
+            corr = float((found * burst).sum() / np.sqrt((found ** 2).sum() * (burst ** 2).sum() + 1e-20))
+            if corr > 0.9:  # a burst that arrived whole (a slip or a gap in the probe is skipped)
+                lags.append(1000.0 * lag / RATE)
+    return lags or [float("nan")]
+
+
+def long_run(sd, seconds: float) -> dict[str, np.ndarray]:
+    """Plays the noise loop into `cable` for `seconds`, recording speakers_monitor and cable_monitor."""
+    loop = _noise(int(LOOP_S * RATE), seed=12)
+    frames = int(seconds * RATE)
+    recordings = {name: np.zeros(frames + RATE, np.float32) for name in ("speakers_monitor", "cable_monitor")}
+    positions = {"out": 0, "speakers_monitor": 0, "cable_monitor": 0}
+
+    def play(outdata, n, time_info, status):
+        p = positions["out"]
+        index = (p + np.arange(n)) % len(loop)
+        outdata[:, 0] = outdata[:, 1] = loop[index]
+        positions["out"] = p + n
+
+    def recorder(name):
+        def callback(indata, n, time_info, status):
+            p = positions[name]
+            take = max(0, min(n, len(recordings[name]) - p))
+            recordings[name][p:p + take] = indata[:take, 0]
+            positions[name] = p + n
+        return callback
+
+    streams = [sd.InputStream(device=name, samplerate=RATE, channels=2, dtype="float32", latency=0.1,
+                              callback=recorder(name)) for name in recordings]
+    streams.append(sd.OutputStream(device="cable", samplerate=RATE, channels=2, dtype="float32", latency=0.1,
+                                   callback=play))
+    for stream in streams:
+        stream.start()
+    time.sleep(seconds)
+    for stream in streams:
+        stream.stop()
+        stream.close()
+    return {"loop": loop, **{name: rec[:min(positions[name], len(rec))] for name, rec in recordings.items()}}
+
+
+def bad_windows(loop: np.ndarray, recording: np.ndarray) -> tuple[np.ndarray, int]:
+    """Start times (s) of 100 ms windows that do not match the loop at the global lag."""
+    head = recording[int(2 * RATE):int(2 * RATE + LOOP_S * RATE)]
+    lag = (_lag(loop, np.concatenate([head, head])) + int(2 * RATE)) % len(loop)  # rec[t] = loop[t - lag]
+    window = int(WINDOW_S * RATE)
+    bad = []
+    for start in range(int(1.0 * RATE), len(recording) - window, window):
+        piece = recording[start:start + window]
+        index = (np.arange(start, start + window) - lag) % len(loop)
+        reference = loop[index]
+        corr = float((piece * reference).sum() / np.sqrt((piece ** 2).sum() * (reference ** 2).sum() + 1e-20))
+        if corr < 0.9:
+            bad.append(start / RATE)
+    return np.array(bad), lag
+
+
+def proc_figures(pid: int) -> tuple[float, int, int]:
+    """(CPU seconds, RSS kB, peak RSS kB) of a process."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
+    return cpu, int(status["VmRSS"].split()[0]), int(status["VmHWM"].split()[0])
+
+
+def _desktop_running() -> bool:
+    try:
+        sinks = subprocess.run(["pactl", "list", "short", "sinks"], capture_output=True, text=True, timeout=5).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    names = {line.split()[1] for line in sinks.splitlines() if line.strip()}
+    return {"cable", "speakers"} <= names
+
+
+def parent(args: argparse.Namespace) -> int:
+    started_dir = None
+    if not _desktop_running():
+        started_dir = Path(tempfile.mkdtemp(prefix="whamsah-bench-"))
+        env = {**os.environ, "WHAMSAH_ENV_DIR": str(started_dir / "desk")}
+        subprocess.run(["bash", str(REPO / "tests" / "desktop_env.sh"), "up"], env=env, check=True,
+                       stdout=subprocess.DEVNULL)
+        os.environ.update(dict(line.split("=", 1) for line in (started_dir / "desk" / "env").read_text().splitlines()
+                               if "=" in line))
+    try:
+        return _measure(args)
+    finally:
+        if started_dir is not None:
+            subprocess.run(["bash", str(REPO / "tests" / "desktop_env.sh"), "down"],
+                           env={**os.environ, "WHAMSAH_ENV_DIR": str(started_dir / "desk")})
+            shutil.rmtree(started_dir, ignore_errors=True)
+
+
+def _measure(args: argparse.Namespace) -> int:
+    import sounddevice as sd
+
+    sd._terminate()
+    sd._initialize()
+    print(f"bench_engine: {args.minutes:g} min run; io latency {args.io_latency} s, margin {args.margin} s, "
+          f"blocksize {args.blocksize}; machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}", flush=True)
+    baseline = probe_round_trip(sd, "cable_monitor")
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", "--io-latency", str(args.io_latency),
+               "--margin", str(args.margin), "--blocksize", str(args.blocksize)]
+    engine = subprocess.Popen(command, stdout=subprocess.PIPE, text=True, cwd=str(REPO))
+    lines: list[dict] = []
+
+    def read_lines() -> None:
+        for line in engine.stdout:
+            try:
+                lines.append(json.loads(line))
+            except json.JSONDecodeError:
+                pass
+
+    reader = threading.Thread(target=read_lines, daemon=True)
+    reader.start()
+    try:
+        deadline = time.monotonic() + 90
+        while not any(line.get("state") == "running" for line in lines):
+            if time.monotonic() > deadline or engine.poll() is not None:
+                print("bench_engine: the engine did not start", lines)
+                return 1
+            time.sleep(0.2)
+        time.sleep(1.0)
+        through = probe_round_trip(sd, "speakers_monitor")
+        cpu0, _, _ = proc_figures(engine.pid)
+        wall0 = time.monotonic()
+        recorded = long_run(sd, args.minutes * 60)
+        cpu1, rss, peak = proc_figures(engine.pid)
+        wall1 = time.monotonic()
+    finally:
+        engine.send_signal(signal.SIGTERM)
+        engine.wait(30)
+    reader.join(2)
+    for name in ("cable_monitor", "speakers_monitor"):
+        if len(recorded[name]) < (LOOP_S + 3) * RATE:
+            print(f"bench_engine: the probe recorded only {len(recorded[name]) / RATE:.1f} s from {name}")
+            return 1
+    notes = [line["note"] for line in lines if "note" in line]
+    final = [line for line in lines if "state" in line][-1]
+    before, _ = bad_windows(recorded["loop"], recorded["cable_monitor"])
+    after, _ = bad_windows(recorded["loop"], recorded["speakers_monitor"])
+    # A bad window after the engine whose input (about the engine's latency earlier) was fine.
+    latency_s = (np.median(through) - np.median(baseline)) / 1000.0
+    engine_bad = [t for t in after if not np.any(np.abs(before - (t - latency_s - np.median(baseline) / 1000)) < 0.25)]
+    for note in notes:
+        print(f"note: {note}")
+    print(f"model: {final['model']} at {final['rate']} Hz")
+    print(f"probe round trip without engine: median {np.median(baseline):.1f} ms (min {min(baseline):.1f}, "
+          f"max {max(baseline):.1f}, {len(baseline)} bursts)")
+    print(f"probe round trip through engine: median {np.median(through):.1f} ms (min {min(through):.1f}, "
+          f"max {max(through):.1f}, {len(through)} bursts)")
+    print(f"end-to-end latency of the engine (cable -> speakers): {1000 * latency_s:.1f} ms "
+          f"(engine's own estimate {final['latency_ms']:.1f} ms)")
+    print(f"engine CPU: {100 * (cpu1 - cpu0) / (wall1 - wall0):.1f} % of one core over {wall1 - wall0:.0f} s")
+    print(f"engine RSS: {rss / 1024:.0f} MB (peak {peak / 1024:.0f} MB)")
+    print(f"dropouts in {args.minutes:g} min: {len(engine_bad)} bad 100 ms windows after the engine "
+          f"({len(after)} in all, {len(before)} already before it, in the probe's own playback)")
+    print(f"engine counters: dry frames {final['dry_frames']}, resyncs {final['resyncs']}, "
+          f"PortAudio xruns {final['xruns']}")
+    return 0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--minutes", type=float, default=10.0, help="length of the dropout run (default 10)")
+    parser.add_argument("--io-latency", type=float, default=0.04, help="PortAudio latency of the engine's stream (s)")
+    parser.add_argument("--margin", type=float, default=0.015, help="engine worker margin (s)")
+    parser.add_argument("--blocksize", type=int, default=256, help="engine callback block (frames)")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    return child(args) if args.child else parent(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,93 @@
+"""Devices: listing, selection by name with the default as fallback, virtual-cable detection, and
+device loss: the engine's input vanishes mid-stream (its null sink's module unloaded), the engine
+says so once, and reopens it by itself when it comes back.
+"""
+
+from __future__ import annotations
+
+import subprocess
+
+import pytest
+
+from engine_audio import band_limited_noise, match, play_into, recording
+from whamsah_tray.engine import (EngineController, EngineSettings, EngineState, LinuxCable, Severity,
+                                 UserMessage, list_devices)
+from whamsah_tray.separation import create_untrained_model
+
+
+def test_devices_are_listed_and_selected_by_name(desktop, portaudio):
+    devices = list_devices(refresh=True)
+    assert "ALSA" in devices.host_apis
+    names = [d.name for d in devices.inputs("ALSA")]
+    assert "cable_monitor" in names and "Monitor of VirtualCable" in names
+    found, missing = devices.select("CABLE_MONITOR", "input", "alsa")  # case-insensitive, host API too
+    assert found.name == "cable_monitor" and not missing
+    node, _ = devices.select("Monitor of VirtualCable", "input")
+    assert node.pulse_name == "cable.monitor" and node.open_environment("input") == {"PULSE_SOURCE": "cable.monitor"}
+    fallback, missing = devices.select("No Such Speakers", "output")
+    assert missing and fallback == devices.default_device("output")
+
+
+def test_a_missing_device_falls_back_to_the_default_and_says_so(desktop, portaudio):
+    events: list = []
+    engine = EngineController(EngineSettings(input_device="cable_monitor", output_device="Gone Speakers"),
+                              model_factory=lambda name: create_untrained_model("identity"))
+    engine.subscribe(events.append)
+    try:
+        engine.start()
+        assert engine.wait_for(lambda s: s.state is EngineState.RUNNING, 20), engine.status
+        assert engine.status.output_device == "default"
+        assert any(isinstance(e, UserMessage) and "Gone Speakers" in e.text for e in events)
+    finally:
+        engine.close()
+
+
+def test_a_virtual_cable_is_the_input_when_none_is_named(desktop, portaudio):
+    cable = LinuxCable(sink_name="whamsah_cable_detect", description="WHAMSAH-Cable-Detect")
+    try:
+        cable.create()
+        devices = list_devices(refresh=True)
+        chosen, _ = devices.select(None, "input")
+        assert chosen.pulse_name == "whamsah_cable_detect.monitor"
+    finally:
+        cable.remove()
+
+
+def _works(engine_sink: str) -> bool:
+    reference = band_limited_noise(1.5, seed=7)
+    for _ in range(3):
+        with recording() as rec:
+            play_into(engine_sink, reference)
+        found = match(reference, rec["audio"])
+        if found.correlation > 0.99 and found.worst_window > 0.99:
+            return True
+    return False
+
+
+def test_the_engine_recovers_by_itself_when_its_device_comes_back(desktop, portaudio):
+    cable = LinuxCable(sink_name="whamsah_losstest", description="WHAMSAH-LossTest")
+    cable.create()
+    events: list = []
+    engine = EngineController(EngineSettings(input_device="Monitor of WHAMSAH-LossTest", output_device="speakers"),
+                              model_factory=lambda name: create_untrained_model("identity"))
+    engine.subscribe(events.append)
+    try:
+        engine.start()
+        assert engine.wait_for(lambda s: s.state is EngineState.RUNNING, 20), engine.status
+        assert engine.status.input_device == "Monitor of WHAMSAH-LossTest"
+        assert _works("whamsah_losstest")
+        cable.remove()  # the device vanishes mid-stream
+        assert engine.wait_for(lambda s: s.state is EngineState.DEVICE_LOST, 5), engine.status
+        subprocess.run(["sleep", "1.5"])  # stays lost while the device is away
+        assert engine.state is EngineState.DEVICE_LOST
+        cable.create()  # it comes back
+        assert engine.wait_for(lambda s: s.state is EngineState.RUNNING, 5), engine.status  # target: 2 s
+        assert engine.status.input_device == "Monitor of WHAMSAH-LossTest"  # the remembered one, not a default
+        assert _works("whamsah_losstest")
+        lost = [e for e in events if isinstance(e, UserMessage) and "lost" in e.text]
+        back = [e for e in events if isinstance(e, UserMessage) and "back" in e.text]
+        assert len(lost) == 1 and lost[0].severity is Severity.WARNING  # told once, not per retry
+        assert len(back) == 1
+    finally:
+        engine.close()
+        cable.close(remove=True)
