@@ -12,12 +12,23 @@ import time
 from whamsah_tray.errors import DeviceError
 
 
+def percent(text: str) -> float:
+    """argparse type: a level in percent, 0..150."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0 <= value <= 150:
+        raise argparse.ArgumentTypeError(f"{value:g} is outside 0-150")
+    return value
+
+
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by `run` and `play`."""
     parser.add_argument("--output", metavar="NAME", help="output device (default: the system default)")
     parser.add_argument("--host-api", metavar="NAME", help="host API to pick devices from (default: the system's)")
-    parser.add_argument("--vocals", type=float, default=100.0, metavar="PCT", help="vocal level, 0-150 %% (default 100)")
-    parser.add_argument("--instrumental", type=float, default=100.0, metavar="PCT",
+    parser.add_argument("--vocals", type=percent, default=100.0, metavar="PCT", help="vocal level, 0-150 %% (default 100)")
+    parser.add_argument("--instrumental", type=percent, default=100.0, metavar="PCT",
                         help="instrumental level, 0-150 %% (default 100)")
     parser.add_argument("--bypass", action="store_true", help="play the input unchanged (same latency)")
     parser.add_argument("--model", metavar="NAME", help="installed model (default: the default model)")
@@ -65,9 +76,6 @@ def summary(status) -> str:
 def run(args: argparse.Namespace) -> int:
     from whamsah_tray.engine import EngineController, EngineState
 
-    for name in ("vocals", "instrumental"):
-        if not 0 <= getattr(args, name) <= 150:
-            raise DeviceError(f"--{name} must be between 0 and 150")
     engine = EngineController(engine_settings(args, args.input))
     engine.subscribe(print_event)
     try:

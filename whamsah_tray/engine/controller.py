@@ -78,6 +78,7 @@ from whamsah_tray.engine.events import (
 from whamsah_tray.engine.levels import LevelRamp, clamp_percent
 from whamsah_tray.engine.linux_cable import AppStream, LinuxCable
 from whamsah_tray.engine.pipeline import SeparationPipeline
+from whamsah_tray.engine.priority import promote_worker_thread
 from whamsah_tray.engine.session import LiveSession, StreamSettings
 from whamsah_tray.errors import AudioFileError, DeviceError, ModelLoadingError, WhamsahError
 
@@ -316,6 +317,9 @@ class EngineController:
 
     # ------------------------------------------------------------------ controller thread
     def _loop(self) -> None:
+        # While this thread holds the GIL the audio callback cannot run: keep it from being
+        # preempted for long by ordinary processes (where the OS allows it).
+        promote_worker_thread()
         while True:
             try:
                 name, args = self._commands.get(timeout=TICK_S)

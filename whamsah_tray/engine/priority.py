@@ -1,14 +1,15 @@
 """Asking the OS to schedule the audio threads ahead of ordinary work, where it allows us.
 
-On Linux the audio callback's thread asks for SCHED_FIFO (real-time) and the inference worker for
-a higher priority (nice -10): without that, a busy machine (a nice-0 compile, other apps) delays
+On Linux the audio callback's thread asks for SCHED_FIFO (real-time) and the inference worker and
+the controller thread for a higher priority (nice -10; the callback needs the GIL, so the threads
+that hold it must not be preempted for long either): without that, a busy machine (a nice-0 compile, other apps) delays
 the callback by tens of milliseconds and the device runs dry. Unprivileged desktop users usually
 may not (RLIMIT_RTPRIO 0, no CAP_SYS_NICE): then nothing changes and the engine still works, with
 the larger margins the bench figures show. Other systems: no-op (their audio APIs already run
 callbacks at high priority).
 
 `promote_callback_thread` runs once, on the first callback (one system call, no logging);
-`promote_worker_thread` on the worker thread at its start.
+`promote_worker_thread` on the worker and controller threads at their start.
 """
 
 from __future__ import annotations

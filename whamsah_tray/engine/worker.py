@@ -86,6 +86,7 @@ class InferenceWorker:
             self.callback.wake.clear()
             if self._next_pipeline is not None:
                 self._pipeline, self._next_pipeline = self._next_pipeline, None
+                self.callback.valid = (1 << 62, 1 << 62)  # dry from now on, until the new mix is due
                 self.callback.delay = delay_for(self._pipeline, self.margin)
                 self._restart(read_position)
             written = self.callback.position
