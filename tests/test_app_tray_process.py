@@ -197,6 +197,22 @@ def test_corrupt_profile_is_moved_aside_and_the_user_is_told(start_tray, desktop
     assert drive.wait_until(lambda: "not valid TOML" in tray.icon_title(), 5), tray.icon_title()
 
 
+def test_invalid_settings_and_a_bad_hotkey_are_reported_and_the_rest_works(start_tray, desktop):
+    profile = base_profile(desktop, levels={"vocals": 400, "instrumental": 80},
+                           hotkeys={"bypass": "<ctrl>+<nosuchkey>"})
+    tray = start_tray(profile)
+    tray.icon()
+    assert drive.wait_until(lambda: any("levels.vocals" in n["body"] for n in tray.notifications()), 10), \
+        tray.notifications()
+    assert drive.wait_until(lambda: any("hotkey for bypass" in n["body"] for n in tray.notifications()), 10), \
+        tray.notifications()
+    title = tray.icon_title()
+    assert "⚠ hotkey for bypass" in title and "Vocals 100 % · Instrumental 80 %" in title, title
+    time.sleep(0.5)
+    desktop.run("xdotool", "key", "ctrl+alt+v")  # the other hotkeys still work
+    assert drive.wait_until(lambda: "Vocals 0 %" in tray.icon_title(), 10), tray.icon_title()
+
+
 def test_missing_remembered_output_falls_back_to_the_default_and_says_so(start_tray, desktop):
     profile = base_profile(desktop)
     profile["audio"]["output_device"] = "Headphones that were unplugged"

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-ICON_NAME_PREFIX = "WHAMSAH Tray"  # the icon's X window is named after its tooltip's first line
+ICON_NAME_PREFIX = "WHAMSAH Tray:"  # the icon's X window is named after its tooltip ("WHAMSAH Tray: running…")
 
 
 def xdotool(*args: str, timeout: float = 20, check: bool = True) -> str:
@@ -112,7 +112,7 @@ def open_menus() -> list[str]:
             g = window_geometry(window)
         except RuntimeError:
             continue
-        if g.width > 64 and g.height > 64:
+        if g.width > 64 and g.height >= 16:  # not the icon (<= 64 px) nor GTK's hidden 10x10 windows
             menus.append(window)
     return menus
 
@@ -126,6 +126,16 @@ def _key(*keys: str) -> None:
     for key in keys:
         xdotool("key", key)
         time.sleep(0.08)
+
+
+def _screenshot_for_failure() -> str:
+    import tempfile
+
+    from PIL import ImageGrab
+
+    path = os.path.join(tempfile.gettempdir(), f"whamsah-tray-menu-{os.getpid()}-{time.time():.0f}.png")
+    ImageGrab.grab(xdisplay=os.environ["DISPLAY"]).save(path)
+    return path
 
 
 def choose(icon, g: Geometry, path: list[str]) -> None:
@@ -154,7 +164,13 @@ def choose(icon, g: Geometry, path: list[str]) -> None:
             if not isinstance(item.submenu, pystray.Menu):
                 raise AssertionError(f"{text!r} has no submenu")
             _key("Right")
-            time.sleep(0.15)
+            # Wait for the submenu's window, so that the next keys go to it even on a busy machine.
+            if not wait_until(lambda: len(open_menus()) >= depth + 2, 5):
+                shot = _screenshot_for_failure()
+                _key("Escape", "Escape", "Escape")
+                raise AssertionError(f"the submenu {text!r} did not open (screen: {shot}); "
+                                     f"the menu has {texts}, {text!r} at {index}")
+            time.sleep(0.1)
             menu = item.submenu
         else:
             _key("Return")

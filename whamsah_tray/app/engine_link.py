@@ -182,9 +182,9 @@ class EngineLink:
             apps = [PlayingApp(id=str(a.index), label=a.label, captured=bool(a.captured))
                     for a in controller.list_apps()]
             exists = controller.cable.exists()
-        except Exception as error:  # no sound server (DeviceError), pactl gone...
-            log.debug("listing apps failed: %s", error)
-            apps, exists = [], False
+        except Exception as error:  # no sound server (DeviceError), pactl gone...: keep the last lists
+            log.warning("listing the apps playing audio failed: %s", error)
+            return
         with self._lock:
             self._apps, self._cable_exists = apps, exists
 

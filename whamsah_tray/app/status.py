@@ -94,7 +94,7 @@ def tooltip(view: EngineView, problems: list[str] = (), limitation: str | None =
     if view.playing_file and view.file:
         lines.append(_file_line(view))
     lines.append(f"Vocals {view.vocals} % · Instrumental {view.instrumental} %")
-    model = view.model or "default model"
+    model = view.model or "(default)"
     if view.model_ready:
         latency = f" · {view.latency_ms:.0f} ms" if view.latency_ms is not None else ""
         lines.append(f"Model {model}{latency}")

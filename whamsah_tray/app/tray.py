@@ -142,6 +142,8 @@ class TrayApp:
         icon.visible = True
         self.shown.set()
         self._tell_profile_problems()
+        # The autostart file is the truth (the installer writes it too); the profile mirrors it.
+        self.store.update("startup", start_at_login=self.actions.start_at_login())
         self.engine.subscribe(self._request_refresh)
         self.engine.start()
         self._start_hotkeys()
