@@ -27,7 +27,7 @@ def start_engine(model_factory, **settings) -> tuple[EngineController, list]:
                               model_factory=model_factory)
     engine.subscribe(events.append)
     engine.start()
-    assert engine.wait_for(lambda s: s.state is EngineState.RUNNING and (s.model_name or s.model_error), 20), \
+    assert engine.wait_for(lambda s: s.state is EngineState.RUNNING and (s.model_name or s.model_error), 60), \
         f"engine did not start: {engine.status}, events {events}"
     return engine, events
 

@@ -86,6 +86,7 @@ class LiveSession:
         self.stream = None
         self.finished_by_portaudio = False  # the stream ended on its own (device error)
         self.server_nodes: dict[str, str] = {}  # INPUT/OUTPUT -> pulse node our stream is attached to
+        self._suspicion: str | None = None  # a server-side loss seen once, awaiting confirmation
 
     # --- opening --------------------------------------------------------------------------
     def _environment(self) -> dict[str, str]:
@@ -140,18 +141,19 @@ class LiveSession:
         except (sd.PortAudioError, OSError, ValueError) as error:
             self.close()
             raise DeviceError(f"cannot open '{self._names()}': {error}") from error
-        self.server_nodes = self._find_server_nodes()
+        self.server_nodes = self._find_server_nodes() or {}
 
     def _finished(self) -> None:  # PortAudio's thread, once, when the stream ends
         self.finished_by_portaudio = True
 
     # --- health (controller thread) ------------------------------------------------------
-    def _find_server_nodes(self) -> dict[str, str]:
-        """The sound-server nodes our streams are attached to (empty when not on PulseAudio)."""
-        if not pulse.available():
-            return {}
-        nodes = {}
+    def _find_server_nodes(self) -> dict[str, str] | None:
+        """The sound-server nodes our streams are attached to: {} when not on PulseAudio/PipeWire,
+        None when the server could not be asked just now."""
         try:
+            if not pulse.available():
+                return {}
+            nodes = {}
             for kind, streams, listing in ((INPUT, pulse.source_outputs, pulse.sources),
                                            (OUTPUT, pulse.sink_inputs, pulse.sinks)):
                 ours = [s for s in streams() if s.properties.get("whamsah.stream") == self.tag]
@@ -159,20 +161,34 @@ class LiveSession:
                     names = {node.index: node.name for node in listing()}
                     nodes[kind] = names.get(ours[0].device_index, "")
         except DeviceError:
-            return {}
+            return None
         return nodes
 
     def lost_reason(self) -> str | None:
         """Why the stream no longer works, or None. PortAudio does not notice when the sound
-        server moves our stream elsewhere because its device vanished, hence the server check."""
+        server moves our stream elsewhere because its device vanished, hence the server check;
+        a server-side finding counts only when two checks in a row agree (a busy server may
+        answer late or list a stream mid-move)."""
         if self.stream is None:
             return "the stream is closed"
-        if self.finished_by_portaudio or not self.stream.active:
+        try:
+            active = self.stream.active
+        except Exception:  # PortAudio raises for a stream in error
+            active = False
+        if self.finished_by_portaudio or not active:
             return "the audio stream stopped"
         if not self.server_nodes:
             return None
+        reason = self._server_reason()
+        confirmed = reason if reason is not None and reason == self._suspicion else None
+        self._suspicion = reason
+        return confirmed
+
+    def _server_reason(self) -> str | None:
+        now = self._find_server_nodes()
+        if now is None:
+            return None
         try:
-            now = self._find_server_nodes()
             existing = {node.name for node in pulse.sources()} | {node.name for node in pulse.sinks()}
         except DeviceError:
             return None
