@@ -53,6 +53,7 @@ class EngineLink:
         self._apps: list[PlayingApp] = []
         self._cable_exists = False
         self._cable_created_here = False
+        self._start_error: str | None = None  # why the controller could not be built
 
     # -- life cycle ------------------------------------------------------------------------------
 
@@ -73,13 +74,17 @@ class EngineLink:
     def start(self) -> None:
         """Build the controller from the profile and start sync mode (on the tray's setup thread)."""
         if self._controller is None:
-            if self._controller_factory is None:
-                from whamsah_tray.engine import EngineController
+            try:
+                if self._controller_factory is None:
+                    from whamsah_tray.engine import EngineController
 
-                factory = EngineController
-            else:
-                factory = self._controller_factory
-            controller = factory(self._settings())
+                    factory = EngineController
+                else:
+                    factory = self._controller_factory
+                controller = factory(self._settings())
+            except Exception as error:
+                self._start_error = str(error) or type(error).__name__
+                raise
             controller.subscribe(self._on_event)
             with self._lock:
                 self._controller = controller
@@ -150,8 +155,9 @@ class EngineLink:
         controller = self._controller
         p = self._profile
         if controller is None:
-            return EngineView(state="starting", vocals=p.levels.vocals, instrumental=p.levels.instrumental,
-                              bypass=p.levels.bypass, model=p.model.name)
+            return EngineView(state="error" if self._start_error else "starting", vocals=p.levels.vocals,
+                              instrumental=p.levels.instrumental, bypass=p.levels.bypass, model=p.model.name,
+                              error=self._start_error)
         s = controller.status
         state = s.state.value
         playing = state == "playing_file"

@@ -45,13 +45,18 @@ def _radio_level(pystray, actions: "TrayActions", which: str) -> Any:
 
 
 def _device_menu(pystray, actions: "TrayActions", kind: str) -> Any:
-    """Input ▸ / Output ▸: "System default" then each host API's devices (a header line per API)."""
+    """Input ▸ / Output ▸: the automatic choice, then each host API's devices (a header line per
+    API). The remembered choice is checked; when the remembered device is missing, the device the
+    engine actually opened is."""
     def items():
         view = actions.view()
         current = view.input_device if kind == "input" else view.output_device
         remembered = actions.remembered_device(kind)
+        # For the input, no name means "a virtual cable if there is one (ours first), else the
+        # system default" (the engine's rule); for the output, the system default.
+        label = "Automatic (virtual cable, else default)" if kind == "input" else "System default"
         entries = [pystray.MenuItem(
-            "System default",
+            label,
             lambda icon, menu_item: actions.choose_device(kind, ""),
             checked=lambda menu_item: not remembered,
             radio=True,

@@ -38,7 +38,6 @@ REFRESH_INTERVAL_S = 0.1
 LIST_REFRESH_S = 2.0
 # Engine events after which the apps and the cable are read again (not levels or file progress).
 LIST_EVENTS = {"StateChanged", "DevicesChanged", "UserMessage"}
-STOP_JOIN_TIMEOUT_S = 5.0
 
 
 class TrayApp:
@@ -145,7 +144,11 @@ class TrayApp:
         # The autostart file is the truth (the installer writes it too); the profile mirrors it.
         self.store.update("startup", start_at_login=self.actions.start_at_login())
         self.engine.subscribe(self._request_refresh)
-        self.engine.start()
+        try:
+            self.engine.start()
+        except Exception as error:  # e.g. torch or PortAudio missing: keep the icon, say why
+            log.exception("the audio engine could not start")
+            self.notifier.tell(MESSAGE_TITLES["error"], f"the audio engine could not start: {error}")
         self._start_hotkeys()
         self._refresher = threading.Thread(target=self._refresh_loop, name="tray-refresh", daemon=True)
         self._refresher.start()
@@ -252,14 +255,10 @@ class TrayApp:
         self._flush_xorg(icon)
 
     def _follow_problems(self, view) -> None:
-        """Engine conditions stay in the tooltip while they last; the engine's own user messages
-        (missing weights, device lost/back, bad file...) become the notifications."""
+        """The engine's user messages (missing weights, device lost/back, bad file...) become the
+        notifications; its lasting conditions are in the view, which the tooltip shows."""
         for severity, text in self.engine.take_messages():
             self.notifier.tell(MESSAGE_TITLES.get(severity, APP_NAME), text)
-        if view.model_problem:
-            self.notifier.tell("Model", view.model_problem, key="model", in_tooltip=False, notify=False)
-        else:
-            self.notifier.resolve("model")
         if view.state in ("running", "playing_file"):
             self._follow_remembered_devices(view)
 
