@@ -53,15 +53,18 @@ def test_a_virtual_cable_is_the_input_when_none_is_named(desktop, portaudio):
         cable.remove()
 
 
-def _works(engine_sink: str) -> bool:
-    reference = band_limited_noise(1.5, seed=7)
+def _check_audio_passes(engine_sink: str) -> None:
+    # the test cable runs at 44.1 kHz: PulseAudio resamples what paplay plays (48 kHz) with its
+    # default speex-float-1, whose error grows above ~8 kHz; keep the probe below it
+    reference = band_limited_noise(1.5, seed=7, top_hz=6000)
+    results = []
     for _ in range(3):
         with recording() as rec:
             play_into(engine_sink, reference)
-        found = match(reference, rec["audio"])
-        if found.correlation > 0.99 and found.worst_window > 0.99:
-            return True
-    return False
+        results.append(match(reference, rec["audio"]))
+        if results[-1].correlation > 0.99 and results[-1].worst_window > 0.98:
+            return
+    raise AssertionError(f"no clean pass-through through {engine_sink}: {results}")
 
 
 def test_the_engine_recovers_by_itself_when_its_device_comes_back(desktop, portaudio):
@@ -75,7 +78,7 @@ def test_the_engine_recovers_by_itself_when_its_device_comes_back(desktop, porta
         engine.start()
         assert engine.wait_for(lambda s: s.state is EngineState.RUNNING, 20), engine.status
         assert engine.status.input_device == "Monitor of WHAMSAH-LossTest"
-        assert _works("whamsah_losstest")
+        _check_audio_passes("whamsah_losstest")
         cable.remove()  # the device vanishes mid-stream
         assert engine.wait_for(lambda s: s.state is EngineState.DEVICE_LOST, 5), engine.status
         subprocess.run(["sleep", "1.5"])  # stays lost while the device is away
@@ -83,7 +86,7 @@ def test_the_engine_recovers_by_itself_when_its_device_comes_back(desktop, porta
         cable.create()  # it comes back
         assert engine.wait_for(lambda s: s.state is EngineState.RUNNING, 5), engine.status  # target: 2 s
         assert engine.status.input_device == "Monitor of WHAMSAH-LossTest"  # the remembered one, not a default
-        assert _works("whamsah_losstest")
+        _check_audio_passes("whamsah_losstest")
         lost = [e for e in events if isinstance(e, UserMessage) and "lost" in e.text]
         back = [e for e in events if isinstance(e, UserMessage) and "back" in e.text]
         assert len(lost) == 1 and lost[0].severity is Severity.WARNING  # told once, not per retry

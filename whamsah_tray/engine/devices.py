@@ -17,6 +17,7 @@ Runs on the controller thread (and the CLI's); never on the audio thread.
 from __future__ import annotations
 
 import sys
+import threading
 from dataclasses import dataclass
 
 from whamsah_tray.engine import pulse
@@ -126,21 +127,56 @@ def _sounddevice():
     return sounddevice
 
 
-def refresh_portaudio() -> None:
-    """Re-initialises PortAudio so that it lists devices anew. Only while no stream is open."""
+# PortAudio is one per process: re-initialising it while any stream is open (another engine, a
+# test's probe) would pull the devices from under that stream. Streams opened through
+# session.py are counted here; the lock serialises re-initialising, opening and closing.
+PORTAUDIO_LOCK = threading.RLock()
+_open_streams = 0
+
+
+def stream_opened() -> None:
+    global _open_streams
+    with PORTAUDIO_LOCK:
+        _open_streams += 1
+
+
+def stream_closed() -> None:
+    global _open_streams
+    with PORTAUDIO_LOCK:
+        _open_streams = max(0, _open_streams - 1)
+
+
+def refresh_portaudio() -> bool:
+    """Re-initialises PortAudio so that it lists devices anew; skipped (False) while one of our
+    streams is open. Raises DeviceError if PortAudio cannot be initialised again."""
     sd = _sounddevice()
-    sd._terminate()
-    sd._initialize()
+    with PORTAUDIO_LOCK:
+        if _open_streams:
+            return False
+        try:
+            sd._terminate()
+        except sd.PortAudioError:
+            pass  # not initialised (an earlier initialisation failed): initialise below
+        try:
+            sd._initialize()
+        except sd.PortAudioError as error:
+            raise DeviceError(f"PortAudio could not list the audio devices: {error}") from error
+    return True
 
 
 def list_devices(refresh: bool = False) -> DeviceList:
     sd = _sounddevice()
-    if refresh:
-        refresh_portaudio()
-    host_apis = sd.query_hostapis()
+    with PORTAUDIO_LOCK:
+        if refresh:
+            refresh_portaudio()
+        try:
+            host_apis = sd.query_hostapis()
+            infos = sd.query_devices()
+        except sd.PortAudioError as error:
+            raise DeviceError(f"PortAudio could not list the audio devices: {error}") from error
     names = tuple(api["name"] for api in host_apis)
     devices = []
-    for index, info in enumerate(sd.query_devices()):
+    for index, info in enumerate(infos):
         devices.append(AudioDevice(
             name=info["name"], host_api=names[info["hostapi"]], index=index,
             max_input_channels=info["max_input_channels"], max_output_channels=info["max_output_channels"],

@@ -26,7 +26,8 @@ from dataclasses import dataclass
 
 from whamsah_tray.engine import pulse
 from whamsah_tray.engine.callback import AudioCallback
-from whamsah_tray.engine.devices import INPUT, OUTPUT, AudioDevice, _sounddevice
+from whamsah_tray.engine.devices import (INPUT, OUTPUT, PORTAUDIO_LOCK, AudioDevice, _sounddevice,
+                                         stream_closed, stream_opened)
 from whamsah_tray.engine.file_player import FilePlayer
 from whamsah_tray.engine.pipeline import SeparationPipeline
 from whamsah_tray.engine.ring_buffer import SampleRing
@@ -105,7 +106,7 @@ class LiveSession:
         sd = _sounddevice()
         in_channels, out_channels = self._channels()
         rates = [self.settings.prefer_rate, int(self.output.default_samplerate)]
-        with _environment(self._environment()):
+        with PORTAUDIO_LOCK, _environment(self._environment()):
             for rate in dict.fromkeys(rates):
                 try:
                     sd.check_output_settings(self.output.index, channels=out_channels, samplerate=rate, dtype="float32")
@@ -126,7 +127,7 @@ class LiveSession:
         common = dict(samplerate=self.sample_rate, blocksize=self.settings.blocksize, dtype="float32",
                       latency=self.settings.io_latency_s, finished_callback=self._finished)
         try:
-            with _environment(self._environment()):
+            with PORTAUDIO_LOCK, _environment(self._environment()):
                 if self.input is None:
                     self.stream = sd.OutputStream(device=self.output.index, channels=out_channels,
                                                   callback=self.callback.output_only, **common)
@@ -134,6 +135,7 @@ class LiveSession:
                     self.stream = sd.Stream(device=(self.input.index, self.output.index),
                                             channels=(in_channels, out_channels),
                                             callback=self.callback.duplex, **common)
+                stream_opened()
             if self.player is not None:
                 self.player.start()
             self.worker.start()
@@ -204,10 +206,13 @@ class LiveSession:
     # --- closing --------------------------------------------------------------------------
     def close(self) -> None:
         if self.stream is not None:
-            with contextlib.suppress(Exception):  # a vanished device may fail to stop cleanly
-                self.stream.abort()
-            with contextlib.suppress(Exception):
-                self.stream.close()
+            with PORTAUDIO_LOCK:
+                with contextlib.suppress(Exception):  # a vanished device may fail to stop cleanly
+                    self.stream.abort()
+                with contextlib.suppress(Exception):
+                    self.stream.close()
+                stream_closed()
+            self.stream = None
         self.worker.stop()
         if self.player is not None:
             self.player.stop()
