@@ -61,10 +61,24 @@ def test_pass_through_at_100_percent_is_the_input_at_a_stable_latency(engine_wit
     # A random network separates nonsense, but vocals + instrumental at 100 % must still add up
     # to the input exactly: any engine error (misalignment, dropout, wrong gains) shows here.
     engine, _ = engine_with_random_model
+    assert engine.status.sample_rate == 44100  # the null sinks accept the model's rate
     reference = band_limited_noise(2.5)
     found = best_match(reference)
     assert found.correlation > 0.99 and found.worst_window > 0.99, found
     assert abs(found.gain_db) < 0.5, found
+
+
+def test_pass_through_with_the_stream_at_48_khz_resampled_in_the_worker(desktop, portaudio, random_model):
+    from whamsah_tray.engine import StreamSettings
+
+    engine, _ = start_engine(lambda name: random_model, stream=StreamSettings(prefer_rate=48000))
+    try:
+        assert engine.status.sample_rate == 48000  # soxr 48 kHz <-> 44.1 kHz inside the worker
+        reference = band_limited_noise(2.5, seed=5)
+        found = best_match(reference)
+        assert found.correlation > 0.99 and found.worst_window > 0.99, found
+    finally:
+        engine.close()
 
 
 def test_bypass_plays_the_dry_input_whatever_the_levels(engine_with_random_model):

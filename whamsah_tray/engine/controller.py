@@ -29,8 +29,11 @@ the controller thread; results and failures come back as events):
 
 Queries (thread-safe, cheap, return snapshots):
     status -> EngineStatus               state, levels, bypass, devices, model, latency_ms, file
-                                         position/duration/paused, under/overrun counters
+                                         position/duration/paused, dropout counters
     state -> EngineState
+    settings -> EngineSettings           current levels, remembered device names, model (for the
+                                         profile)
+    cable -> LinuxCable                  e.g. cable.exists(), read back from the sound server
     list_devices(refresh=False) -> DeviceList   host APIs and devices (refresh re-lists, only
                                          while no stream is open)
     list_apps() -> list[AppStream]       Linux: applications playing audio now (pactl)
@@ -45,6 +48,12 @@ watchdog reopens the remembered device (else the default) within 2 s of its retu
 devices that cannot be opened -> ERROR (start() tries again). Missing model weights are not an
 error state: the engine runs dry (pass-through at the same latency) and sends ModelChanged(error=...)
 plus one UserMessage.
+
+Latency (input -> output): the model's latency + 2 callback blocks + the worker's margin
+(StreamSettings.margin_s) + soxr's bursts when the device runs at another rate than the model, all
+at the same fixed value for the wet mix and the dry fallback, plus PortAudio's buffers
+(StreamSettings.io_latency_s). status.latency_ms reports PortAudio's estimate of the total;
+bench/bench_engine.py measures it through the null sinks.
 
 Threads: the caller's (commands only enqueue), "whamsah-engine-control" (this class's loop: opens
 and closes streams, watchdog, events), "whamsah-engine-worker" (worker.py: torch), the PortAudio
@@ -443,7 +452,13 @@ class EngineController:
         if first_attempt:
             self._set_state(EngineState.STARTING)
             self._wait_for_model()
-        devices = list_devices(refresh=True)
+        try:
+            devices = list_devices(refresh=True)
+        except DeviceError as error:
+            if first_attempt:
+                self._set_state(EngineState.ERROR)
+                self._tell(Severity.ERROR, str(error))
+            return False
         settings = self._settings
         host_api = devices.resolve_host_api(settings.host_api)
         input_device, input_missing = devices.select(settings.input_device, INPUT, host_api)

@@ -88,6 +88,8 @@ class LiveSession:
         self.finished_by_portaudio = False  # the stream ended on its own (device error)
         self.server_nodes: dict[str, str] = {}  # INPUT/OUTPUT -> pulse node our stream is attached to
         self._suspicion: str | None = None  # a server-side loss seen once, awaiting confirmation
+        self._last_callbacks = -1
+        self._was_stalled = False
 
     # --- opening --------------------------------------------------------------------------
     def _environment(self) -> dict[str, str]:
@@ -179,6 +181,12 @@ class LiveSession:
             active = False
         if self.finished_by_portaudio or not active:
             return "the audio stream stopped"
+        callbacks = self.callback.callbacks
+        stalled = callbacks == self._last_callbacks
+        self._last_callbacks = callbacks
+        if stalled and self._was_stalled:  # two checks in a row without a single callback
+            return "the device stopped delivering audio"
+        self._was_stalled = stalled
         if not self.server_nodes:
             return None
         reason = self._server_reason()
