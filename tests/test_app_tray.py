@@ -55,7 +55,7 @@ class RunningTray:
         except (OSError, tomllib.TOMLDecodeError):
             return {}
 
-    def wait_profile(self, section: str, key: str, value, timeout: float = 5.0):
+    def wait_profile(self, section: str, key: str, value, timeout: float = 10.0):
         ok = drive.wait_until(lambda: self.profile_file().get(section, {}).get(key) == value, timeout)
         assert ok, f"profile.toml never had {section}.{key} = {value!r}: {self.profile_file().get(section)}"
 
@@ -224,11 +224,11 @@ def test_start_at_login_from_the_menu_writes_the_autostart_entry(tray):
     entry = tray.config_home / "autostart" / "whamsah-tray.desktop"
     assert not entry.exists()
     tray.choose("Start at login")
-    assert drive.wait_until(entry.exists, 5)
+    assert drive.wait_until(entry.exists, 10)
     assert "Exec=" in entry.read_text()
     tray.wait_profile("startup", "start_at_login", True)
     tray.choose("Start at login")
-    assert drive.wait_until(lambda: not entry.exists(), 5)
+    assert drive.wait_until(lambda: not entry.exists(), 10)
     tray.wait_profile("startup", "start_at_login", False)
 
 

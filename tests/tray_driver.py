@@ -144,7 +144,7 @@ def choose(icon, g: Geometry, path: list[str]) -> None:
     import pystray
 
     right_click(g)
-    if not wait_until(open_menus, 5):
+    if not wait_until(open_menus, 10):
         raise AssertionError("right-click did not open the tray menu")
     time.sleep(0.2)
     menu = icon.menu
@@ -165,7 +165,7 @@ def choose(icon, g: Geometry, path: list[str]) -> None:
                 raise AssertionError(f"{text!r} has no submenu")
             _key("Right")
             # Wait for the submenu's window, so that the next keys go to it even on a busy machine.
-            if not wait_until(lambda: len(open_menus()) >= depth + 2, 5):
+            if not wait_until(lambda: len(open_menus()) >= depth + 2, 10):
                 shot = _screenshot_for_failure()
                 _key("Escape", "Escape", "Escape")
                 raise AssertionError(f"the submenu {text!r} did not open (screen: {shot}); "
