@@ -139,6 +139,7 @@ class TrayApp:
 
     def _setup(self, icon) -> None:
         icon.visible = True
+        self._wait_until_docked(icon)
         self.shown.set()
         self._tell_profile_problems()
         # The autostart file is the truth (the installer writes it too); the profile mirrors it.
@@ -153,6 +154,27 @@ class TrayApp:
         self._refresher = threading.Thread(target=self._refresh_loop, name="tray-refresh", daemon=True)
         self._refresher.start()
         self._request_refresh()
+
+    def _wait_until_docked(self, icon, timeout_s: float = 2.0) -> None:
+        """Let the GTK icon dock before the engine's start (importing torch holds the GIL for a
+        second or more and would delay the docking): ask the GTK loop, on its own thread."""
+        status_icon = getattr(icon, "_status_icon", None)
+        if status_icon is None:
+            return
+        from gi.repository import GLib
+
+        docked = threading.Event()
+
+        def check() -> bool:
+            if status_icon.is_embedded():
+                docked.set()
+                return False
+            return not docked.is_set()
+
+        GLib.timeout_add(20, check)
+        if not docked.wait(timeout_s):
+            docked.set()  # no tray host answered: go on (check() stops at its next call)
+            log.info("the tray icon is not docked after %.0f s (is a tray host running?)", timeout_s)
 
     def _tell_profile_problems(self) -> None:
         result = self.load_result
