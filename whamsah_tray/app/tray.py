@@ -94,9 +94,11 @@ class TrayApp:
         if sys.platform == "win32":
             return status.short_tooltip(text)
         if self.backend.name == "xorg":
-            # python-xlib writes the window name as Latin-1.
-            text = text.replace("…", "...").replace("⚠", "!").replace("—", "-")
-            return text.encode("latin-1", "replace").decode("latin-1")
+            # python-xlib writes the window name as Latin-1 (STRING); plain ASCII reads the same
+            # in every tool that shows it.
+            for fancy, plain in (("…", "..."), ("⚠", "!"), ("—", "-"), ("·", "-")):
+                text = text.replace(fancy, plain)
+            return text.encode("ascii", "replace").decode("ascii")
         return text
 
     def tooltip_text(self, view=None) -> str:
