@@ -40,7 +40,7 @@ import torch
 from whamsah_tray.errors import WhamsahError
 from whamsah_tray.separation import StreamingSeparator, create_untrained_model, load_model
 
-BLOCK_SIZES = (512, 1024, 4096)
+from whamsah_tray.cli.bench import BLOCK_SIZES  # defined there: the CLI must not import torch
 RSS_PROBE_SECONDS = 3.0
 
 

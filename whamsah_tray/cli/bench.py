@@ -31,9 +31,12 @@ def _positive(kind):
     return parse
 
 
-def add_parser(subparsers) -> None:
-    from whamsah_tray.benchmark import BLOCK_SIZES
+# The live engine's block sizes (whamsah_tray.benchmark uses these; defined here because building
+# the parser must not import torch: it would slow the tray's start).
+BLOCK_SIZES = (512, 1024, 4096)
 
+
+def add_parser(subparsers) -> None:
     parser = subparsers.add_parser(
         "bench",
         help="measure a model's latency, real-time factor, memory and size",
