@@ -16,9 +16,10 @@ How it measures
   in one duplex stream; the same probe recording `cable_monitor` (no engine in the path) gives
   the probe's own round trip, which is subtracted. The lag comes from cross-correlation.
 - Dropouts: for the long run the probe plays a 10 s noise loop into `cable` continuously and
-  records both `speakers_monitor` (after the engine) and `cable_monitor` (before it). Every
-  100 ms window of each recording is correlated with the loop at the measured lag; a window
-  below 0.9 is a dropout or slip. Windows bad after the engine but good before it are the
+  records both `speakers_monitor` (after the engine) and `cable_monitor` (before it). Each
+  recording is followed window by window (100 ms): a window that matches the loop at no lag near
+  the previous one (gap, garbage) or at another lag (frames lost or repeated) is an event. Events
+  after the engine with no event in the probe's own playback around the same time are the
   engine's. With levels at 100/100 the engine's output is its input exactly (the separator's
   contract), so any difference is the engine's fault.
 - CPU % (of one core) from /proc/PID/stat over the run; RSS and its peak from /proc/PID/status.
@@ -165,20 +166,34 @@ def long_run(sd, seconds: float) -> dict[str, np.ndarray]:
     return {"loop": loop, **{name: rec[:min(positions[name], len(rec))] for name, rec in recordings.items()}}
 
 
-def bad_windows(loop: np.ndarray, recording: np.ndarray) -> tuple[np.ndarray, int]:
-    """Start times (s) of 100 ms windows that do not match the loop at the global lag."""
-    head = recording[int(2 * RATE):int(2 * RATE + LOOP_S * RATE)]
-    lag = (_lag(loop, np.concatenate([head, head])) + int(2 * RATE)) % len(loop)  # rec[t] = loop[t - lag]
+def discontinuities(loop: np.ndarray, recording: np.ndarray) -> list[float]:
+    """Times (s) where the recording stops following the loop: a 100 ms window that matches it
+    at no lag near the previous one (a gap, garbage), or matches at another lag (a slip: frames
+    lost or repeated). Followed window by window, so one slip counts once, not for ever after."""
     window = int(WINDOW_S * RATE)
-    bad = []
+    search = int(0.05 * RATE)
+    events: list[float] = []
+    head = recording[int(1 * RATE):int(1 * RATE + LOOP_S * RATE)]
+    phase = (_lag(loop, np.concatenate([head, head])) + int(1 * RATE)) % len(loop)  # rec[t] = loop[t - phase]
+    doubled = np.concatenate([loop, loop, loop])
     for start in range(int(1.0 * RATE), len(recording) - window, window):
         piece = recording[start:start + window]
-        index = (np.arange(start, start + window) - lag) % len(loop)
-        reference = loop[index]
-        corr = float((piece * reference).sum() / np.sqrt((piece ** 2).sum() * (reference ** 2).sum() + 1e-20))
+        if not piece.any():
+            events.append(start / RATE)
+            continue
+        base = (start - phase - search) % len(loop) + len(loop)
+        reference = doubled[base:base + window + 2 * search]
+        size = 1 << int(np.ceil(np.log2(len(reference) + window)))
+        cross = np.fft.irfft(np.fft.rfft(reference, size) * np.conj(np.fft.rfft(piece, size)), size)
+        offset = int(np.argmax(cross[:2 * search + 1]))  # reference[offset + i] ~ piece[i]
+        found = reference[offset:offset + window]
+        corr = float((piece * found).sum() / np.sqrt((piece ** 2).sum() * (found ** 2).sum() + 1e-20))
         if corr < 0.9:
-            bad.append(start / RATE)
-    return np.array(bad), lag
+            events.append(start / RATE)
+        elif offset != search:
+            events.append(start / RATE)
+            phase = (phase - (offset - search)) % len(loop)
+    return events
 
 
 def proc_figures(pid: int) -> tuple[float, int, int]:
@@ -262,11 +277,12 @@ def _measure(args: argparse.Namespace) -> int:
             return 1
     notes = [line["note"] for line in lines if "note" in line]
     final = [line for line in lines if "state" in line][-1]
-    before, _ = bad_windows(recorded["loop"], recorded["cable_monitor"])
-    after, _ = bad_windows(recorded["loop"], recorded["speakers_monitor"])
-    # A bad window after the engine whose input (about the engine's latency earlier) was fine.
+    before = np.array(discontinuities(recorded["loop"], recorded["cable_monitor"]))
+    after = discontinuities(recorded["loop"], recorded["speakers_monitor"])
+    # The two recordings start at slightly different moments; an event after the engine whose
+    # cause is already in the probe's own playback (seen before the engine) is not the engine's.
     latency_s = (np.median(through) - np.median(baseline)) / 1000.0
-    engine_bad = [t for t in after if not np.any(np.abs(before - (t - latency_s - np.median(baseline) / 1000)) < 0.25)]
+    engine_events = [t for t in after if not np.any(np.abs(before - t) < 0.5 + latency_s)]
     for note in notes:
         print(f"note: {note}")
     print(f"model: {final['model']} at {final['rate']} Hz")
@@ -278,8 +294,8 @@ def _measure(args: argparse.Namespace) -> int:
           f"(engine's own estimate {final['latency_ms']:.1f} ms)")
     print(f"engine CPU: {100 * (cpu1 - cpu0) / (wall1 - wall0):.1f} % of one core over {wall1 - wall0:.0f} s")
     print(f"engine RSS: {rss / 1024:.0f} MB (peak {peak / 1024:.0f} MB)")
-    print(f"dropouts in {args.minutes:g} min: {len(engine_bad)} bad 100 ms windows after the engine "
-          f"({len(after)} in all, {len(before)} already before it, in the probe's own playback)")
+    print(f"dropouts in {args.minutes:g} min: {len(engine_events)} caused by the engine (gaps or slips in "
+          f"100 ms windows after it; {len(after)} in all, {len(before)} already in the probe's own playback)")
     print(f"engine counters: dry frames {final['dry_frames']}, resyncs {final['resyncs']}, "
           f"PortAudio xruns {final['xruns']}")
     return 0
@@ -288,9 +304,9 @@ def _measure(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--minutes", type=float, default=10.0, help="length of the dropout run (default 10)")
-    parser.add_argument("--io-latency", type=float, default=0.04, help="PortAudio latency of the engine's stream (s)")
-    parser.add_argument("--margin", type=float, default=0.015, help="engine worker margin (s)")
-    parser.add_argument("--blocksize", type=int, default=256, help="engine callback block (frames)")
+    parser.add_argument("--io-latency", type=float, default=0.03, help="PortAudio latency of the engine's stream (s)")
+    parser.add_argument("--margin", type=float, default=0.01, help="engine worker margin (s)")
+    parser.add_argument("--blocksize", type=int, default=0, help="engine callback block (frames, 0: PortAudio's)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     return child(args) if args.child else parent(args)

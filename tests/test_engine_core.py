@@ -178,3 +178,26 @@ def test_nothing_escapes_the_callback():
     out = np.ones((BLOCK, 2), np.float32)
     callback.output_only(out, BLOCK, None, None)
     assert callback.errors == 1 and not out.any()
+
+
+def test_a_late_worker_fades_to_dry_and_back_without_a_click(random_model):
+    # The random network's vocal estimate is nearly silent, so with vocals 100 % / instrumental
+    # 0 % the wet mix is near silence while the dry input is loud low tones: a hard switch between
+    # them would step by the full amplitude in one sample.
+    t = np.arange(3 * RATE) / RATE
+    tones = np.stack([0.3 * np.sin(2 * np.pi * 110 * t) + 0.2 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1)
+    tones = tones.astype(np.float32)
+    levels = LevelRamp(RATE, vocals=100, instrumental=0)
+    pipeline = _StallingPipeline(StreamingSeparator(random_model, channels=2), RATE, 2, levels)
+    engine = _Engine(pipeline)
+
+    def stall(start: int) -> None:
+        if start // BLOCK == RATE // BLOCK:
+            pipeline.stall_s = 0.3
+
+    out = engine.run(tones, on_block=stall)
+    assert engine.callback.short_frames > 0
+    usable = out[engine.delay:(len(tones) // BLOCK) * BLOCK]
+    assert np.abs(usable).max() > 0.3  # the dry tones did come through during the stall
+    own_step = np.abs(np.diff(tones, axis=0)).max()
+    assert np.abs(np.diff(usable, axis=0)).max() < 1.5 * own_step

@@ -33,7 +33,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--bypass", action="store_true", help="play the input unchanged (same latency)")
     parser.add_argument("--model", metavar="NAME", help="installed model (default: the default model)")
     parser.add_argument("--io-latency", type=float, metavar="S",
-                        help="PortAudio buffer latency in seconds (default 0.04)")
+                        help="PortAudio buffer latency in seconds (default 0.03)")
 
 
 def add_parser(subparsers) -> None:

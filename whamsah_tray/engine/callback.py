@@ -1,19 +1,27 @@
-"""The PortAudio callback: the only code on the audio thread.
+"""The PortAudio callbacks: the only code on the audio threads.
 
-It copies, nothing else: the new input block goes into the input ring (for the inference worker,
-and as the dry history), and the output block is read from the output ring where the worker wrote
-the mix for exactly these positions. The output for frame position p is the processed input of
-position p - delay. When the worker has not delivered position p (late, resynchronising, no model
-yet), the callback plays the input of position p - delay itself: the dry signal at the same
-latency, so a shortfall never means silence or garbage. Coming back from dry to wet fades in over
-a few milliseconds.
+They copy, nothing else. Sync mode has two streams (measured here: one duplex stream over two
+ALSA `pulse` plugin devices makes PortAudio's thread poll in a loop, 40-70 % of a core; separate
+input and output streams cost 3 %): the input callback stores each block in the input ring (for
+the inference worker, and as the dry history); the output callback reads the mix that the worker
+wrote into the output ring for exactly its positions. Both streams run on the same sound-server
+clock, so their positions advance together; the output starts one input block behind the input.
+Async mode has one output stream whose callback takes its input from the file player.
+
+The output for frame position p is the processed input of position p - delay. When the worker
+has not delivered position p (late, resynchronising, no model yet), the output callback plays the
+input of position p - delay itself: the dry signal at the same latency, so a shortfall never means
+silence or garbage. When the mix is about to run out (less than 5 ms of it left ahead) the output
+already fades to dry over those last milliseconds of mix, and it fades back to wet once the worker
+is ahead again: a late worker does not click.
 
 Rules kept here (the audio callback is sacred): no torch, no logging, no locks, no allocation of
 arrays (all buffers are made in __init__; numpy slicing only creates views), no exception escapes
 (an unexpected one outputs silence and is counted).
 
 Cross-thread state, all plain attribute reads/writes of ints/tuples (atomic under the GIL):
-- `position` (written here after the input is stored; read by the worker): frames received.
+- `position` (written by the input side after the data is stored; read by the worker and the
+  output side): frames received. `out_position` (output side): frames played.
 - `valid` = (first, end) positions of the output ring that hold the worker's mix (written by the
   worker only, as one tuple so the two ends always match).
 - `delay` (written by the controller before start, or by the worker on a model swap).
@@ -26,17 +34,17 @@ import threading
 
 import numpy as np
 
-from whamsah_tray.engine.priority import promote_callback_thread
+from whamsah_tray.engine.priority import promote_current_thread
 from whamsah_tray.engine.ring_buffer import SampleRing
 
-FADE_IN_S = 0.005
+FADE_S = 0.005  # wet <-> dry crossfade when the worker's mix runs short or comes back
 
 
 class AudioCallback:
     def __init__(self, input_ring: SampleRing, output_ring: SampleRing, delay: int, sample_rate: int,
-                 max_frames: int, wake: threading.Event, source=None) -> None:
-        """source: None for a duplex stream (the input device), else an object with
-        `read_into(out) -> None` filling out (frames, channels) without blocking (file playback)."""
+                 max_frames: int, wake: threading.Event, source=None, start_lag: int = 0) -> None:
+        """source: None in sync mode, else an object with `read_into(out) -> None` filling out
+        (frames, channels) without blocking (file playback). start_lag: see output_block."""
         channels = input_ring.channels
         self.input_ring = input_ring
         self.output_ring = output_ring
@@ -50,9 +58,19 @@ class AudioCallback:
         self.short_frames = 0  # frames played dry because the worker's mix was missing
         self.status_flags = 0  # callbacks whose PortAudio status reported an over/underflow
         self.errors = 0
-        self.realtime: bool | None = None  # None until the first callback asked for SCHED_FIFO
+        self.promoted: bool | None = None  # None until the input thread asked for a higher priority
+        self.output_promoted: bool | None = None
+        self.input_callbacks = 0
+        # Output position of the first output block: one input block behind the input, so that
+        # the two streams' phases never put the output ahead of the input it depends on.
+        self.start_lag = start_lag
+        self.out_position: int | None = None  # frames played (written by the output callback)
+        self.max_lead = 8 * start_lag + 4096  # beyond this the output has fallen behind the input
+        self.realignments = 0  # times the output was put back one block behind the input
         self._wet_weight = 0.0
-        self._fade_step = 1.0 / max(1.0, FADE_IN_S * sample_rate)
+        self._fading_in = True
+        self._fade_frames = int(FADE_S * sample_rate)
+        self._fade_step = 1.0 / max(1.0, FADE_S * sample_rate)
         self._max_frames = max_frames
         self._source_block = np.zeros((max_frames, channels), dtype=np.float32)
         self._dry = np.zeros((max_frames, channels), dtype=np.float32)
@@ -61,37 +79,87 @@ class AudioCallback:
         self._weights = np.zeros(max_frames, dtype=np.float32)
         self._fade_ramp = (np.arange(1, max_frames + 1) * self._fade_step).astype(np.float32)
 
-    # sounddevice calls one of these two, depending on the stream kind.
-    def duplex(self, indata, outdata, frames, time, status) -> None:
+    # --- entry points: sounddevice calls these on its audio threads ---------------------------
+    def input_block(self, indata, frames, time, status) -> None:
+        """Sync mode, input stream: store the block for the worker and as the dry history."""
         if status:
             self.status_flags += 1
         try:
-            self._step(indata, outdata, frames)
-        except Exception:  # never let anything escape into PortAudio; silence is the safe output
+            self._store_input(indata, frames)
+        except Exception:  # never let anything escape into PortAudio
+            self.errors += 1
+
+    def output_block(self, outdata, frames, time, status) -> None:
+        """Sync mode, output stream: play the mix (or the dry input) for the next positions."""
+        if status:
+            self.status_flags += 1
+        try:
+            received = self.position
+            if self.out_position is None and received == 0:  # the input has not started yet
+                outdata.fill(0.0)
+                return
+            lead = received - self.out_position if self.out_position is not None else -1
+            if lead < 0 or lead > self.max_lead:
+                # First block, or the two streams drifted apart (a stream restarted after an
+                # xrun, or two device clocks): play one input block behind the input again.
+                if self.out_position is not None:
+                    self.realignments += 1
+                self.out_position = received - self.start_lag
+            start = self.out_position
+            self._play(start, outdata, frames)
+            self.out_position = start + frames
+        except Exception:  # silence is the safe output
             self.errors += 1
             outdata.fill(0.0)
 
     def output_only(self, outdata, frames, time, status) -> None:
+        """Async mode: the source (a file) stands in for the input device, in step with the output."""
         if status:
             self.status_flags += 1
         try:
             block = self._source_block[:frames]
             self.source.read_into(block)
-            self._step(block, outdata, frames)
+            start = self.position
+            self._store_input(block, frames)
+            self.out_position = start
+            self._play(start, outdata, frames)
+            self.out_position = start + frames
         except Exception:
             self.errors += 1
             outdata.fill(0.0)
 
-    def _step(self, indata, outdata, frames: int) -> None:
-        if self.realtime is None:  # once, on the audio thread itself
-            self.realtime = promote_callback_thread()
-        self.callbacks += 1
+    def duplex(self, indata, outdata, frames, time, status) -> None:
+        """One stream for both directions (input and output positions coincide)."""
+        if status:
+            self.status_flags += 1
+        try:
+            start = self.position
+            self._store_input(indata, frames)
+            self.out_position = start
+            self._play(start, outdata, frames)
+            self.out_position = start + frames
+        except Exception:
+            self.errors += 1
+            outdata.fill(0.0)
+
+    # --- the work --------------------------------------------------------------------------
+    def _store_input(self, indata, frames: int) -> None:
+        if self.promoted is None:  # once per stream thread that gets here first
+            self.promoted = promote_current_thread()
+        self.input_callbacks += 1
         if frames > self._max_frames:
             raise ValueError("block larger than the buffers")
         start = self.position
         self.input_ring.write_at(start, indata)  # a mono input broadcasts to both channels
         self.position = start + frames  # publish only after the data is in place
         self.wake.set()
+
+    def _play(self, start: int, outdata, frames: int) -> None:
+        if self.output_promoted is None:
+            self.output_promoted = promote_current_thread()
+        self.callbacks += 1
+        if frames > self._max_frames:
+            raise ValueError("block larger than the buffers")
         dry = self._dry[:frames]
         self.input_ring.read_at(start - self.delay, dry)  # positions < 0 read never-written zeros
         first, end = self.valid
@@ -99,12 +167,28 @@ class AudioCallback:
         if first <= start and start + frames <= end:
             wet = self._wet[:frames]
             self.output_ring.read_at(start, wet)
-            if self._wet_weight >= 1.0:
+            # Running out of mix (the worker is late): fade to dry while there is still mix to
+            # fade from; fade back in only once the worker is comfortably ahead again.
+            ahead = end - (start + frames)
+            if ahead < self._fade_frames:
+                fading_in = False
+            elif ahead >= 2 * self._fade_frames:
+                fading_in = True
+            else:
+                fading_in = self._fading_in
+            self._fading_in = fading_in
+            if fading_in and self._wet_weight >= 1.0:
                 mix[:] = wet
-            else:  # fade from dry to wet: mix = dry + w * (wet - dry)
+            elif not fading_in and self._wet_weight <= 0.0:
+                mix[:] = dry
+            else:  # mix = dry + w * (wet - dry), w ramping towards 1 or 0
                 weights = self._weights[:frames]
-                np.add(self._fade_ramp[:frames], self._wet_weight, out=weights)
-                np.minimum(weights, 1.0, out=weights)
+                if fading_in:
+                    np.add(self._fade_ramp[:frames], self._wet_weight, out=weights)
+                    np.minimum(weights, 1.0, out=weights)
+                else:
+                    np.subtract(self._wet_weight, self._fade_ramp[:frames], out=weights)
+                    np.maximum(weights, 0.0, out=weights)
                 np.subtract(wet, dry, out=wet)
                 np.multiply(wet, weights[:, None], out=wet)
                 np.add(dry, wet, out=mix)

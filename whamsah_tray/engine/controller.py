@@ -49,7 +49,7 @@ devices that cannot be opened -> ERROR (start() tries again). Missing model weig
 error state: the engine runs dry (pass-through at the same latency) and sends ModelChanged(error=...)
 plus one UserMessage.
 
-Latency (input -> output): the model's latency + 2 callback blocks + the worker's margin
+Latency (input -> output): the model's latency + one callback block + the worker's margin
 (StreamSettings.margin_s) + soxr's bursts when the device runs at another rate than the model, all
 at the same fixed value for the wet mix and the dry fallback, plus PortAudio's buffers
 (StreamSettings.io_latency_s). status.latency_ms reports PortAudio's estimate of the total;
@@ -87,7 +87,7 @@ from whamsah_tray.engine.events import (
 from whamsah_tray.engine.levels import LevelRamp, clamp_percent
 from whamsah_tray.engine.linux_cable import AppStream, LinuxCable
 from whamsah_tray.engine.pipeline import SeparationPipeline
-from whamsah_tray.engine.priority import promote_worker_thread
+from whamsah_tray.engine.priority import promote_current_thread
 from whamsah_tray.engine.session import LiveSession, StreamSettings
 from whamsah_tray.errors import AudioFileError, DeviceError, ModelLoadingError, WhamsahError
 
@@ -328,7 +328,7 @@ class EngineController:
     def _loop(self) -> None:
         # While this thread holds the GIL the audio callback cannot run: keep it from being
         # preempted for long by ordinary processes (where the OS allows it).
-        promote_worker_thread()
+        promote_current_thread()
         while True:
             try:
                 name, args = self._commands.get(timeout=TICK_S)
@@ -639,7 +639,7 @@ class EngineController:
         player = session.player
         if not player.finished:
             return False
-        tail = session.callback.delay + 2 * session.settings.blocksize
+        tail = session.callback.delay + session.sample_rate // 20  # the mix of the last frames, played
         return session.callback.position >= player.end_requested + tail
 
     def _enter_lost(self, text: str) -> None:

@@ -1,7 +1,8 @@
 """One open PortAudio stream with its audio callback, inference worker and, in async mode, file player.
 
-Sync mode: a duplex stream, input device -> callback -> output device. Async mode: an output-only
-stream whose callback takes its input from a FilePlayer instead of a device. Both use the same
+Sync mode: an input stream and an output stream (see callback.py for why not one duplex stream),
+input device -> callbacks -> output device. Async mode: one output stream whose callback takes its
+input from a FilePlayer instead of a device. Both use the same
 callback and worker, so a file gets exactly the live path (levels, bypass, dry fallback).
 
 The stream runs at the model's rate when both devices accept it (PulseAudio, CoreAudio and
@@ -9,8 +10,9 @@ WASAPI with auto-conversion resample for us, with less delay than soxr's bursts)
 output device's default rate, and the worker resamples (pipeline.py).
 
 Latency, in frames at the stream rate (see worker.py):
-    delay = pipeline latency (model) + 2 * blocksize + resampler holdback + margin
-plus PortAudio's own input and output buffering (`stream.latency`).
+    delay = pipeline latency (model) + one callback block + resampler holdback + margin
+plus, in sync mode, one block (the output starts behind the input), plus PortAudio's own input
+and output buffering (`stream.latency`).
 
 Built, opened, checked and closed by the controller thread; its parts then run on their threads.
 """
@@ -39,11 +41,18 @@ MAX_CALLBACK_FRAMES = 16384
 _session_numbers = itertools.count(1)
 
 
+# With blocksize 0 PortAudio calls back with the host's period, up to about this long.
+VARIABLE_BLOCK_S = 0.0116
+
+
 @dataclass(frozen=True)
 class StreamSettings:
-    blocksize: int = 256  # frames per callback
-    io_latency_s: float = 0.04  # PortAudio's suggested latency (its device buffers)
-    margin_s: float = 0.015  # worker compute time and scheduling jitter
+    # 0: PortAudio's own period (varying sizes). Measured here: a fixed 256 on the ALSA pulse
+    # plugin makes PortAudio's thread poll in a loop (44 % CPU for a plain pass-through loop);
+    # 0 or >= the period (1024) costs 2 %.
+    blocksize: int = 0
+    io_latency_s: float = 0.03  # PortAudio's suggested latency (its device buffers)
+    margin_s: float = 0.01  # worker compute time and scheduling jitter
     prefer_rate: int = 44100  # the model's rate
     torch_threads: int = 1
 
@@ -76,19 +85,22 @@ class LiveSession:
         self.sample_rate = self._choose_rate()
         self.player = FilePlayer(file_path, self.sample_rate, CHANNELS, MAX_CALLBACK_FRAMES) if file_path else None
         pipeline = make_pipeline(self.sample_rate)
-        self.margin = (2 * settings.blocksize + pipeline.resampler_holdback(settings.blocksize)
-                       + int(settings.margin_s * self.sample_rate))
+        # The mix for a block must be ready one block ahead of its input: a block, the resamplers'
+        # bursts, and the margin for the worker's compute time and its scheduling.
+        block = settings.blocksize or int(VARIABLE_BLOCK_S * self.sample_rate)
+        self.margin = block + pipeline.resampler_holdback(block) + int(settings.margin_s * self.sample_rate)
         delay = pipeline.latency_frames + self.margin
         capacity = delay + MAX_CALLBACK_FRAMES + 2 * self.sample_rate
         self.wake = threading.Event()
         self.callback = AudioCallback(SampleRing(capacity, CHANNELS), SampleRing(capacity, CHANNELS), delay,
-                                      self.sample_rate, MAX_CALLBACK_FRAMES, self.wake, source=self.player)
+                                      self.sample_rate, MAX_CALLBACK_FRAMES, self.wake, source=self.player,
+                                      start_lag=block)
         self.worker = InferenceWorker(self.callback, pipeline, self.margin, settings.torch_threads)
-        self.stream = None
+        self.streams: list = []  # sync mode: [input, output]; async mode: [output]
         self.finished_by_portaudio = False  # the stream ended on its own (device error)
         self.server_nodes: dict[str, str] = {}  # INPUT/OUTPUT -> pulse node our stream is attached to
         self._suspicion: str | None = None  # a server-side loss seen once, awaiting confirmation
-        self._last_callbacks = -1
+        self._last_callbacks = (-1, -1)
         self._was_stalled = False
 
     # --- opening --------------------------------------------------------------------------
@@ -123,7 +135,7 @@ class LiveSession:
         return self.output.name if self.input is None else f"{self.input.name}' -> '{self.output.name}"
 
     def open(self) -> None:
-        """Opens and starts the stream; raises DeviceError (and leaves nothing running)."""
+        """Opens and starts the stream(s); raises DeviceError (and leaves nothing running)."""
         sd = _sounddevice()
         in_channels, out_channels = self._channels()
         common = dict(samplerate=self.sample_rate, blocksize=self.settings.blocksize, dtype="float32",
@@ -131,21 +143,26 @@ class LiveSession:
         try:
             with PORTAUDIO_LOCK, _environment(self._environment()):
                 if self.input is None:
-                    self.stream = sd.OutputStream(device=self.output.index, channels=out_channels,
-                                                  callback=self.callback.output_only, **common)
+                    self._add_stream(sd.OutputStream(device=self.output.index, channels=out_channels,
+                                                     callback=self.callback.output_only, **common))
                 else:
-                    self.stream = sd.Stream(device=(self.input.index, self.output.index),
-                                            channels=(in_channels, out_channels),
-                                            callback=self.callback.duplex, **common)
-                stream_opened()
+                    self._add_stream(sd.InputStream(device=self.input.index, channels=in_channels,
+                                                    callback=self.callback.input_block, **common))
+                    self._add_stream(sd.OutputStream(device=self.output.index, channels=out_channels,
+                                                     callback=self.callback.output_block, **common))
             if self.player is not None:
                 self.player.start()
             self.worker.start()
-            self.stream.start()
+            for stream in self.streams:  # input first: the output starts behind it
+                stream.start()
         except (sd.PortAudioError, OSError, ValueError) as error:
             self.close()
             raise DeviceError(f"cannot open '{self._names()}': {error}") from error
         self.server_nodes = self._find_server_nodes() or {}
+
+    def _add_stream(self, stream) -> None:
+        self.streams.append(stream)
+        stream_opened()
 
     def _finished(self) -> None:  # PortAudio's thread, once, when the stream ends
         self.finished_by_portaudio = True
@@ -173,16 +190,17 @@ class LiveSession:
         server moves our stream elsewhere because its device vanished, hence the server check;
         a server-side finding counts only when two checks in a row agree (a busy server may
         answer late or list a stream mid-move)."""
-        if self.stream is None:
+        if not self.streams:
             return "the stream is closed"
         try:
-            active = self.stream.active
+            active = all(stream.active for stream in self.streams)
         except Exception:  # PortAudio raises for a stream in error
             active = False
         if self.finished_by_portaudio or not active:
             return "the audio stream stopped"
-        callbacks = self.callback.callbacks
-        stalled = callbacks == self._last_callbacks
+        callbacks = (self.callback.callbacks, self.callback.input_callbacks)
+        stalled = callbacks[0] == self._last_callbacks[0] or (
+            self.input is not None and callbacks[1] == self._last_callbacks[1])
         self._last_callbacks = callbacks
         if stalled and self._was_stalled:  # two checks in a row without a single callback
             return "the device stopped delivering audio"
@@ -213,14 +231,14 @@ class LiveSession:
 
     # --- closing --------------------------------------------------------------------------
     def close(self) -> None:
-        if self.stream is not None:
-            with PORTAUDIO_LOCK:
+        with PORTAUDIO_LOCK:
+            for stream in self.streams:
                 with contextlib.suppress(Exception):  # a vanished device may fail to stop cleanly
-                    self.stream.abort()
+                    stream.abort()
                 with contextlib.suppress(Exception):
-                    self.stream.close()
+                    stream.close()
                 stream_closed()
-            self.stream = None
+            self.streams = []
         self.worker.stop()
         if self.player is not None:
             self.player.stop()
@@ -229,8 +247,6 @@ class LiveSession:
     @property
     def latency_s(self) -> float:
         """Processing delay plus PortAudio's input and output buffering."""
-        buffers = 0.0
-        if self.stream is not None:
-            latency = self.stream.latency
-            buffers = sum(latency) if isinstance(latency, tuple) else latency
-        return self.callback.delay / self.sample_rate + buffers
+        buffers = sum(stream.latency for stream in self.streams)
+        lag = self.callback.start_lag if self.input is not None else 0
+        return (self.callback.delay + lag) / self.sample_rate + buffers

@@ -29,7 +29,7 @@ import torch
 
 from whamsah_tray.engine.callback import AudioCallback
 from whamsah_tray.engine.pipeline import SeparationPipeline
-from whamsah_tray.engine.priority import promote_worker_thread
+from whamsah_tray.engine.priority import promote_current_thread
 from whamsah_tray.engine.ring_buffer import SampleRing
 
 MAX_READ = 4096  # frames taken from the input ring per pipeline call
@@ -77,7 +77,7 @@ class InferenceWorker:
 
     def _run(self) -> None:
         torch.set_num_threads(self.torch_threads)
-        self.promoted = promote_worker_thread()
+        self.promoted = promote_current_thread()
         read_position = self.callback.position
         self._restart(read_position)
 
@@ -131,4 +131,5 @@ class InferenceWorker:
 
     def _too_late(self, read_position: int) -> bool:
         """True when even the input we have not yet processed is due at the output already."""
-        return read_position + self.callback.delay < self.callback.position
+        played = self.callback.out_position
+        return played is not None and read_position + self.callback.delay < played
