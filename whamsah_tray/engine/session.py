@@ -39,6 +39,7 @@ from whamsah_tray.errors import DeviceError
 CHANNELS = 2
 MAX_CALLBACK_FRAMES = 16384
 _session_numbers = itertools.count(1)
+STALLED_CHECKS = 6  # health checks in a row (0.5 s apart) without a callback: the device hung
 
 
 # With blocksize 0 PortAudio calls back with the host's period, up to about this long.
@@ -101,7 +102,7 @@ class LiveSession:
         self.server_nodes: dict[str, str] = {}  # INPUT/OUTPUT -> pulse node our stream is attached to
         self._suspicion: str | None = None  # a server-side loss seen once, awaiting confirmation
         self._last_callbacks = (-1, -1)
-        self._was_stalled = False
+        self._stalled_checks = 0
 
     # --- opening --------------------------------------------------------------------------
     def _environment(self) -> dict[str, str]:
@@ -202,9 +203,10 @@ class LiveSession:
         stalled = callbacks[0] == self._last_callbacks[0] or (
             self.input is not None and callbacks[1] == self._last_callbacks[1])
         self._last_callbacks = callbacks
-        if stalled and self._was_stalled:  # two checks in a row without a single callback
+        self._stalled_checks = self._stalled_checks + 1 if stalled else 0
+        if self._stalled_checks >= STALLED_CHECKS:
+            # (a fresh PulseAudio null sink may deliver in 2 s bursts at first: not a loss)
             return "the device stopped delivering audio"
-        self._was_stalled = stalled
         if not self.server_nodes:
             return None
         reason = self._server_reason()
