@@ -75,7 +75,7 @@ def play_into(sink: str, audio: np.ndarray, rate: int = RATE) -> None:
 class Match:
     lag: float  # frames (fractional) by which the recording lags the reference
     correlation: float  # over the whole reference, after fractional alignment
-    worst_window: float  # lowest correlation of any 100 ms window (dropouts, slips)
+    worst_window: float  # lowest correlation of any 100 ms window that is not near-silent (dropouts, slips)
     gain_db: float  # level of the recording relative to the reference
 
 
@@ -111,6 +111,10 @@ def match(reference: np.ndarray, recording: np.ndarray, rate: int = RATE, window
         return float((a * b).sum() / np.sqrt((a * a).sum() * (b * b).sum() + 1e-20))
 
     window = int(window_s * rate)
-    windows = [corr(ref[i:i + window], rec[i:i + window]) for i in range(0, len(ref) - window + 1, window)]
+    starts = range(0, len(ref) - window + 1, window)
+    power = np.array([np.mean(ref[i:i + window] ** 2) for i in starts])
+    # Near-silent reference windows (an MP3's encoder delay, a fade) cannot be judged by correlation.
+    judged = [i for i, p in zip(starts, power) if p > 0.01 * np.median(power)]
+    windows = [corr(ref[i:i + window], rec[i:i + window]) for i in judged]
     gain = 10 * np.log10((rec ** 2).sum() / max((ref ** 2).sum(), 1e-20) + 1e-20)
     return Match(lag + fraction, corr(ref, rec), min(windows) if windows else 0.0, float(gain))

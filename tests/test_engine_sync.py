@@ -205,3 +205,22 @@ def test_vocals_at_0_percent_remove_the_voice_and_keep_the_accompaniment(desktop
         assert abs(accompaniment_db) <= 2.0, f"accompaniment changed by {accompaniment_db:.1f} dB"
     finally:
         engine.close()
+
+
+def test_switching_the_model_keeps_the_audio_going(desktop, portaudio, random_model):
+    identity = create_untrained_model("identity")
+    models = {None: random_model, "identity": identity}
+    engine, events = start_engine(lambda name: models[name])
+    try:
+        assert engine.status.model_name == random_model.info.name
+        engine.set_model("identity")
+        assert engine.wait_for(lambda s: s.model_name == identity.info.name, 10)
+        assert engine.state is EngineState.RUNNING
+        assert any(isinstance(e, ModelChanged) and e.name == identity.info.name for e in events)
+        found = best_match(band_limited_noise(2.0, seed=6))
+        assert found.correlation > 0.99 and found.worst_window > 0.99, found
+        engine.set_model("no-such-model")  # an unknown name keeps the working model
+        assert engine.wait_for(lambda s: s.model_error is not None, 10)
+        assert engine.status.model_name == identity.info.name
+    finally:
+        engine.close()

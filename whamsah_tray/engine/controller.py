@@ -49,15 +49,15 @@ devices that cannot be opened -> ERROR (start() tries again). Missing model weig
 error state: the engine runs dry (pass-through at the same latency) and sends ModelChanged(error=...)
 plus one UserMessage.
 
-Latency (input -> output): the model's latency + one callback block + the worker's margin
+Latency (input -> output): the model's latency + two callback blocks + the worker's margin
 (StreamSettings.margin_s) + soxr's bursts when the device runs at another rate than the model, all
 at the same fixed value for the wet mix and the dry fallback, plus PortAudio's buffers
 (StreamSettings.io_latency_s). status.latency_ms reports PortAudio's estimate of the total;
 bench/bench_engine.py measures it through the null sinks.
 
 Threads: the caller's (commands only enqueue), "whamsah-engine-control" (this class's loop: opens
-and closes streams, watchdog, events), "whamsah-engine-worker" (worker.py: torch), the PortAudio
-callback (callback.py: copies only), "whamsah-model-loader" (builds a separator off the audio path),
+and closes streams, watchdog, events), "whamsah-engine-worker" (worker.py: torch), PortAudio's
+input and output callback threads (callback.py: copies only), "whamsah-model-loader" (builds a separator off the audio path),
 "whamsah-file-decoder" (file_player.py).
 """
 
