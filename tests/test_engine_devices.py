@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import subprocess
 
-import pytest
 
 from engine_audio import band_limited_noise, match, play_into, recording
 from whamsah_tray.engine import (EngineController, EngineSettings, EngineState, LinuxCable, Severity,

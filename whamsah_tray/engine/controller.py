@@ -84,7 +84,7 @@ from whamsah_tray.engine.events import (
     StateChanged,
     UserMessage,
 )
-from whamsah_tray.engine.levels import LevelRamp, clamp_percent
+from whamsah_tray.engine.levels import LevelRamp
 from whamsah_tray.engine.linux_cable import AppStream, LinuxCable
 from whamsah_tray.engine.pipeline import SeparationPipeline
 from whamsah_tray.engine.priority import promote_current_thread
