@@ -76,12 +76,12 @@ class LoadedModel:
 
 
 def weights_dirs() -> list[Path]:
-    """Where manifests are looked for, first match wins: $WHAMSAH_TRAY_WEIGHTS, the source tree's
-    weights/, then the installed share/whamsah-tray/weights."""
-    dirs = []
+    """Where manifests are looked for, first match wins: $WHAMSAH_TRAY_WEIGHTS alone when it is
+    set (an override, e.g. for tests); else the source tree's weights/, then the installed
+    share/whamsah-tray/weights."""
     if os.environ.get(WEIGHTS_ENV):
-        dirs.append(Path(os.environ[WEIGHTS_ENV]))
-    dirs.append(Path(__file__).resolve().parents[2] / "weights")
+        return [Path(os.environ[WEIGHTS_ENV])]
+    dirs = [Path(__file__).resolve().parents[2] / "weights"]
     dirs.append(Path(sys.prefix) / "share" / "whamsah-tray" / "weights")
     return dirs
 
@@ -107,7 +107,7 @@ def find_model(name: str | None = None, weights_dir: Path | None = None) -> Mode
         defaults = [info for info in models if info.is_default] or [
             info for info in models if info.name == DEFAULT_MODEL]
         if not defaults:
-            where = weights_dir or weights_dirs()[-2]
+            where = weights_dir or weights_dirs()[0]
             raise ModelLoadingError(f"no default model installed (no manifest marked default in {where})")
         return defaults[0]
     for info in models:

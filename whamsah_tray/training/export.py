@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> int:
         figures["bench"] = json.loads(args.bench.read_text())
     earlier = config.get("init_from", {})  # a run that continued from installed weights
     figures["training"] = {"steps": checkpoint["step"] + earlier.get("steps", 0),
-                           "cpu_hours": round(checkpoint["elapsed"] / 3600 + earlier.get("cpu_hours", 0.0), 2),
+                           "wall_hours": round(checkpoint["elapsed"] / 3600 + earlier.get("wall_hours", 0.0), 2),
                            "this_run": {"steps": checkpoint["step"], "hours": round(checkpoint["elapsed"] / 3600, 2)},
                            "config": config}
     manifest = {

@@ -91,7 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         manifest = args.init_from.with_suffix(".json")
         earlier = json.loads(manifest.read_text()).get("figures", {}).get("training", {}) if manifest.exists() else {}
         config["init_from"] = {"weights": str(args.init_from), "steps": earlier.get("steps", 0),
-                               "cpu_hours": earlier.get("cpu_hours", 0.0)}
+                               "wall_hours": earlier.get("wall_hours", 0.0)}
         print(f"starting from {args.init_from} ({config['init_from']['steps']} earlier steps)")
     else:
         objective.prepare(sampler)
