@@ -28,6 +28,20 @@ COMMAND_MODULES = [
 EXIT_USAGE = 2
 
 
+def write_json_report(path, data) -> int:
+    """Writes `data` as JSON to `path` after the figures were printed; a failure loses nothing
+    already shown, so it is one line on stderr and exit status 2."""
+    import json
+
+    try:
+        path.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    except OSError as error:
+        print(f"whamsah-tray: error: cannot write '{path}': {error.strerror or error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"wrote {path}")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="whamsah-tray",

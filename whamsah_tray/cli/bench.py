@@ -5,11 +5,11 @@ thread."""
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
 
-EXIT_USAGE = 2
+from whamsah_tray.cli import write_json_report
+
 
 
 def _blocks(text: str) -> tuple[int, ...]:
@@ -73,10 +73,5 @@ def run(args: argparse.Namespace) -> int:
                            blocks=args.blocks, progress=progress)
     print("\n".join(format_result(result)))
     if args.json:
-        try:
-            args.json.write_text(json.dumps(result.to_json(), indent=2) + "\n", encoding="utf-8")
-        except OSError as error:  # the figures above are already printed: nothing is lost
-            print(f"whamsah-tray: error: cannot write '{args.json}': {error.strerror or error}", file=sys.stderr)
-            return EXIT_USAGE
-        print(f"wrote {args.json}")
+        return write_json_report(args.json, result.to_json())
     return 0

@@ -4,12 +4,11 @@ and uSDR on a folder of stems (see whamsah_tray.evaluation). Runs on the main th
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import sys
 from pathlib import Path
 
-EXIT_USAGE = 2
+from whamsah_tray.cli import write_json_report
+
 COLUMNS = (("vocals_csdr", "vocals cSDR"), ("accompaniment_csdr", "accomp. cSDR"),
            ("vocals_usdr", "vocals uSDR"), ("accompaniment_usdr", "accomp. uSDR"))
 
@@ -63,10 +62,5 @@ def run(args: argparse.Namespace) -> int:
                           progress_bar=args.progress)
     print("\n".join(format_table(evaluation)))
     if args.json:
-        try:
-            args.json.write_text(json.dumps(evaluation.to_json(), indent=2) + "\n", encoding="utf-8")
-        except OSError as error:  # the table above is already printed: nothing is lost
-            print(f"whamsah-tray: error: cannot write '{args.json}': {error.strerror or error}", file=sys.stderr)
-            return EXIT_USAGE
-        print(f"wrote {args.json}")
+        return write_json_report(args.json, evaluation.to_json())
     return 0
