@@ -119,11 +119,7 @@ class AudioCallback:
         try:
             block = self._source_block[:frames]
             self.source.read_into(block)
-            start = self.position
-            self._store_input(block, frames)
-            self.out_position = start
-            self._play(start, outdata, frames)
-            self.out_position = start + frames
+            self._store_and_play(block, outdata, frames)
         except Exception:
             self.errors += 1
             outdata.fill(0.0)
@@ -133,16 +129,20 @@ class AudioCallback:
         if status:
             self.status_flags += 1
         try:
-            start = self.position
-            self._store_input(indata, frames)
-            self.out_position = start
-            self._play(start, outdata, frames)
-            self.out_position = start + frames
+            self._store_and_play(indata, outdata, frames)
         except Exception:
             self.errors += 1
             outdata.fill(0.0)
 
     # --- the work --------------------------------------------------------------------------
+    def _store_and_play(self, block, outdata, frames: int) -> None:
+        """Input and output in step: the output plays the block's own position."""
+        start = self.position
+        self._store_input(block, frames)
+        self.out_position = start
+        self._play(start, outdata, frames)
+        self.out_position = start + frames
+
     def _store_input(self, indata, frames: int) -> None:
         if self.promoted is None:  # once per stream thread that gets here first
             self.promoted = promote_current_thread()

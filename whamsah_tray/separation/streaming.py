@@ -45,10 +45,6 @@ class _Fifo:
         self.data[:, self.size:self.size + n] = samples
         self.size += n
 
-    def pop_into(self, out: np.ndarray, n: int) -> None:
-        out[:, :n] = self.data[:, :n]
-        self.drop(n)
-
     def drop(self, n: int) -> None:
         self.data[:, : self.size - n] = self.data[:, n:self.size]
         self.size -= n
@@ -76,8 +72,6 @@ class StreamingSeparator:
         self._pending_size = 0
         self._dry = _Fifo(channels, self.latency + max_block)
         self._vocals = _Fifo(channels, 2 * self.hop + max_hops * self.hop)
-        self._dry_out = np.zeros((channels, max_block), dtype=np.float32)
-        self._vocals_out = np.zeros((channels, max_block), dtype=np.float32)
         self.reset()
 
     def reset(self) -> None:
@@ -110,10 +104,10 @@ class StreamingSeparator:
         ready = self._pending_size // self.hop * self.hop
         if ready:
             self._run_network(ready)
-        self._dry.pop_into(self._dry_out, n)
-        self._vocals.pop_into(self._vocals_out, n)
-        vocals[:] = self._vocals_out[:, :n]
-        np.subtract(self._dry_out[:, :n], vocals, out=instrumental)
+        vocals[:] = self._vocals.data[:, :n]
+        np.subtract(self._dry.data[:, :n], vocals, out=instrumental)
+        self._vocals.drop(n)
+        self._dry.drop(n)
 
     def _run_network(self, n: int) -> None:
         with torch.inference_mode():
