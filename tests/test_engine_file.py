@@ -75,7 +75,7 @@ def test_a_played_file_arrives_complete_and_the_engine_returns_to_sync_mode(engi
         best = found if best is None or found.worst_window > best.worst_window else best
         if best.worst_window > 0.99:
             break
-    assert best.correlation > 0.99 and best.worst_window > 0.99, best
+    assert best.correlation > 0.995 and best.worst_window > 0.99, best  # 0.995: a cut tail shows
     assert abs(best.gain_db) < 1.0, best
     assert controller.wait_for(lambda s: s.state is EngineState.RUNNING, 5)  # back to sync mode
     finished = [e for e in events if isinstance(e, FileProgress) and e.finished]

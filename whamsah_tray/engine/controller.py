@@ -639,7 +639,8 @@ class EngineController:
         player = session.player
         if not player.finished:
             return False
-        tail = session.callback.delay + session.sample_rate // 20  # the mix of the last frames, played
+        # The mix of the last frames, through the device's buffers (closing drops what they hold).
+        tail = session.callback.delay + session.output_buffer_frames + session.sample_rate // 20
         return session.callback.position >= player.end_requested + tail
 
     def _enter_lost(self, text: str) -> None:

@@ -7,6 +7,11 @@ ring a couple of seconds ahead of playback. The audio callback calls `read_into(
 copies from that ring: it never waits for the decoder; if the decoder is late (or paused, or at
 the end) the rest of the block is silence, with a short fade so that pause and resume never click.
 
+Playback starts with a lead-in of silence (LEAD_IN_S) and only once the decoder is PREBUFFER_S
+ahead (or done): a freshly opened output stream often underruns in its first callbacks on a busy
+machine (measured here on the ALSA `pulse` plugin: the first 100-200 ms of a file were damaged or
+lost in about 1 of 4 plays while the CPU was busy); those glitches now fall on silence.
+
 Cross-thread state (plain int/bool attributes, atomic under the GIL): `decoded` (decoder writes,
 after the data), `consumed` / `requested` (callback writes), `paused` (controller writes).
 """
@@ -27,6 +32,8 @@ from whamsah_tray.errors import AudioFileError
 DECODE_BLOCK = 8192
 BUFFER_S = 3.0
 FADE_S = 0.005
+LEAD_IN_S = 0.25
+PREBUFFER_S = 0.5
 
 
 class FilePlayer:
@@ -48,6 +55,8 @@ class FilePlayer:
         self.paused = False
         self.error: AudioFileError | None = None  # a file that turned out corrupt mid-way
         self.starved_frames = 0  # frames of silence because the decoder was late
+        self._lead_in = int(LEAD_IN_S * sample_rate)  # frames of silence still to play first
+        self._prebuffer = int(PREBUFFER_S * sample_rate)
         self._gain = 1.0
         self._fade_step = 1.0 / max(1.0, FADE_S * sample_rate)
         self._fade = (np.arange(1, max_frames + 1) * self._fade_step).astype(np.float32)
@@ -77,6 +86,10 @@ class FilePlayer:
         """Fills out (frames, channels) with the next frames: copies only, never waits."""
         frames = out.shape[0]
         self.requested += frames
+        if self.consumed == 0 and (self._lead_in > 0 or not self._prebuffered()):
+            self._lead_in -= frames  # not started yet: the stream settles, the decoder gets ahead
+            out.fill(0.0)
+            return
         target = 0.0 if self.paused else 1.0
         if target == 0.0 and self._gain == 0.0:
             out.fill(0.0)
@@ -105,6 +118,9 @@ class FilePlayer:
                     self.end_requested = self.requested - (frames - take)
             else:
                 self.starved_frames += frames - take
+
+    def _prebuffered(self) -> bool:
+        return self.decoded >= self._prebuffer or self.total_frames is not None or self.error is not None
 
     # --- decoder thread ---------------------------------------------------------------------
     def _decode(self) -> None:

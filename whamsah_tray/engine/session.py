@@ -52,7 +52,11 @@ class StreamSettings:
     # plugin makes PortAudio's thread poll in a loop (44 % CPU for a plain pass-through loop);
     # 0 or >= the period (1024) costs 2 %.
     blocksize: int = 0
-    io_latency_s: float = 0.03  # PortAudio's suggested latency (its device buffers)
+    io_latency_s: float = 0.03  # PortAudio's suggested latency (its device buffers), sync mode
+    # Async mode (a file) has no input to keep up with: deeper buffers cost nothing the user hears
+    # but a slightly later pause/level response, and ride out a busy machine (measured here with
+    # the CPU busy: 30 ms slipped or lost the start of ~1 play in 4, 100 ms none in 40).
+    file_io_latency_s: float = 0.1
     margin_s: float = 0.01  # worker compute time and scheduling jitter
     prefer_rate: int = 44100  # the model's rate
     torch_threads: int = 1
@@ -139,8 +143,9 @@ class LiveSession:
         """Opens and starts the stream(s); raises DeviceError (and leaves nothing running)."""
         sd = _sounddevice()
         in_channels, out_channels = self._channels()
+        latency = self.settings.io_latency_s if self.input is not None else self.settings.file_io_latency_s
         common = dict(samplerate=self.sample_rate, blocksize=self.settings.blocksize, dtype="float32",
-                      latency=self.settings.io_latency_s, finished_callback=self._finished)
+                      latency=latency, finished_callback=self._finished)
         try:
             with PORTAUDIO_LOCK, _environment(self._environment()):
                 if self.input is None:
@@ -252,3 +257,10 @@ class LiveSession:
         buffers = sum(stream.latency for stream in self.streams)
         lag = self.callback.start_lag if self.input is not None else 0
         return (self.callback.delay + lag) / self.sample_rate + buffers
+
+    @property
+    def output_buffer_frames(self) -> int:
+        """Frames the output callback has produced that the device has not played yet."""
+        if not self.streams:
+            return 0
+        return int(self.streams[-1].latency * self.sample_rate)
