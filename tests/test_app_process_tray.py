@@ -153,8 +153,7 @@ def test_menu_quit_leaves_no_process_and_no_cable(start_tray, desktop):
     g = tray.icon()
     assert drive.wait_until(lambda: CABLE_SINK in sinks(desktop), 20), \
         f"the tray did not create its cable; log:\n{tray.output()[-3000:]}"
-    drive.right_click(g)
-    assert drive.wait_until(drive.open_menus, 5)
+    assert drive.open_menu(lambda: g)
     time.sleep(0.2)
     drive.xdotool("key", "Up")  # from nothing selected, Up selects the last item: Quit
     drive.xdotool("key", "Return")
@@ -255,12 +254,15 @@ def _icon_window_names() -> list[str]:
 
 def test_appindicator_backend_docks_and_its_menu_opens(start_tray, desktop):
     tray = start_tray(base_profile(desktop), extra_env={"PYSTRAY_BACKEND": "appindicator"})
-    g = drive.docked_icon(15)
-    if g is None:
-        # AppIndicator's fallback icon is named after the app id, not the tooltip.
-        windows = drive.xdotool("search", "--onlyvisible", "--name", "^whamsah-tray$", check=False).split()
-        assert windows, f"the AppIndicator icon never docked; log:\n{tray.output()[-2000:]}"
-        g = drive.window_geometry(windows[0])
-    drive.right_click(g)
-    assert drive.wait_until(drive.open_menus, 10), "right-click did not open the AppIndicator menu"
+
+    def locate():
+        g = drive.docked_icon(1)
+        if g is None:
+            # AppIndicator's fallback icon is named after the app id, not the tooltip.
+            windows = drive.xdotool("search", "--onlyvisible", "--name", "^whamsah-tray$", check=False).split()
+            g = drive.window_geometry(windows[0]) if windows else None
+        return g
+
+    assert drive.wait_until(locate, 15), f"the AppIndicator icon never docked; log:\n{tray.output()[-2000:]}"
+    assert drive.open_menu(locate), "right-click did not open the AppIndicator menu"
     drive.xdotool("key", "Escape")

@@ -98,6 +98,21 @@ def right_click(g: Geometry) -> None:
     xdotool("mousemove", str(x), str(y), "click", "3")
 
 
+def open_menu(locate, attempts: int = 4, wait: float = 4.0) -> bool:
+    """Right-clicks the icon that locate() finds (a Geometry, or None) until its menu is open.
+    A click can land while GTK is still realising the icon (seen once in a CI run on a busy
+    machine: the icon docked, the first click did nothing); a real user would click again."""
+    for _ in range(attempts):
+        g = locate()
+        if g is None:
+            time.sleep(0.5)
+            continue
+        right_click(g)
+        if wait_until(open_menus, wait):
+            return True
+    return False
+
+
 def left_click(g: Geometry) -> None:
     x, y = g.centre
     xdotool("mousemove", str(x), str(y), "click", "1")
@@ -143,8 +158,7 @@ def choose(icon, g: Geometry, path: list[str]) -> None:
     computing each item's position from the menu the icon shows now."""
     import pystray
 
-    right_click(g)
-    if not wait_until(open_menus, 10):
+    if not open_menu(lambda: g):
         raise AssertionError("right-click did not open the tray menu")
     time.sleep(0.2)
     menu = icon.menu
