@@ -133,6 +133,42 @@ def test_streaming_equals_whole_sequence_training_path():
     np.testing.assert_allclose(streamed[separator.latency:][:complete], sequence[:complete], atol=2e-5)
 
 
+@pytest.mark.parametrize("config", [{}, {"gru_layers": 1, "conv_kernel": 5, "lookahead": 2}])
+def test_numpy_inference_path_equals_the_torch_stream(config):
+    """The live path (numpy) and the training path (torch) of the default architecture at its
+    full size: the same numbers for any split of the input into hops, batch of 2 (a 4-channel
+    input), with random weights and standardisation."""
+    from whamsah_tray.separation.models.mask_gru_numpy import NumpyMaskGRU
+
+    model = create_untrained_model("mask-gru", config, seed=3)
+    network = model.network
+    with torch.no_grad():
+        network.feature_std.uniform_(0.05, 0.5, generator=torch.Generator().manual_seed(1))
+        network.feature_mean.uniform_(-0.5, 0.5, generator=torch.Generator().manual_seed(2))
+    fast = network.inference_path()
+    assert isinstance(fast, NumpyMaskGRU)
+    hop = network.hop
+    audio = np.random.default_rng(5).standard_normal((2, 2, 40 * hop)).astype(np.float32) * 0.3
+    torch_state, fast_state = network.init_state(2), fast.init_state(2)
+    expected, got, start = [], [], 0
+    for hops in [1, 3, 1, 8, 2, 1, 4, 1, 1, 7, 1, 10]:
+        block = audio[..., start:start + hops * hop]
+        start += hops * hop
+        with torch.inference_mode():
+            vocals, torch_state = network.stream(torch.from_numpy(block.copy()), torch_state)
+        expected.append(vocals.numpy())
+        vocals, fast_state = fast.stream(block, fast_state)
+        got.append(vocals)
+    expected, got = np.concatenate(expected, -1), np.concatenate(got, -1)
+    assert np.abs(expected).max() > 1e-3  # the masks really pass something
+    np.testing.assert_allclose(got, expected, atol=1e-6, rtol=1e-4)
+
+
+def test_the_separator_runs_mask_gru_through_its_numpy_path():
+    separator = StreamingSeparator(random_model())
+    assert separator._fast is not None
+
+
 def test_offline_is_the_streaming_path_without_latency():
     model = random_model()
     audio = noise(50000, 2, seed=4)

@@ -4,7 +4,7 @@
   StreamingSeparator's latency), in samples and ms.
 - Real-time factor (RTF) = processing time / audio time, through a StreamingSeparator fed stereo
   noise at the model's rate in the live engine's block sizes (512, 1024, 4096 frames), on one
-  torch thread and on all cores; each figure is the best of a few repeats after a warm-up (the
+  thread and on all cores (torch's and numpy's BLAS pools alike: separation/threads.py); each figure is the best of a few repeats after a warm-up (the
   machine's load average is reported beside it: a background job slows everything down).
   Beside each RTF, the longest single `process()` call: a chunked model computes a whole chunk
   in the call that completes its hop, and the engine's worker must absorb that spike.
@@ -39,6 +39,7 @@ import torch
 
 from whamsah_tray.errors import WhamsahError
 from whamsah_tray.separation import StreamingSeparator, create_untrained_model, load_model
+from whamsah_tray.separation.threads import compute_threads
 
 from whamsah_tray.cli.bench import BLOCK_SIZES  # defined there: the CLI must not import torch
 RSS_PROBE_SECONDS = 3.0
@@ -108,9 +109,7 @@ def measure_rtf(model, block: int, threads: int, seconds: float, repeats: int) -
     n_blocks = max(1, round(seconds * rate / block))
     audio = _noise(n_blocks * block)
     separator = StreamingSeparator(model, channels=2)
-    previous_threads = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
+    with compute_threads(threads):
         # Warm-up: at least two network runs (a chunked model runs only once per hop).
         warm_blocks = -(-max(2 * separator.hop, block) // block)
         for i in range(min(warm_blocks, n_blocks)):
@@ -125,8 +124,6 @@ def measure_rtf(model, block: int, threads: int, seconds: float, repeats: int) -
                 call_times[i] = time.perf_counter() - started
             if call_times.sum() < best:
                 best, best_longest = float(call_times.sum()), float(call_times.max())
-    finally:
-        torch.set_num_threads(previous_threads)
     return best / (n_blocks * block / rate), best_longest
 
 

@@ -25,12 +25,12 @@ import threading
 import time
 
 import numpy as np
-import torch
 
 from whamsah_tray.engine.callback import AudioCallback
 from whamsah_tray.engine.pipeline import SeparationPipeline
 from whamsah_tray.engine.priority import promote_current_thread
 from whamsah_tray.engine.ring_buffer import SampleRing
+from whamsah_tray.separation.threads import set_compute_threads
 
 MAX_READ = 4096  # frames taken from the input ring per pipeline call
 
@@ -76,7 +76,7 @@ class InferenceWorker:
         self.callback.wake.set()
 
     def _run(self) -> None:
-        torch.set_num_threads(self.torch_threads)
+        set_compute_threads(self.torch_threads)
         self.promoted = promote_current_thread()
         read_position = self.callback.position
         self._restart(read_position)

@@ -14,6 +14,10 @@ Hence latency = network delay + hop. All buffers are allocated once; blocks larg
 Mono is fed to the stereo network as two equal channels; more than two channels are processed in
 stereo pairs (as a batch), an odd last channel like mono.
 
+The network runs through its numpy inference path when it has one (network.inference_path(),
+a snapshot of its weights taken here: the same numbers, a few times faster per hop), else through
+its torch stream().
+
 Pure numpy/torch, no threads: not thread-safe; one owner calls process() (in the live engine, the
 inference worker thread; never the audio callback).
 """
@@ -57,6 +61,8 @@ class StreamingSeparator:
             raise ValueError("channels must be >= 1")
         self.model = model
         self.network = model.network
+        self._fast = self.network.inference_path()
+        self._runner = self._fast if self._fast is not None else self.network
         self.channels = channels
         self.max_block = max_block
         self.hop = self.network.hop
@@ -76,7 +82,7 @@ class StreamingSeparator:
 
     def reset(self) -> None:
         """Forget all audio: as if silence had been playing forever."""
-        self._state = self.network.init_state(self.pairs)
+        self._state = self._runner.init_state(self.pairs)
         self._pending_size = 0
         self._dry.clear(fill=self.latency)
         self._vocals.clear(fill=self.hop)
@@ -110,9 +116,12 @@ class StreamingSeparator:
         self._dry.drop(n)
 
     def _run_network(self, n: int) -> None:
-        with torch.inference_mode():
-            estimate, self._state = self.network.stream(torch.from_numpy(self._pending[:, :, :n]), self._state)
-        estimate = estimate.numpy()  # (pairs, 2, n)
+        if self._fast is not None:
+            estimate, self._state = self._fast.stream(self._pending[:, :, :n], self._state)
+        else:
+            with torch.inference_mode():
+                estimate, self._state = self.network.stream(torch.from_numpy(self._pending[:, :, :n]), self._state)
+            estimate = estimate.numpy()  # (pairs, 2, n)
         rest = self._pending_size - n
         self._pending[:, :, :rest] = self._pending[:, :, n:self._pending_size]
         self._pending_size = rest

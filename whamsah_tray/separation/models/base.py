@@ -42,3 +42,8 @@ class StreamingModel(nn.Module):
     def stream(self, x: torch.Tensor, state: dict[str, Any]) -> tuple[torch.Tensor, dict[str, Any]]:
         """x: (batch, 2, n * hop) -> vocals (batch, 2, n * hop), `delay` samples late."""
         raise NotImplementedError
+
+    def inference_path(self) -> Any | None:
+        """An equivalent of init_state/stream on float32 numpy arrays that is faster for inference
+        (a snapshot of the current weights), or None: the streaming separator then uses stream()."""
+        return None

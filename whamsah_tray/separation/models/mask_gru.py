@@ -113,6 +113,11 @@ class MaskGRU(SpectralMaskModel):
             nn.Linear(hidden, 2 * self.features.n_bands),
         )
 
+    def inference_path(self):
+        from whamsah_tray.separation.models.mask_gru_numpy import NumpyMaskGRU
+
+        return NumpyMaskGRU(self)
+
     def init_net_state(self, batch: int) -> dict[str, torch.Tensor]:
         return {
             "conv": self.feature_mean.new_zeros(batch, self.hidden, self.conv_kernel - 1),
