@@ -74,7 +74,7 @@ def child(args: argparse.Namespace) -> int:
             s = engine.status
             print(json.dumps({"state": s.state.value, "model": s.model_name, "latency_ms": s.latency_ms,
                               "rate": s.sample_rate, "dry_frames": s.dry_frames, "resyncs": s.resyncs,
-                              "xruns": s.xruns}), flush=True)
+                              "xruns": s.xruns, "realignments": s.realignments}), flush=True)
     finally:
         engine.close()
     return 0
@@ -297,7 +297,7 @@ def _measure(args: argparse.Namespace) -> int:
     print(f"dropouts in {args.minutes:g} min: {len(engine_events)} caused by the engine (gaps or slips in "
           f"100 ms windows after it; {len(after)} in all, {len(before)} already in the probe's own playback)")
     print(f"engine counters: dry frames {final['dry_frames']}, resyncs {final['resyncs']}, "
-          f"PortAudio xruns {final['xruns']}")
+          f"PortAudio xruns {final['xruns']}, realignments {final.get('realignments')}")
     return 0
 
 

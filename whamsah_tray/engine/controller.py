@@ -138,6 +138,7 @@ class EngineStatus:
     dry_frames: int  # output frames played dry because the worker was late (dropouts of the wet path)
     resyncs: int
     xruns: int  # callbacks whose PortAudio status flagged an over/underflow
+    realignments: int  # times the output was put back in step with the input (an audible slip)
 
 
 Observer = Callable[[EngineEvent], None]
@@ -229,6 +230,7 @@ class EngineController:
             dry_frames=callback.short_frames if callback is not None else 0,
             resyncs=session.worker.resyncs if session is not None else 0,
             xruns=callback.status_flags if callback is not None else 0,
+            realignments=callback.realignments if callback is not None else 0,
         )
 
     def wait_for(self, predicate: Callable[[EngineStatus], bool], timeout: float) -> bool:
