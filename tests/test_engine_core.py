@@ -258,3 +258,32 @@ def test_an_output_that_stays_ahead_of_the_input_is_put_back_in_step():
     assert callback.errors == 0
     assert callback.realignments == 1
     assert callback.position - callback.out_position == 0  # one block behind, after its block
+
+
+def test_a_file_starts_after_its_lead_in_and_plays_every_frame_once(tmp_path):
+    """The file player's callback side: silence first (LEAD_IN_S, and until PREBUFFER_S is
+    decoded), then every frame of the file exactly once, then silence; `finished` at the end."""
+    import soundfile
+
+    from whamsah_tray.engine.file_player import LEAD_IN_S, FilePlayer
+
+    content = noise(RATE * 2)
+    path = tmp_path / "clip.wav"
+    soundfile.write(str(path), content, RATE, subtype="FLOAT")
+    player = FilePlayer(path, RATE, 2, max_frames=4096)
+    player.start()
+    deadline = time.monotonic() + 10
+    while player.total_frames is None and time.monotonic() < deadline:  # decoded ahead (3 s ring)
+        time.sleep(0.01)
+    blocks = []
+    for _ in range(int(3 * RATE / 333)):
+        block = np.zeros((333, 2), np.float32)
+        player.read_into(block)
+        blocks.append(block)
+    player.stop()
+    played = np.concatenate(blocks)
+    start = int(np.argmax(np.any(played != 0, axis=1)))
+    assert LEAD_IN_S * RATE <= start < LEAD_IN_S * RATE + 333
+    np.testing.assert_array_equal(played[start:start + len(content)], content)
+    assert not np.any(played[start + len(content):])
+    assert player.finished and player.starved_frames == 0
