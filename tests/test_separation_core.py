@@ -282,3 +282,24 @@ def test_broken_manifest_is_skipped_in_listings(tmp_path):
     install(tmp_path, random_model())
     (tmp_path / "broken.json").write_text("{not json")
     assert [info.name for info in list_models(tmp_path)] == ["test-model"]
+
+
+def test_digital_silence_skips_the_network_and_changes_nothing_audible():
+    """A long silence between two passages: the network is skipped for most of it, the output
+    there is exactly zero, the reconstruction contract holds throughout, and the passage after it
+    comes out at the same latency and (to the GRU state's memory of the silence) the same."""
+    model = random_model()
+    audio = noise(44100, 2)
+    silence = np.zeros((3 * 44100, 2), np.float32)
+    x = np.concatenate([audio, silence, noise(44100, 2, seed=1)])
+    skipping = StreamingSeparator(model)
+    full = StreamingSeparator(model)
+    full.skip_silence_after = 1 << 40
+    vocals, instrumental = run_blocks(skipping, x, [512] * 1000)
+    reference, _ = run_blocks(full, x, [512] * 1000)
+    assert skipping.skipped_frames > 2 * 44100 and full.skipped_frames == 0
+    n = len(vocals)
+    np.testing.assert_allclose(vocals + instrumental, delayed(x, skipping.latency)[:n], atol=1e-6)
+    quiet = slice(44100 + skipping.skip_silence_after + skipping.latency, 4 * 44100)
+    assert not np.any(vocals[quiet]) and not np.any(instrumental[quiet])
+    np.testing.assert_allclose(vocals, reference, atol=1e-3 * np.abs(reference).max())

@@ -18,6 +18,11 @@ The network runs through its numpy inference path when it has one (network.infer
 a snapshot of its weights taken here: the same numbers, a few times faster per hop), else through
 its torch stream().
 
+Digital silence costs nothing: once the input has been exactly zero for longer than the latency
+(plus a margin), every buffer inside holds silence and the network is skipped until sound comes
+back (`skipped_frames` counts it); the output stays exactly zero meanwhile, as it should. A tray
+app that runs all day while nothing plays then idles instead of running the network.
+
 Pure numpy/torch, no threads: not thread-safe; one owner calls process() (in the live engine, the
 inference worker thread; never the audio callback).
 """
@@ -78,6 +83,8 @@ class StreamingSeparator:
         self._pending_size = 0
         self._dry = _Fifo(channels, self.latency + max_block)
         self._vocals = _Fifo(channels, 2 * self.hop + max_hops * self.hop)
+        self.skip_silence_after = self.latency + 2 * self.hop + 4096
+        self.skipped_frames = 0
         self.reset()
 
     def reset(self) -> None:
@@ -86,6 +93,7 @@ class StreamingSeparator:
         self._pending_size = 0
         self._dry.clear(fill=self.latency)
         self._vocals.clear(fill=self.hop)
+        self._silent_frames = 0  # zero input frames in a row, up to skip_silence_after
 
     def process(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """block: (frames, channels) -> (vocals, instrumental), each (frames, channels) float32."""
@@ -94,6 +102,13 @@ class StreamingSeparator:
             block = block[:, None]
         if block.ndim != 2 or block.shape[1] != self.channels:
             raise ValueError(f"expected a (frames, {self.channels}) block, got {block.shape}")
+        if not block.any():
+            if self._silent_frames >= self.skip_silence_after:
+                self.skipped_frames += block.shape[0]
+                return np.zeros_like(block), np.zeros_like(block)
+            self._silent_frames += block.shape[0]
+        else:
+            self._silent_frames = 0
         vocals = np.empty_like(block)
         instrumental = np.empty_like(block)
         for start in range(0, block.shape[0], self.max_block):
