@@ -203,63 +203,6 @@ def test_a_late_worker_fades_to_dry_and_back_without_a_click(random_model):
     assert np.abs(np.diff(usable, axis=0)).max() < 1.5 * own_step
 
 
-class _TwoStreams:
-    """Sync mode's input and output callbacks, called in an order the test chooses (no worker:
-    the output is the dry input at `delay`)."""
-
-    def __init__(self, seconds: float = 2.0) -> None:
-        self.delay = 4 * BLOCK + 300
-        capacity = self.delay + 20000 + RATE
-        self.callback = AudioCallback(SampleRing(capacity, 2), SampleRing(capacity, 2), self.delay, RATE,
-                                      16384, threading.Event(), start_lag=BLOCK)
-        self.x = noise(int(RATE * seconds))
-        self.blocks = len(self.x) // BLOCK
-        self.out = np.zeros((self.blocks * BLOCK, 2), np.float32)
-        self.fed = self.played = 0
-
-    def feed(self, n: int = 1) -> None:
-        for _ in range(n):
-            self.callback.input_block(self.x[self.fed * BLOCK:(self.fed + 1) * BLOCK], BLOCK, None, None)
-            self.fed += 1
-
-    def play(self, n: int = 1) -> None:
-        for _ in range(n):
-            self.callback.output_block(self.out[self.played * BLOCK:(self.played + 1) * BLOCK], BLOCK, None, None)
-            self.played += 1
-
-
-def test_late_or_bursty_input_callbacks_do_not_make_the_output_slip():
-    """On a busy machine the input's callbacks come late and then in a burst. The output only
-    needs the input of `delay` frames ago, so it keeps playing in step (no realignment) and stays
-    exactly the input delayed by `delay`. (Measured before: ~35 realignments a minute, each an
-    audible slip, in bench/bench_engine.py while a training job ran.)"""
-    streams = _TwoStreams()
-    streams.feed()
-    streams.play()
-    while streams.fed + 3 <= streams.blocks and streams.played + 3 <= streams.blocks - 1:
-        streams.play(3)  # the input is late: the output runs up to two blocks ahead of it
-        streams.feed(3)  # then its blocks arrive in a burst
-    assert streams.callback.realignments == 0
-    assert streams.callback.errors == 0
-    n, delay = streams.played * BLOCK, streams.delay
-    np.testing.assert_array_equal(streams.out[delay:n], streams.x[:n - delay])
-
-
-def test_an_output_that_stays_ahead_of_the_input_is_put_back_in_step():
-    """An output that starts several blocks ahead (its buffers primed in a rush) would play dry
-    forever, the mix always too late: after a moment it is put back one block behind the input."""
-    streams = _TwoStreams()
-    streams.feed()
-    streams.play(4)
-    while streams.played < streams.blocks:
-        streams.feed()
-        streams.play()
-    callback = streams.callback
-    assert callback.errors == 0
-    assert callback.realignments == 1
-    assert callback.position - callback.out_position == 0  # one block behind, after its block
-
-
 def test_a_file_starts_after_its_lead_in_and_plays_every_frame_once(tmp_path):
     """The file player's callback side: silence first (LEAD_IN_S, and until PREBUFFER_S is
     decoded), then every frame of the file exactly once, then silence; `finished` at the end."""

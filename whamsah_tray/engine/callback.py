@@ -38,7 +38,6 @@ from whamsah_tray.engine.priority import promote_current_thread
 from whamsah_tray.engine.ring_buffer import SampleRing
 
 FADE_S = 0.005  # wet <-> dry crossfade when the worker's mix runs short or comes back
-AHEAD_LIMIT_S = 0.2  # the output may run ahead of late input callbacks this long before realigning
 
 
 class AudioCallback:
@@ -68,8 +67,6 @@ class AudioCallback:
         self.out_position: int | None = None  # frames played (written by the output callback)
         self.max_lead = 8 * start_lag + 4096  # beyond this the output has fallen behind the input
         self.realignments = 0  # times the output was put back one block behind the input
-        self._ahead_frames = 0  # frames played in a row while ahead of the newest input
-        self._ahead_limit = int(AHEAD_LIMIT_S * sample_rate)
         self._wet_weight = 0.0
         self._fading_in = True
         self._fade_frames = int(FADE_S * sample_rate)
@@ -101,27 +98,13 @@ class AudioCallback:
             if self.out_position is None and received == 0:  # the input has not started yet
                 outdata.fill(0.0)
                 return
-            if self.out_position is None:  # first block: one input block behind the input
-                self.out_position = received - self.start_lag
-            else:
-                # Normally the output plays one block behind the newest input. When the input's
-                # callbacks come late and then in a burst (a busy machine), the output runs ahead
-                # of them for a moment: it only needs the input of `delay` frames ago (the dry
-                # history, which the mix is computed from), so it keeps going. It is put back one
-                # block behind the input (an audible slip) only when it stays ahead for
-                # AHEAD_LIMIT_S (an offset from the streams' start: the mix would never arrive in
-                # time), when its dry history would run out, or when it has fallen far behind (a
-                # stream restarted after an xrun, two device clocks).
-                lead = received - self.out_position
-                if lead < 0:
-                    self._ahead_frames += frames
-                else:
-                    self._ahead_frames = 0
-                if (lead < frames - self.delay or lead > self.max_lead
-                        or self._ahead_frames > self._ahead_limit):
+            lead = received - self.out_position if self.out_position is not None else -1
+            if lead < 0 or lead > self.max_lead:
+                # First block, or the two streams drifted apart (a stream restarted after an
+                # xrun, or two device clocks): play one input block behind the input again.
+                if self.out_position is not None:
                     self.realignments += 1
-                    self._ahead_frames = 0
-                    self.out_position = received - self.start_lag
+                self.out_position = received - self.start_lag
             start = self.out_position
             self._play(start, outdata, frames)
             self.out_position = start + frames

@@ -23,10 +23,18 @@ def _blas_limiter(threads: int):
     return threadpoolctl.threadpool_limits(limits=threads, user_api="blas")
 
 
+_blas_threads: int | None = None  # what set_compute_threads last gave the BLAS
+
+
 def set_compute_threads(threads: int) -> None:
-    """From now on, for the whole process: torch and BLAS use `threads` threads."""
+    """From now on, for the whole process: torch and BLAS use `threads` threads. The BLAS pool is
+    changed only when the figure changes: OpenBLAS must not be resized while another thread (a
+    previous session's worker that is still finishing) is inside a BLAS call."""
+    global _blas_threads
     torch.set_num_threads(threads)
-    _blas_limiter(threads)
+    if _blas_threads != threads:
+        _blas_threads = threads
+        _blas_limiter(threads)
 
 
 @contextlib.contextmanager
