@@ -297,7 +297,7 @@ def _measure(args: argparse.Namespace) -> int:
     print(f"dropouts in {args.minutes:g} min: {len(engine_events)} caused by the engine (gaps or slips in "
           f"100 ms windows after it; {len(after)} in all, {len(before)} already in the probe's own playback)")
     print(f"engine counters: dry frames {final['dry_frames']}, resyncs {final['resyncs']}, "
-          f"PortAudio xruns {final['xruns']}, realignments {final.get('realignments')}")
+          f"PortAudio xruns {final['xruns']}, realignments {final['realignments']}")
     return 0
 
 

@@ -4,8 +4,9 @@
   StreamingSeparator's latency), in samples and ms.
 - Real-time factor (RTF) = processing time / audio time, through a StreamingSeparator fed stereo
   noise at the model's rate in the live engine's block sizes (512, 1024, 4096 frames), on one
-  thread and on all cores (torch's and numpy's BLAS pools alike: separation/threads.py); each figure is the best of a few repeats after a warm-up (the
-  machine's load average is reported beside it: a background job slows everything down).
+  thread and on all cores (torch's and numpy's BLAS pools alike: separation/threads.py); each
+  figure is the best of a few repeats after a warm-up (the machine's load average is reported
+  beside it: a background job slows everything down).
   Beside each RTF, the longest single `process()` call: a chunked model computes a whole chunk
   in the call that completes its hop, and the engine's worker must absorb that spike.
 - Peak RSS: the peak resident memory of a fresh Python process that loads the model and streams a

@@ -11,7 +11,6 @@ from pathlib import Path
 from whamsah_tray.cli import write_json_report
 
 
-
 def _blocks(text: str) -> tuple[int, ...]:
     try:
         blocks = tuple(int(part) for part in text.split(","))

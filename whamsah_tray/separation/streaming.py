@@ -66,8 +66,7 @@ class StreamingSeparator:
             raise ValueError("channels must be >= 1")
         self.model = model
         self.network = model.network
-        self._fast = self.network.inference_path()
-        self._runner = self._fast if self._fast is not None else self.network
+        self._fast = self.network.inference_path()  # None: the torch stream() runs
         self.channels = channels
         self.max_block = max_block
         self.hop = self.network.hop
@@ -89,7 +88,7 @@ class StreamingSeparator:
 
     def reset(self) -> None:
         """Forget all audio: as if silence had been playing forever."""
-        self._state = self._runner.init_state(self.pairs)
+        self._state = (self._fast if self._fast is not None else self.network).init_state(self.pairs)
         self._pending_size = 0
         self._dry.clear(fill=self.latency)
         self._vocals.clear(fill=self.hop)

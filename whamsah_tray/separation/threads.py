@@ -40,6 +40,7 @@ def set_compute_threads(threads: int) -> None:
 @contextlib.contextmanager
 def compute_threads(threads: int) -> Iterator[None]:
     """Within the block, torch and BLAS use `threads` threads; restored afterwards."""
+    global _blas_threads
     previous = torch.get_num_threads()
     torch.set_num_threads(threads)
     limiter = _blas_limiter(threads)
@@ -49,3 +50,4 @@ def compute_threads(threads: int) -> Iterator[None]:
         torch.set_num_threads(previous)
         if limiter is not None:
             limiter.restore_original_limits()
+            _blas_threads = None  # back to whatever it was before: unknown here

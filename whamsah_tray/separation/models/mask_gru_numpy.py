@@ -51,11 +51,9 @@ class NumpyMaskGRU:
         self.n_bins, self.hidden, self.kernel = model.n_bins, model.hidden, model.conv_kernel
         self.window = _f32(model.window)
         self.synthesis = _f32(model.window / model.ola_gain)
-        features = model.features
-        bands = features._bands()
-        self.n_bands = len(bands)
-        self.band_starts = np.array([start for start, _, _ in bands])
-        self.band_of_bin = features.band_of_bin.cpu().numpy()
+        self.n_bands = model.features.n_bands
+        self.band_of_bin = model.features.band_of_bin.cpu().numpy()
+        self.band_starts = np.flatnonzero(np.diff(self.band_of_bin, prepend=-1))  # first bin of each band
         # Standardisation folded into the projection: W (x - m) / s + b = (W / s) x + (b - W m / s).
         mean, std = _f32(model.feature_mean)[:, 0], _f32(model.feature_std)[:, 0]
         project_w = _f32(model.project.weight)[:, :, 0] / std
