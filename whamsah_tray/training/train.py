@@ -53,6 +53,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--init-from", type=Path, metavar="WEIGHTS",
                         help="start from installed weights (e.g. weights/whamsah-rt.pt) with a fresh "
                              "optimiser: how training continues in a later session")
+    parser.add_argument("--restandardise", action="store_true",
+                        help="with --init-from: measure the input standardisation again on this run's "
+                             "training mixes (after a change of input features or data)")
     parser.add_argument("--hours", type=float, help="training time of the whole run (overrides the config)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (smoke tests)")
@@ -93,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         config["init_from"] = {"weights": str(args.init_from), "steps": earlier.get("steps", 0),
                                "wall_hours": earlier.get("wall_hours", 0.0)}
         print(f"starting from {args.init_from} ({config['init_from']['steps']} earlier steps)")
+        if args.restandardise:
+            objective.prepare(sampler)
     else:
         objective.prepare(sampler)
     network.to(device).train()

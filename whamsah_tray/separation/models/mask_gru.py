@@ -33,9 +33,15 @@ EPS = 1e-8
 
 
 class BandFeatures(nn.Module):
-    """complex (B, 2, bins, T) -> (B, 3 * bands, T): energy^0.15, coherence, balance per band."""
+    """complex (B, 2, bins, T) -> (B, 3 * bands, T): energy^0.15, coherence, balance per band.
 
-    def __init__(self, n_bins: int, band_groups: tuple[tuple[int, int, int], ...]) -> None:
+    `power_floor` (per bin and channel) is added to each band's power before the features are
+    taken, so a band far below the music (an encoder's empty top octave, dither, the rounding noise
+    of 16-bit or float16 audio) always gives the same features: energy at the floor, coherence and
+    balance near 0. Without it such bands carry whatever that noise happens to be, which a network
+    can learn as a cue that real audio does not have. 0 keeps the first models' tiny constant."""
+
+    def __init__(self, n_bins: int, band_groups: tuple[tuple[int, int, int], ...], power_floor: float = 0.0) -> None:
         super().__init__()
         self.band_groups = [tuple(group) for group in band_groups]
         covered = self.band_groups[-1][1]
@@ -45,6 +51,8 @@ class BandFeatures(nn.Module):
         self.n_bands = sum((stop - start) // width for start, stop, width in self.band_groups) + self.rest
         band_of_bin = [band for band, (start, stop, width) in enumerate(self._bands()) for _ in range(stop - start)]
         self.register_buffer("band_of_bin", torch.tensor(band_of_bin), persistent=False)
+        widths = torch.tensor([width for _, _, width in self._bands()], dtype=torch.float32)
+        self.register_buffer("band_floor", 2.0 * power_floor * widths + EPS, persistent=False)  # L + R
 
     def _bands(self) -> list[tuple[int, int, int]]:
         bands = [(lo, lo + width, width) for start, stop, width in self.band_groups
@@ -77,7 +85,7 @@ class BandFeatures(nn.Module):
         power_right = right.real.square() + right.imag.square()
         cross = (left * right.conj()).real
         bands = self.band_sum(torch.stack([power_left, power_right, cross], dim=2))  # (B, T, 3, bands)
-        total = bands[:, :, 0] + bands[:, :, 1] + EPS
+        total = bands[:, :, 0] + bands[:, :, 1] + self.band_floor
         features = torch.stack([
             total.pow(0.15),
             2.0 * bands[:, :, 2] / total,
@@ -92,15 +100,15 @@ class MaskGRU(SpectralMaskModel):
     def __init__(self, hidden: int = 256, gru_layers: int = 2, conv_kernel: int = 3,
                  band_groups: tuple[tuple[int, int, int], ...] = DEFAULT_BAND_GROUPS,
                  n_fft: int = 2048, hop: int = 512, lookahead: int = 1, sample_rate: int = 44100,
-                 **config: Any) -> None:
+                 power_floor: float = 0.0, **config: Any) -> None:
         band_groups = tuple(tuple(group) for group in band_groups)
         super().__init__(n_fft=n_fft, hop=hop, lookahead=lookahead, sample_rate=sample_rate,
                          hidden=hidden, gru_layers=gru_layers, conv_kernel=conv_kernel,
-                         band_groups=[list(group) for group in band_groups], **config)
+                         band_groups=[list(group) for group in band_groups], power_floor=power_floor, **config)
         if not 0 <= lookahead < conv_kernel:
             raise ValueError("the look-ahead must fit inside the time convolution")
         self.hidden, self.gru_layers, self.conv_kernel = hidden, gru_layers, conv_kernel
-        self.features = BandFeatures(self.n_bins, band_groups)
+        self.features = BandFeatures(self.n_bins, band_groups, power_floor)
         n_features = FEATURES_PER_BAND * self.features.n_bands
         # Input standardisation, measured on training data before training starts.
         self.register_buffer("feature_mean", torch.zeros(n_features, 1))

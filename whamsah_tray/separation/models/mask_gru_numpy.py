@@ -22,8 +22,6 @@ import numpy as np
 import scipy.fft
 import scipy.special
 
-from whamsah_tray.separation.models.mask_gru import EPS
-
 _SQRT_HALF = np.float32(np.sqrt(0.5))
 
 
@@ -54,6 +52,7 @@ class NumpyMaskGRU:
         self.n_bands = model.features.n_bands
         self.band_of_bin = model.features.band_of_bin.cpu().numpy()
         self.band_starts = np.flatnonzero(np.diff(self.band_of_bin, prepend=-1))  # first bin of each band
+        self.band_floor = _f32(model.features.band_floor)
         # Standardisation folded into the projection: W (x - m) / s + b = (W / s) x + (b - W m / s).
         mean, std = _f32(model.feature_mean)[:, 0], _f32(model.feature_std)[:, 0]
         project_w = _f32(model.project.weight)[:, :, 0] / std
@@ -123,7 +122,7 @@ class NumpyMaskGRU:
         per_bin = np.stack([left.real ** 2 + left.imag ** 2, right.real ** 2 + right.imag ** 2,
                             (left * right.conj()).real], axis=2)        # (B, n, 3, bins)
         bands = np.add.reduceat(per_bin, self.band_starts, axis=-1)      # (B, n, 3, bands)
-        total = bands[:, :, 0] + bands[:, :, 1] + np.float32(EPS)
+        total = bands[:, :, 0] + bands[:, :, 1] + self.band_floor
         features = np.concatenate([total ** np.float32(0.15), 2.0 * bands[:, :, 2] / total,
                                    (bands[:, :, 0] - bands[:, :, 1]) / total], axis=-1)
         projected = features @ self.project_wt + self.project_b         # (B, n, hidden)

@@ -1,0 +1,191 @@
+"""The training pipeline on small generated data folders (no ../shared needed): what it reads and
+never reads, the float32 cache, the mixes it draws, the input features' noise floor, and a real
+(tiny) training run that checkpoints, resumes and exports an installable model."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile
+import torch
+
+from whamsah_tray.separation.models import build_network
+from whamsah_tray.separation.registry import load_model
+from whamsah_tray.training import data as training_data
+from whamsah_tray.training import export as training_export
+from whamsah_tray.training import train as training_main
+
+
+def _tone(seconds: float, rate: int, channels: int, freq: float, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * rate)) / rate
+    mono = 0.2 * np.sin(2 * np.pi * freq * t) + 0.02 * rng.standard_normal(len(t))
+    return np.repeat(mono[:, None], channels, axis=1).astype(np.float32)
+
+
+def _names(prefix: str, held_out: bool, count: int) -> list[str]:
+    """Track names that data.py holds out for validation (sha1 hash 0 mod 16), or trains on."""
+    names = (f"{prefix} {i}" for i in range(1000))
+    return [n for n in names if (int(hashlib.sha1(n.encode()).hexdigest(), 16) % 16 == 0) == held_out][:count]
+
+
+@pytest.fixture(scope="module")
+def data_root(tmp_path_factory) -> Path:
+    """A ../shared/data-style folder: musdb7/train (one held-out track), a musdb7/test whose files
+    are not audio (reading them would fail), MIR-1K at 16 kHz mono, solo vocals at 24 kHz,
+    an instrumental."""
+    root = tmp_path_factory.mktemp("shared_data")
+    names = _names("Train Track", False, 3) + _names("Held Out", True, 1)
+    for i, name in enumerate(names):
+        track = root / "musdb7" / "train" / name
+        track.mkdir(parents=True)
+        soundfile.write(track / "vocals.ogg", _tone(2.0, 44100, 2, 300 + 50 * i, i), 44100)
+        soundfile.write(track / "accompaniment.ogg", _tone(2.0, 44100, 2, 90 + 10 * i, 10 + i), 44100)
+    test_track = root / "musdb7" / "test" / "Never Read"
+    test_track.mkdir(parents=True)
+    for stem in ("vocals", "accompaniment"):
+        (test_track / f"{stem}.ogg").write_bytes(b"not audio: reading this file would fail")
+    for i in range(2):
+        clip = root / "mir1k" / f"clip_{i}"
+        clip.mkdir(parents=True)
+        soundfile.write(clip / "vocals.ogg", _tone(1.5, 16000, 1, 250, 20 + i), 16000)
+        soundfile.write(clip / "accompaniment.ogg", _tone(1.5, 16000, 1, 120, 30 + i), 16000)
+    (root / "solo_vocals" / "pjs").mkdir(parents=True)
+    soundfile.write(root / "solo_vocals" / "pjs" / "solo.ogg", _tone(1.0, 24000, 1, 400, 40), 24000)
+    (root / "instrumentals").mkdir()
+    soundfile.write(root / "instrumentals" / "band.ogg", _tone(3.0, 44100, 2, 60, 50), 44100)
+    return root
+
+
+def test_shared_data_loader_reads_the_training_sets_at_44k1_and_never_the_test_split(data_root):
+    sets = training_data.load_shared_data(data_root)
+    assert len(sets["musdb"].vocals) == 3 and len(sets["musdb_val"].vocals) == 1
+    assert sets["musdb_val"].names[0].startswith("Held Out")
+    assert len(sets["mir1k"].vocals) == 2 and len(sets["solo"].vocals) == 1
+    assert len(sets["instrumentals"].accompaniment) == 1
+    assert abs(sets["mir1k"].vocals[0].shape[0] - int(1.5 * 44100)) < 64   # 16 kHz resampled
+    assert abs(sets["solo"].vocals[0].shape[0] - 44100) < 64              # 24 kHz resampled
+    assert sets["mir1k"].vocals[0].shape[1] == 1 and sets["musdb"].vocals[0].shape[1] == 2
+    assert all(a.dtype == np.float32 for s in sets.values() for a in s.vocals + s.accompaniment)
+
+
+def test_a_musdb18hq_folder_gives_accompaniment_as_the_sum_of_its_stems(tmp_path):
+    track = tmp_path / "train" / "Some Song"
+    track.mkdir(parents=True)
+    stems = {name: _tone(0.5, 44100, 2, f, seed) for seed, (name, f) in
+             enumerate({"vocals": 330, "bass": 55, "drums": 110, "other": 220}.items())}
+    for name, audio in stems.items():
+        soundfile.write(track / f"{name}.wav", audio, 44100, subtype="FLOAT")
+    soundfile.write(track / "mixture.wav", sum(stems.values()), 44100, subtype="FLOAT")
+    loaded = training_data.load_musdb18hq(tmp_path)
+    np.testing.assert_allclose(loaded.vocals[0], stems["vocals"], atol=1e-6)
+    np.testing.assert_allclose(loaded.accompaniment[0], stems["bass"] + stems["drums"] + stems["other"], atol=1e-6)
+
+
+def test_the_cache_keeps_float32_and_an_old_float16_cache_is_rebuilt(data_root, tmp_path):
+    cache = tmp_path / "stems.npz"
+    np.savez(cache, **{"musdb/vocals/0": np.zeros((10, 2), np.float16),
+                       "musdb/accompaniment/0": np.zeros((10, 2), np.float16)})
+    sets = training_data.load_cached(data_root, None, cache)          # float16: rebuilt from data
+    assert len(sets["musdb"].vocals) == 3
+    again = training_data.load_cached(None, None, cache)                # now read from the cache
+    assert again.keys() == sets.keys()
+    for name in sets:
+        for kind in ("vocals", "accompaniment"):
+            for a, b in zip(getattr(sets[name], kind), getattr(again[name], kind)):
+                assert b.dtype == np.float32
+                np.testing.assert_array_equal(a, b)
+
+
+def test_mixes_are_seeded_stereo_float32_at_training_levels(data_root):
+    sets = training_data.load_shared_data(data_root)
+    length = 16384
+    first = training_data.MixSampler(sets, length, seed=7).batch(24)
+    second = training_data.MixSampler(sets, length, seed=7).batch(24)
+    np.testing.assert_array_equal(first[0], second[0])                   # seeded
+    assert not np.array_equal(first[0], training_data.MixSampler(sets, length, seed=8).batch(24)[0])
+    mixtures, vocals = first
+    assert mixtures.shape == vocals.shape == (24, 2, length) and mixtures.dtype == np.float32
+    levels = 10 * np.log10(np.mean(mixtures.astype(np.float64) ** 2, axis=(1, 2)))
+    assert np.all(levels > -33) and np.all(levels < -7.9), levels
+    assert np.abs(mixtures).max() <= 1.0
+
+
+def test_the_noise_floor_goes_to_the_accompaniment(data_root):
+    """With noise in every mix, the mixture minus the vocals holds the noise: in silent stretches
+    of both stems the mixture is that noise (-105 to -75 dBFS), never exact zeros."""
+    sets = training_data.load_shared_data(data_root)
+    silent = training_data.StemSet(vocals=[np.zeros((30000, 2), np.float32)],
+                                   accompaniment=[np.zeros((30000, 2), np.float32)])
+    sets = {"musdb": silent}
+    sampler = training_data.MixSampler(sets, 8192, seed=1, noise_probability=1.0)
+    for _ in range(5):
+        mixture, vocals = sampler.sample()
+        assert not vocals.any()
+        level = 10 * np.log10(np.mean(mixture.astype(np.float64) ** 2))
+        assert -106 < level < -74, level
+    quiet = training_data.MixSampler(sets, 8192, seed=1, noise_probability=0.0).sample()[0]
+    assert not quiet.any()
+
+
+def test_the_power_floor_makes_quiet_bands_independent_of_their_noise():
+    """Two inputs that differ only in noise far below the music (as float16 rounding vs float32
+    differ) give nearly the same features with a power floor, and clearly different ones without:
+    the property that stops a model from learning the input's rounding noise."""
+    rate, n = 44100, 2048 + 20 * 512
+    t = np.arange(n) / rate
+    music = 0.1 * np.sin(2 * np.pi * 440 * t)[None, None].repeat(2, axis=1)
+    rng = np.random.default_rng(0)
+    a = music + 1e-6 * rng.standard_normal((1, 2, n))        # -120 dBFS, uncorrelated L/R
+    b = music + 1e-8 * rng.standard_normal((1, 2, n)).sum(axis=1, keepdims=True)  # -160, centred
+    differences = {}
+    for floor in (0.0, 1e-6):
+        network = build_network("mask-gru", {"hidden": 16, "power_floor": floor})
+        with torch.no_grad():
+            fa, fb = (network.features(network.stft(torch.from_numpy(x).float())) for x in (a, b))
+        bands = network.features.n_bands  # features: [energy, coherence, balance] x bands
+        high = slice(bands, 2 * bands)    # the coherence of every band
+        differences[floor] = (fa[:, high] - fb[:, high]).abs().max().item()
+    assert differences[1e-6] < 0.05 < 0.5 < differences[0.0], differences
+
+
+def _tiny_config(tmp_path: Path) -> Path:
+    config = {
+        "name": "tiny-rt", "architecture": "mask-gru",
+        "model": {"hidden": 16, "gru_layers": 1, "conv_kernel": 3, "lookahead": 1, "power_floor": 1e-6},
+        "batch_size": 2, "segment_frames": 16, "learning_rate": 1e-3, "weight_decay": 1e-4,
+        "warmup_steps": 2, "final_lr_fraction": 0.1, "hours": 1.0, "checkpoint_minutes": 5,
+        "validate_minutes": 60, "seed": 1,
+    }
+    path = tmp_path / "tiny.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_a_tiny_training_run_checkpoints_resumes_and_exports_an_installable_model(data_root, tmp_path, capsys):
+    config, run, cache = _tiny_config(tmp_path), tmp_path / "run", tmp_path / "cache.npz"
+    common = ["--config", str(config), "--data", str(data_root), "--cache", str(cache),
+              "--run", str(run), "--threads", "1"]
+    assert training_main.main(common + ["--max-steps", "3"]) == 0
+    first = torch.load(run / "last.pt", weights_only=False)
+    assert first["step"] == 3 and (run / "best.pt").exists()
+    assert '"final": true' in capsys.readouterr().out                 # validated on the held-out track
+    assert training_main.main(common + ["--resume", "--max-steps", "5"]) == 0
+    resumed = torch.load(run / "last.pt", weights_only=False)
+    assert resumed["step"] == 5
+    assert any(not torch.equal(first["model"][k], resumed["model"][k]) for k in first["model"])
+    log = [json.loads(line) for line in (run / "log.jsonl").read_text().splitlines()]
+    assert log == [] or all("step" in entry for entry in log)
+
+    weights_dir = tmp_path / "weights"
+    assert training_export.main([str(run / "last.pt"), "--name", "tiny-rt", "--weights-dir", str(weights_dir)]) == 0
+    manifest = json.loads((weights_dir / "tiny-rt.json").read_text())
+    assert manifest["config"]["power_floor"] == 1e-6 and manifest["figures"]["training"]["steps"] == 5
+    assert manifest["latency_ms"] == pytest.approx(1000 * (2048 + 512) / 44100, abs=0.01)
+    loaded = load_model("tiny-rt", weights_dir=weights_dir)
+    for key, value in resumed["model"].items():
+        torch.testing.assert_close(loaded.network.state_dict()[key], value)
