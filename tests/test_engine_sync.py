@@ -81,6 +81,18 @@ def test_pass_through_with_the_stream_at_48_khz_resampled_in_the_worker(desktop,
         engine.close()
 
 
+def test_a_running_engine_leaves_little_for_a_full_garbage_collection(engine_with_random_model):
+    """A full collection walks every tracked object with the GIL held (~80 ms for what torch and a
+    model make: longer than the output buffer). Once running, the engine has frozen what it was
+    made of, so a collection walks only the few objects made since."""
+    import gc
+
+    frozen = gc.get_freeze_count()
+    walked = len(gc.get_objects())  # the objects a full collection would walk (not the frozen ones)
+    assert frozen > 50_000, frozen
+    assert walked < frozen / 5, (walked, frozen)
+
+
 def test_bypass_plays_the_dry_input_whatever_the_levels(engine_with_random_model):
     engine, _ = engine_with_random_model
     engine.set_levels(vocals=0, instrumental=30)

@@ -32,8 +32,6 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
                         help="instrumental level, 0-150 %% (default 100)")
     parser.add_argument("--bypass", action="store_true", help="play the input unchanged (same latency)")
     parser.add_argument("--model", metavar="NAME", help="installed model (default: the default model)")
-    parser.add_argument("--io-latency", type=float, metavar="S",
-                        help="PortAudio buffer latency in seconds (default 0.03)")
 
 
 def add_parser(subparsers) -> None:
@@ -44,6 +42,10 @@ def add_parser(subparsers) -> None:
     parser.add_argument("--input", metavar="NAME",
                         help="input device (default: a detected virtual cable, else the system default)")
     add_engine_arguments(parser)
+    parser.add_argument("--input-latency", type=float, metavar="S",
+                        help="PortAudio input buffer latency in seconds (default 0.015)")
+    parser.add_argument("--output-latency", type=float, metavar="S",
+                        help="PortAudio output buffer latency in seconds (default 0.045)")
     parser.add_argument("--duration", type=float, metavar="S", help="stop after S seconds (default: run until Ctrl-C)")
     parser.set_defaults(handler=run)
 
@@ -51,7 +53,10 @@ def add_parser(subparsers) -> None:
 def engine_settings(args: argparse.Namespace, input_device: str | None):
     from whamsah_tray.engine import EngineSettings, StreamSettings
 
-    stream = StreamSettings() if args.io_latency is None else StreamSettings(io_latency_s=args.io_latency)
+    buffers = {name: value for name, value in (("input_latency_s", getattr(args, "input_latency", None)),
+                                                ("output_latency_s", getattr(args, "output_latency", None)))
+               if value is not None}
+    stream = StreamSettings(**buffers)
     return EngineSettings(host_api=args.host_api, input_device=input_device, output_device=args.output,
                           vocals=args.vocals, instrumental=args.instrumental, bypass=args.bypass,
                           model=args.model, stream=stream)

@@ -57,6 +57,7 @@ class AudioCallback:
         self.callbacks = 0
         self.short_frames = 0  # frames played dry because the worker's mix was missing
         self.status_flags = 0  # callbacks whose PortAudio status reported an over/underflow
+        self.output_flags = 0  # of which on the output side (an underflow: the device ran dry)
         self.errors = 0
         self.promoted: bool | None = None  # None until the input thread asked for a higher priority
         self.output_promoted: bool | None = None
@@ -93,6 +94,7 @@ class AudioCallback:
         """Sync mode, output stream: play the mix (or the dry input) for the next positions."""
         if status:
             self.status_flags += 1
+            self.output_flags += 1
         try:
             received = self.position
             if self.out_position is None and received == 0:  # the input has not started yet
@@ -116,6 +118,7 @@ class AudioCallback:
         """Async mode: the source (a file) stands in for the input device, in step with the output."""
         if status:
             self.status_flags += 1
+            self.output_flags += 1
         try:
             block = self._source_block[:frames]
             self.source.read_into(block)

@@ -52,7 +52,7 @@ plus one UserMessage.
 Latency (input -> output): the model's latency + two callback blocks + the worker's margin
 (StreamSettings.margin_s) + soxr's bursts when the device runs at another rate than the model, all
 at the same fixed value for the wet mix and the dry fallback, plus PortAudio's buffers
-(StreamSettings.io_latency_s). status.latency_ms reports PortAudio's estimate of the total;
+(StreamSettings.input_latency_s, output_latency_s). status.latency_ms reports PortAudio's estimate of the total;
 bench/bench_engine.py measures it through the null sinks.
 
 Threads: the caller's (commands only enqueue), "whamsah-engine-control" (this class's loop: opens
@@ -71,7 +71,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from whamsah_tray.engine import pulse
+from whamsah_tray.engine import gc_pause, pulse
 from whamsah_tray.engine.devices import INPUT, OUTPUT, DeviceList, list_devices
 from whamsah_tray.engine.events import (
     DevicesChanged,
@@ -138,6 +138,7 @@ class EngineStatus:
     dry_frames: int  # output frames played dry because the worker was late (dropouts of the wet path)
     resyncs: int
     xruns: int  # callbacks whose PortAudio status flagged an over/underflow
+    output_xruns: int  # of which on the output side
     realignments: int  # times the output was put back in step with the input (an audible slip)
 
 
@@ -230,6 +231,7 @@ class EngineController:
             dry_frames=callback.short_frames if callback is not None else 0,
             resyncs=session.worker.resyncs if session is not None else 0,
             xruns=callback.status_flags if callback is not None else 0,
+            output_xruns=callback.output_flags if callback is not None else 0,
             realignments=callback.realignments if callback is not None else 0,
         )
 
@@ -319,6 +321,7 @@ class EngineController:
         self._closed = True
         done.wait(timeout)
         self._thread.join(timeout)
+        gc_pause.thaw()
 
     def __enter__(self) -> EngineController:
         return self
@@ -405,6 +408,7 @@ class EngineController:
                 self._model, self._model_name, self._model_error = model, model.info.name, None
             if self._session is not None:
                 self._session.worker.swap(self._make_pipeline(self._session.sample_rate))
+            gc_pause.freeze()  # the model's objects: never walked by a collection again
         latency = 1000.0 * self._session.latency_s if self._session is not None else 0.0
         self._emit(ModelChanged(self._model_name, latency, self._model_error))
 
@@ -486,6 +490,7 @@ class EngineController:
     def _install(self, session: LiveSession) -> None:
         with self._status_lock:
             self._session = session
+        gc_pause.freeze()  # the session's objects (and all before): never walked again
         now = time.monotonic()
         self._last_watch = now
         self._emit(DevicesChanged(session.output.host_api, session.input.name if session.input else "",

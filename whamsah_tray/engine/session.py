@@ -52,7 +52,12 @@ class StreamSettings:
     # plugin makes PortAudio's thread poll in a loop (44 % CPU for a plain pass-through loop);
     # 0 or >= the period (1024) costs 2 %.
     blocksize: int = 0
-    io_latency_s: float = 0.03  # PortAudio's suggested latency (its device buffers), sync mode
+    # PortAudio's suggested latencies (its device buffers) in sync mode. Measured with
+    # bench/bench_engine.py on the 2-core test machine with a training job on both cores: 30 ms
+    # output buffers underran 106 times in 10 minutes (each an audible slip), 45 ms 7 times; a short
+    # input buffer hands blocks over sooner, which pays for most of the longer output buffer.
+    input_latency_s: float = 0.015
+    output_latency_s: float = 0.045
     # Async mode (a file) has no input to keep up with: deeper buffers cost nothing the user hears
     # but a slightly later pause/level response, and ride out a busy machine (measured here with
     # the CPU busy: 30 ms slipped or lost the start of ~1 play in 4, 100 ms none in 40).
@@ -143,19 +148,21 @@ class LiveSession:
         """Opens and starts the stream(s); raises DeviceError (and leaves nothing running)."""
         sd = _sounddevice()
         in_channels, out_channels = self._channels()
-        latency = self.settings.io_latency_s if self.input is not None else self.settings.file_io_latency_s
         common = dict(samplerate=self.sample_rate, blocksize=self.settings.blocksize, dtype="float32",
-                      latency=latency, finished_callback=self._finished)
+                      finished_callback=self._finished)
         try:
             with PORTAUDIO_LOCK, _environment(self._environment()):
                 if self.input is None:
                     self._add_stream(sd.OutputStream(device=self.output.index, channels=out_channels,
-                                                     callback=self.callback.output_only, **common))
+                                                     callback=self.callback.output_only,
+                                                     latency=self.settings.file_io_latency_s, **common))
                 else:
                     self._add_stream(sd.InputStream(device=self.input.index, channels=in_channels,
-                                                    callback=self.callback.input_block, **common))
+                                                    callback=self.callback.input_block,
+                                                    latency=self.settings.input_latency_s, **common))
                     self._add_stream(sd.OutputStream(device=self.output.index, channels=out_channels,
-                                                     callback=self.callback.output_block, **common))
+                                                     callback=self.callback.output_block,
+                                                     latency=self.settings.output_latency_s, **common))
             if self.player is not None:
                 self.player.start()
             self.worker.start()
