@@ -22,6 +22,9 @@ How it measures
   after the engine with no event in the probe's own playback around the same time are the
   engine's. With levels at 100/100 the engine's output is its input exactly (the separator's
   contract), so any difference is the engine's fault.
+  They are counted from SETTLE_S (6 s) into the run: the probe's streams joining the server
+  disturb it for a moment (reported on a line of its own). Around each dropout the bench prints
+  what the engine counted (dry frames, PortAudio xruns, realignments of the output).
 - CPU % (of one core) from /proc/PID/stat over the run; RSS and its peak from /proc/PID/status.
 """
 
