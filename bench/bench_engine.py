@@ -56,7 +56,6 @@ SETTLE_S = 6.0
 
 # ------------------------------------------------------------------ the engine (child process)
 def child(args: argparse.Namespace) -> int:
-    sys.path.insert(0, str(REPO))
     from whamsah_tray.engine import EngineController, EngineSettings, EngineState, StreamSettings
     from whamsah_tray.errors import ModelLoadingError
     from whamsah_tray.separation import create_untrained_model, load_model
@@ -290,7 +289,8 @@ def _measure(args: argparse.Namespace) -> int:
             print(f"bench_engine: the probe recorded only {len(recorded[name]) / RATE:.1f} s from {name}")
             return 1
     notes = [line["note"] for line in lines if "note" in line]
-    final = [line for line in lines if "state" in line][-1]
+    states = [line for line in lines if "state" in line]  # the child's status lines, one a second
+    final = states[-1]
     before = np.array(discontinuities(recorded["loop"], recorded["cable_monitor"], SETTLE_S))
     after = discontinuities(recorded["loop"], recorded["speakers_monitor"], SETTLE_S)
     settling = discontinuities(recorded["loop"], recorded["speakers_monitor"], 1.0, SETTLE_S)
@@ -315,7 +315,6 @@ def _measure(args: argparse.Namespace) -> int:
     print(f"  while the probe's streams joined the server (1-{SETTLE_S:g} s): {len(settling)} windows with a gap or slip")
     print(f"engine counters: dry frames {final['dry_frames']}, resyncs {final['resyncs']}, "
           f"PortAudio xruns {final['xruns']} ({final['output_xruns']} output), realignments {final['realignments']}")
-    states = [line for line in lines if "t" in line]
     at_start = [line for line in states if line["t"] <= wall0 + SETTLE_S][-1]
     during = {key: final[key] - at_start[key] for key in ("dry_frames", "xruns", "output_xruns", "realignments")}
     print(f"  of which from {SETTLE_S:g} s into the run on: dry frames {during['dry_frames']}, PortAudio xruns "

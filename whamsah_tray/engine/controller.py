@@ -55,6 +55,14 @@ at the same fixed value for the wet mix and the dry fallback, plus PortAudio's b
 (StreamSettings.input_latency_s, output_latency_s). status.latency_ms reports PortAudio's estimate of the total;
 bench/bench_engine.py measures it through the null sinks.
 
+Garbage collection: a full collection walks every object the collector tracks, ~170 000 once torch,
+sounddevice and a model are loaded: 75-80 ms on the 2-core test machine with the GIL held, which
+the audio callbacks need (an underrun, the worker late). So once a model is loaded and once a
+session is open the controller calls gc.freeze(): everything alive then moves to the permanent
+generation, which collections skip. Dropped objects are still freed by reference counting; close()
+calls gc.unfreeze(), so that the interpreter's exit finalises the rest (nanobind, under soxr,
+reports objects it never saw freed).
+
 Threads: the caller's (commands only enqueue), "whamsah-engine-control" (this class's loop: opens
 and closes streams, watchdog, events), "whamsah-engine-worker" (worker.py: torch), PortAudio's
 input and output callback threads (callback.py: copies only), "whamsah-model-loader" (builds a separator off the audio path),
@@ -63,6 +71,7 @@ input and output callback threads (callback.py: copies only), "whamsah-model-loa
 
 from __future__ import annotations
 
+import gc
 import logging
 import queue
 import threading
@@ -71,7 +80,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from whamsah_tray.engine import gc_pause, pulse
+from whamsah_tray.engine import pulse
 from whamsah_tray.engine.devices import INPUT, OUTPUT, DeviceList, list_devices
 from whamsah_tray.engine.events import (
     DevicesChanged,
@@ -321,7 +330,7 @@ class EngineController:
         self._closed = True
         done.wait(timeout)
         self._thread.join(timeout)
-        gc_pause.thaw()
+        gc.unfreeze()  # stopped: pauses no longer matter
 
     def __enter__(self) -> EngineController:
         return self
@@ -408,7 +417,7 @@ class EngineController:
                 self._model, self._model_name, self._model_error = model, model.info.name, None
             if self._session is not None:
                 self._session.worker.swap(self._make_pipeline(self._session.sample_rate))
-            gc_pause.freeze()  # the model's objects: never walked by a collection again
+            gc.freeze()  # the model's objects: never walked by a collection again (see the top)
         latency = 1000.0 * self._session.latency_s if self._session is not None else 0.0
         self._emit(ModelChanged(self._model_name, latency, self._model_error))
 
@@ -490,7 +499,7 @@ class EngineController:
     def _install(self, session: LiveSession) -> None:
         with self._status_lock:
             self._session = session
-        gc_pause.freeze()  # the session's objects (and all before): never walked again
+        gc.freeze()  # the session's objects (and all before): never walked again
         now = time.monotonic()
         self._last_watch = now
         self._emit(DevicesChanged(session.output.host_api, session.input.name if session.input else "",
