@@ -101,10 +101,8 @@ if [ "$#" -gt 0 ]; then
   say "running the tests: $*"
   exec "$PY" -m pytest -ra --durations=15 "$@"
 fi
-# The in-process tray tests get a Python process of their own, like the app: one engine per
-# process. After the engine tests' many controllers in the same process, file playback from the
-# in-process tray came out silent in about 1 run in 3 on a loaded machine (under investigation;
-# never seen with one engine per process: the tray app alone, the tray's process tests).
+# The in-process tray tests get a Python process of their own, like the app: one engine and one
+# GTK main loop per process.
 say "running the tests (all but the in-process tray)"
 status=0
 "$PY" -m pytest -ra --durations=15 --ignore=tests/test_app_tray.py || status=$?

@@ -23,6 +23,7 @@ import pytest
 import tomli_w
 
 import tray_driver as drive
+from engine_audio import RATE, recording
 from whamsah_tray.app.icons import BACKGROUND, IconState
 
 pytestmark = pytest.mark.desktop
@@ -254,15 +255,14 @@ def _excerpt(shared_data: Path) -> Path:
 
 
 def _record_rms(desktop, seconds: float) -> float:
-    """RMS of what the output sink plays, recorded from its monitor for `seconds`."""
-    process = subprocess.Popen(
-        ["parec", "-d", f"{desktop.speakers}.monitor", "--format=float32le", "--channels=2",
-         "--rate=48000", "--latency-msec=20"], stdout=subprocess.PIPE)
-    time.sleep(seconds)
-    process.terminate()
-    data, _ = process.communicate(timeout=5)
-    samples = np.frombuffer(data[: len(data) // 4 * 4], dtype=np.float32)
-    return float(np.sqrt(np.mean(samples ** 2))) if samples.size else 0.0
+    """RMS of what the output sink plays, recorded from its monitor for `seconds` (into a file:
+    a recorder writing into a pipe that nobody reads blocks once the pipe's 64 KiB are full, and
+    then keeps only the first 0.17 s, the start of the file's lead-in silence)."""
+    with recording(f"{desktop.speakers}.monitor") as rec:
+        time.sleep(seconds)
+    samples = rec["audio"]
+    assert len(samples) > 0.8 * seconds * RATE, f"the recorder got only {len(samples)} frames in {seconds} s"
+    return float(np.sqrt(np.mean(samples.astype(np.float64) ** 2)))
 
 
 def test_play_file_dialog_plays_a_shared_excerpt_into_the_output_sink(tray, desktop, shared_data, tmp_path):

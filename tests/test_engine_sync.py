@@ -171,8 +171,10 @@ def test_level_changes_during_playback_do_not_click(engine_with_random_model):
     time.sleep(0)
 
 
-def _projection_gains(recording_48k: np.ndarray, stems_48k: list[np.ndarray], lag: float) -> list[float]:
-    """Least-squares gains of each true stem in the recording (aligned by the measured lag)."""
+def _projection_gains(recording_48k: np.ndarray, stems_48k: list[np.ndarray], lag: float) -> tuple[list[float], float]:
+    """Least-squares gains of each true stem in the recording (aligned by the measured lag), and
+    the part of the recording's energy they leave unexplained (what the separation changed beyond
+    the two gains, plus any slip or gap of the recording itself)."""
     from engine_audio import _shift
 
     start, fraction = int(np.floor(lag)), lag - np.floor(lag)
@@ -183,8 +185,10 @@ def _projection_gains(recording_48k: np.ndarray, stems_48k: list[np.ndarray], la
         shifted = np.stack([_shift(stem[:frames, c].astype(np.float64), fraction) for c in range(2)], axis=1)
         columns.append(shifted[2000:].reshape(-1))
     matrix = np.stack(columns, axis=1)
-    gains, *_ = np.linalg.lstsq(matrix, rec[2000:].reshape(-1), rcond=None)
-    return [float(g) for g in gains]
+    target = rec[2000:].reshape(-1)
+    gains, *_ = np.linalg.lstsq(matrix, target, rcond=None)
+    residual = float(np.sum((target - matrix @ gains) ** 2) / max(np.sum(target ** 2), 1e-20))
+    return [float(g) for g in gains], residual
 
 
 def test_vocals_at_0_percent_remove_the_voice_and_keep_the_accompaniment(desktop, portaudio, shared_data):
@@ -204,15 +208,21 @@ def test_vocals_at_0_percent_remove_the_voice_and_keep_the_accompaniment(desktop
     mixture = stems[0] + stems[1]
     engine, _ = start_engine(None, vocals=0)
     try:
-        best = None
-        for _ in range(ATTEMPTS):
+        # The attempt judged is the one the two stems explain best: a recording that slipped or
+        # lost a piece (it happens now and then on a loaded machine) scales both gains down by
+        # itself, so the lowest vocal gain is not a fair pick.
+        attempts = []
+        for _ in range(2 * ATTEMPTS):
             with recording() as rec:
                 play_into("cable", mixture)
             found = match(mixture, rec["audio"])
-            gains = _projection_gains(rec["audio"], stems, found.lag)
-            if best is None or gains[0] < best[0]:
-                best = gains
-        vocal_db, accompaniment_db = (20 * np.log10(max(abs(g), 1e-6)) for g in best)
+            gains, residual = _projection_gains(rec["audio"], stems, found.lag)
+            attempts.append((residual, *(20 * np.log10(max(abs(g), 1e-6)) for g in gains)))
+            if residual < 0.2:  # a clean recording (measured here: 0.14-0.23 clean, 0.48-0.89 slipped)
+                break
+        residual, vocal_db, accompaniment_db = min(attempts)
+        print("attempts (unexplained energy, vocal dB, accompaniment dB):",
+              ", ".join(f"({r:.3f}, {v:+.1f}, {a:+.1f})" for r, v, a in attempts))
         print(f"vocal stem {vocal_db:+.1f} dB, accompaniment {accompaniment_db:+.1f} dB")
         assert vocal_db <= -10.0, f"vocal stem only {vocal_db:.1f} dB down"
         assert abs(accompaniment_db) <= 2.0, f"accompaniment changed by {accompaniment_db:.1f} dB"
