@@ -132,6 +132,33 @@ def test_the_noise_floor_goes_to_the_accompaniment(data_root):
     assert not quiet.any()
 
 
+def _frequency(audio: np.ndarray, rate: int = 44100) -> float:
+    spectrum = np.abs(np.fft.rfft(audio * np.hanning(len(audio))))
+    return float(np.argmax(spectrum) * rate / len(audio))
+
+
+def test_speed_changes_move_pitch_and_keep_a_coherent_mix_in_step():
+    """A tape-speed change scales every frequency by the factor drawn from speed_range; a coherent
+    mix gets one factor for both stems, so a track whose two stems are the same signal still gives
+    vocals == accompaniment, sample for sample."""
+    t = np.arange(44100 * 4) / 44100
+    tone = (0.3 * np.sin(2 * np.pi * 1000 * t)).astype(np.float32)[:, None].repeat(2, axis=1)
+    sets = {"musdb": training_data.StemSet(vocals=[tone], accompaniment=[tone.copy()])}
+    length = 32768
+    fast = training_data.MixSampler(sets, length, seed=2, coherent_probability=1.0, noise_probability=0.0,
+                                    silent_vocals_probability=0.0, speed_range=(1.15, 1.2), speed_probability=1.0)
+    plain = training_data.MixSampler(sets, length, seed=2, coherent_probability=1.0, noise_probability=0.0,
+                                     silent_vocals_probability=0.0)
+    for _ in range(4):
+        mixture, vocals = fast.sample()
+        assert mixture.shape == (2, length) and mixture.dtype == vocals.dtype == np.float32
+        accompaniment = mixture - vocals
+        ratio = np.dot(accompaniment[0], vocals[0]) / np.dot(vocals[0], vocals[0])
+        assert np.abs(accompaniment - ratio * vocals).max() < 1e-4 * np.abs(vocals).max()  # in step
+        assert 1145 < _frequency(vocals[0]) < 1205  # 1000 Hz played 1.15-1.2 times faster
+        assert 995 < _frequency(plain.sample()[1][0]) < 1005
+
+
 def test_the_power_floor_makes_quiet_bands_independent_of_their_noise():
     """Two inputs that differ only in noise far below the music (as float16 rounding vs float32
     differ) give nearly the same features with a power floor, and clearly different ones without:
@@ -160,6 +187,7 @@ def _tiny_config(tmp_path: Path) -> Path:
         "batch_size": 2, "segment_frames": 16, "learning_rate": 1e-3, "weight_decay": 1e-4,
         "warmup_steps": 2, "final_lr_fraction": 0.1, "hours": 1.0, "checkpoint_minutes": 5,
         "validate_minutes": 60, "seed": 1,
+        "mixing": {"speed_range": [0.9, 1.1], "speed_probability": 0.5},
     }
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(config))

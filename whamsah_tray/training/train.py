@@ -76,7 +76,8 @@ def main(argv: list[str] | None = None) -> int:
     torch.manual_seed(config["seed"])
     network = build_network(config["architecture"], config["model"])
     objective = objective_for(network)  # what a step computes for this architecture family
-    sampler = MixSampler(sets, objective.segment_length(config), seed=config["seed"])
+    mixing = {k: tuple(v) if isinstance(v, list) else v for k, v in config.get("mixing", {}).items()}
+    sampler = MixSampler(sets, objective.segment_length(config), seed=config["seed"], **mixing)
     optimizer = torch.optim.AdamW(network.parameters(), lr=config["learning_rate"],
                                   weight_decay=config["weight_decay"])
     step, elapsed, best = 0, 0.0, -math.inf
