@@ -217,3 +217,12 @@ def test_a_tiny_training_run_checkpoints_resumes_and_exports_an_installable_mode
     loaded = load_model("tiny-rt", weights_dir=weights_dir)
     for key, value in resumed["model"].items():
         torch.testing.assert_close(loaded.network.state_dict()[key], value)
+
+    # A later session continues from the installed weights, and resumes that run in turn: the
+    # manifest still counts the earlier run's steps.
+    later = common[:-3] + [str(tmp_path / "later"), "--threads", "1", "--init-from", str(weights_dir / "tiny-rt.pt")]
+    assert training_main.main(later + ["--max-steps", "2"]) == 0
+    assert training_main.main(later + ["--resume", "--max-steps", "4"]) == 0
+    assert training_export.main([str(tmp_path / "later" / "last.pt"), "--name", "tiny-rt2",
+                                 "--weights-dir", str(weights_dir)]) == 0
+    assert json.loads((weights_dir / "tiny-rt2.json").read_text())["figures"]["training"]["steps"] == 5 + 4

@@ -87,6 +87,8 @@ def main(argv: list[str] | None = None) -> int:
         network.load_state_dict(checkpoint["model"])
         optimizer.load_state_dict(checkpoint["optimizer"])
         step, elapsed, best = checkpoint["step"], checkpoint["elapsed"], checkpoint["best"]
+        if "init_from" in checkpoint["config"]:  # the run's own history (earlier steps) goes on
+            config["init_from"] = checkpoint["config"]["init_from"]
         sampler.rng = pickle.loads(checkpoint["sampler_rng"])
         torch.set_rng_state(checkpoint["torch_rng"])
         print(f"resumed at step {step}, {elapsed / 3600:.2f} h trained")
