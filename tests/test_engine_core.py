@@ -203,6 +203,73 @@ def test_a_late_worker_fades_to_dry_and_back_without_a_click(random_model):
     assert np.abs(np.diff(usable, axis=0)).max() < 1.5 * own_step
 
 
+def _two_streams(x: np.ndarray, input_gaps=(), output_gaps=(), input_losses=(), in_block=165, out_block=496,
+                 delay=3000):
+    """Drives a sync-mode callback's input and output sides on a simulated clock (dry path: no
+    worker), like PortAudio's two streams on one sound-server clock. input_gaps: (t, s) the input
+    callbacks stop for s seconds from t, then the missed blocks arrive at once (a late input
+    thread). output_gaps: (t, s) the output loses s seconds (an underrun: the server moved on
+    without us). input_losses: (t, s) the input's blocks of those s seconds never come (an
+    overrun: the server dropped them). Returns the output and the lead (input frames received minus output position)
+    at each output callback."""
+    capacity = delay + 4 * RATE
+    callback = AudioCallback(SampleRing(capacity, 2), SampleRing(capacity, 2), delay, RATE, 4096,
+                             threading.Event(), start_lag=511)
+    out = np.zeros((len(x) + 8 * RATE, 2), np.float32)
+    leads, written, received, t = [], 0, 0, 0.0
+    next_in, next_out, step = 0.0, in_block / RATE / 2, 1e-4
+    while received + in_block <= len(x):
+        t += step
+        due_in = t >= next_in and not any(a <= t < a + s for a, s in input_gaps)
+        if due_in:
+            while next_in <= t and received + in_block <= len(x):  # the missed blocks, at once
+                if any(a <= next_in < a + s for a, s in input_losses):
+                    next_in += in_block / RATE
+                    continue
+                callback.input_block(x[received:received + in_block], in_block, None, None)
+                received += in_block
+                next_in += in_block / RATE
+        if t >= next_out:
+            next_out += out_block / RATE
+            if any(a <= t < a + s for a, s in output_gaps):
+                continue  # the server played on without this block
+            callback.output_block(out[written:written + out_block], out_block, None, None)
+            leads.append(callback.position - (callback.out_position - out_block))
+            written += out_block
+    return out[:written], np.array(leads), callback
+
+
+def test_a_late_input_callback_is_ridden_out_without_moving_the_latency():
+    x = noise(RATE * 3, seed=3)
+    _, leads, callback = _two_streams(x, input_gaps=[(1.0, 0.03)])
+    assert callback.realignments == 0
+    before, after = np.median(leads[20:80]), np.median(leads[-80:])
+    assert abs(after - before) < 200, (before, after)
+    assert leads.min() < 0  # the dip happened: the output asked for input not yet received
+
+
+def test_an_output_underrun_s_extra_latency_is_removed_smoothly():
+    t = np.arange(RATE * 4) / RATE
+    tone = np.stack([0.3 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1).astype(np.float32)
+    out, leads, callback = _two_streams(tone, output_gaps=[(1.0, 0.05)])
+    before, after = np.median(leads[20:80]), np.median(leads[-80:])
+    assert callback.catch_ups == 1 and callback.realignments == 1
+    assert abs(after - before) < 200, (before, after)  # without the catch-up: 2205 frames more
+    assert np.percentile(leads[100:150], 50) > before + 1500  # it was there before the catch-up
+    own_step = np.abs(np.diff(tone, axis=0)).max()
+    audible = out[3000 + 2048:]  # after the first delay's silence
+    assert np.abs(np.diff(audible, axis=0)).max() < 2.5 * own_step  # crossfaded: no click
+
+
+def test_an_output_left_ahead_of_its_input_goes_back_and_plays_wet_again():
+    x = noise(RATE * 4, seed=4)
+    _, leads, callback = _two_streams(x, input_losses=[(1.0, 0.03)])
+    before, after = np.median(leads[20:80]), np.median(leads[-80:])
+    assert np.median(leads[95:120]) < before - 1000  # ahead of the input (dry) for a while
+    assert callback.fall_backs == 1 and callback.realignments == 1
+    assert abs(after - before) < 200, (before, after)
+
+
 def test_a_file_starts_after_its_lead_in_and_plays_every_frame_once(tmp_path):
     """The file player's callback side: silence first (LEAD_IN_S, and until PREBUFFER_S is
     decoded), then every frame of the file exactly once, then silence; `finished` at the end."""
