@@ -248,6 +248,13 @@ def test_a_late_input_callback_is_ridden_out_without_moving_the_latency():
     assert leads.min() < 0  # the dip happened: the output asked for input not yet received
 
 
+def test_an_input_stall_longer_than_the_delay_realigns_and_never_plays_unreceived_input():
+    x = noise(RATE * 3, seed=5)
+    _, leads, callback = _two_streams(x, input_gaps=[(1.0, 0.2)], delay=3000)
+    assert callback.realignments >= 1
+    assert leads.min() >= 496 - 3000  # every block's dry input had arrived when it played
+
+
 def test_an_output_underrun_s_extra_latency_is_removed_smoothly():
     t = np.arange(RATE * 4) / RATE
     tone = np.stack([0.3 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1).astype(np.float32)

@@ -20,8 +20,9 @@ position, measured at each output callback). The output starts START_LAG behind 
 streams' callbacks then interleave and the lead wanders by a block or so. Two things move it for
 good: an input callback that comes late (the lead dips, then its blocks arrive in a burst) and an
 output underrun (the sound server drops or delays output frames: the lead grows and stays). So:
-- a dip is ridden out: positions whose mix is missing play dry; only when the lead falls below
-  `min_lead` (the dry input itself would be missing) is the output put back START_LAG behind;
+- a dip is ridden out: positions whose mix is missing play dry; only when the lead falls so low
+  that the dry input for the block has not arrived either (lead < block - delay) is the output put
+  back START_LAG behind at once;
 - a lead that stays high (its minimum over WINDOW_S above `catch_up_above`) means the whole chain
   carries extra latency: the output skips ahead to START_LAG behind the input ("catch-up");
 - a lead that stays below zero (its maximum over WINDOW_S) means the output runs ahead of the
@@ -54,7 +55,7 @@ from whamsah_tray.engine.priority import promote_current_thread
 from whamsah_tray.engine.ring_buffer import SampleRing
 
 FADE_S = 0.005  # wet <-> dry crossfade when the worker's mix runs short or comes back
-WINDOW_S = 0.5  # the lead's minimum over this long decides whether the output skips ahead
+WINDOW_S = 0.5  # the lead's range over this long decides whether the output moves
 
 
 class AudioCallback:
@@ -84,7 +85,6 @@ class AudioCallback:
         self.start_lag = start_lag
         self.out_position: int | None = None  # frames played (written by the output callback)
         self.max_lead = 8 * start_lag + 4096  # beyond this the output has fallen behind the input
-        self.min_lead = -(delay // 2)  # below this the output runs ahead of the input it plays
         self.catch_up_above = start_lag  # a lead whose minimum stays above this is extra latency
         self.fall_back_below = 0  # a lead whose maximum stays below this: the output is ahead
         self.realignments = 0  # times the output was put back in step (catch-ups, fall-backs included)
@@ -130,9 +130,10 @@ class AudioCallback:
             if self.out_position is None:  # first block: start one input block behind the input
                 self.out_position = received - self.start_lag
             lead = received - self.out_position
-            if lead < self.min_lead or lead > self.max_lead:
+            if lead < frames - self.delay or lead > self.max_lead:
                 # The two streams drifted apart (a stream restarted after an xrun, two device
-                # clocks, a long stall): play one input block behind the input again.
+                # clocks, a long stall; below: even the dry input for this block is missing):
+                # play one input block behind the input again.
                 self.realignments += 1
                 self.out_position = received - self.start_lag
                 self._new_window()
