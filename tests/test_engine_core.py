@@ -242,10 +242,20 @@ def _two_streams(x: np.ndarray, input_gaps=(), output_gaps=(), input_losses=(), 
 def test_a_late_input_callback_is_ridden_out_without_moving_the_latency():
     x = noise(RATE * 3, seed=3)
     _, leads, callback = _two_streams(x, input_gaps=[(1.0, 0.03)])
-    assert callback.realignments == 0
-    before, after = np.median(leads[20:80]), np.median(leads[-80:])
+    assert callback.realignments == callback.catch_ups == 1  # only the catch-up that settles the start
+    before, after = np.median(leads[50:85]), np.median(leads[-80:])
     assert abs(after - before) < 200, (before, after)
     assert leads.min() < 0  # the dip happened: the output asked for input not yet received
+
+
+def test_the_lead_settles_at_the_same_place_whatever_the_start():
+    x = noise(RATE * 3, seed=6)
+    settled = []
+    for in_block, out_block in ((165, 496), (256, 1024), (441, 441), (1024, 256)):
+        _, leads, callback = _two_streams(x, in_block=in_block, out_block=out_block)
+        assert callback.fall_backs == 0
+        settled.append(np.min(leads[len(leads) // 2:]))
+    assert all(0 <= low <= 300 for low in settled), settled
 
 
 def test_an_input_stall_longer_than_the_delay_realigns_and_never_plays_unreceived_input():
@@ -259,8 +269,8 @@ def test_an_output_underrun_s_extra_latency_is_removed_smoothly():
     t = np.arange(RATE * 4) / RATE
     tone = np.stack([0.3 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1).astype(np.float32)
     out, leads, callback = _two_streams(tone, output_gaps=[(1.0, 0.05)])
-    before, after = np.median(leads[20:80]), np.median(leads[-80:])
-    assert callback.catch_ups == 1 and callback.realignments == 1
+    before, after = np.median(leads[50:85]), np.median(leads[-80:])
+    assert callback.catch_ups == 2 and callback.realignments == 2  # the start's and the underrun's
     assert abs(after - before) < 200, (before, after)  # without the catch-up: 2205 frames more
     assert np.percentile(leads[100:150], 50) > before + 1500  # it was there before the catch-up
     own_step = np.abs(np.diff(tone, axis=0)).max()
@@ -271,9 +281,9 @@ def test_an_output_underrun_s_extra_latency_is_removed_smoothly():
 def test_an_output_left_ahead_of_its_input_goes_back_and_plays_wet_again():
     x = noise(RATE * 4, seed=4)
     _, leads, callback = _two_streams(x, input_losses=[(1.0, 0.03)])
-    before, after = np.median(leads[20:80]), np.median(leads[-80:])
+    before, after = np.median(leads[50:85]), np.median(leads[-80:])
     assert np.median(leads[95:120]) < before - 1000  # ahead of the input (dry) for a while
-    assert callback.fall_backs == 1 and callback.realignments == 1
+    assert callback.fall_backs == 1
     assert abs(after - before) < 200, (before, after)
 
 

@@ -23,8 +23,11 @@ output underrun (the sound server drops or delays output frames: the lead grows 
 - a dip is ridden out: positions whose mix is missing play dry; only when the lead falls so low
   that the dry input for the block has not arrived either (lead < block - delay) is the output put
   back START_LAG behind at once;
-- a lead that stays high (its minimum over WINDOW_S above `catch_up_above`) means the whole chain
-  carries extra latency: the output skips ahead to START_LAG behind the input ("catch-up");
+- a lead that stays high (its minimum over WINDOW_S above `catch_up_above`) means the chain
+  carries latency it does not need: the output skips ahead until that minimum would have been
+  LOWEST_LEAD ("catch-up"). This also settles the lead at the same place whatever the phase of
+  the two streams at the start (a mix is due `margin` frames before its input, so even a lead
+  a few hundred frames below zero still plays wet);
 - a lead that stays below zero (its maximum over WINDOW_S) means the output runs ahead of the
   input it needs and plays dry: the output goes back to START_LAG behind ("fall-back");
 both crossfaded over FADE_S. Measured before these rules, on the 2-core test machine: realigning
@@ -56,6 +59,8 @@ from whamsah_tray.engine.ring_buffer import SampleRing
 
 FADE_S = 0.005  # wet <-> dry crossfade when the worker's mix runs short or comes back
 WINDOW_S = 0.5  # the lead's range over this long decides whether the output moves
+LOWEST_LEAD = 128  # frames: where a catch-up puts the lowest lead of the window
+CATCH_UP_HYSTERESIS = 128  # frames: catch up only when the lowest lead is this much higher
 
 
 class AudioCallback:
@@ -85,11 +90,12 @@ class AudioCallback:
         self.start_lag = start_lag
         self.out_position: int | None = None  # frames played (written by the output callback)
         self.max_lead = 8 * start_lag + 4096  # beyond this the output has fallen behind the input
-        self.catch_up_above = start_lag  # a lead whose minimum stays above this is extra latency
+        self.catch_up_above = LOWEST_LEAD + CATCH_UP_HYSTERESIS  # a lowest lead above this: not needed
         self.fall_back_below = 0  # a lead whose maximum stays below this: the output is ahead
         self.realignments = 0  # times the output was put back in step (catch-ups, fall-backs included)
         self.catch_ups = 0  # of which: skipped ahead to the input (extra latency removed)
         self.fall_backs = 0  # of which: gone back (the output had run ahead of its input)
+        self.mean_lead = float(start_lag)  # running average of the lead, for the latency figure
         self._window = int(WINDOW_S * sample_rate)
         self._window_frames = 0
         self._window_min_lead, self._window_max_lead = 1 << 62, -(1 << 62)
@@ -130,6 +136,7 @@ class AudioCallback:
             if self.out_position is None:  # first block: start one input block behind the input
                 self.out_position = received - self.start_lag
             lead = received - self.out_position
+            self.mean_lead += (lead - self.mean_lead) * 0.01
             if lead < frames - self.delay or lead > self.max_lead:
                 # The two streams drifted apart (a stream restarted after an xrun, two device
                 # clocks, a long stall; below: even the dry input for this block is missing):
@@ -137,9 +144,11 @@ class AudioCallback:
                 self.realignments += 1
                 self.out_position = received - self.start_lag
                 self._new_window()
-            elif self._out_of_step(lead, frames):
-                self._move_to(received - self.start_lag, outdata, frames)
-                return
+            else:
+                move = self._out_of_step(lead, frames, received)
+                if move:
+                    self._move_to(self.out_position + move, outdata, frames)
+                    return
             start = self.out_position
             self._play(start, outdata, frames)
             self.out_position = start + frames
@@ -174,22 +183,25 @@ class AudioCallback:
     def _new_window(self) -> None:
         self._window_frames, self._window_min_lead, self._window_max_lead = 0, 1 << 62, -(1 << 62)
 
-    def _out_of_step(self, lead: int, frames: int) -> bool:
-        """At the end of each WINDOW_S: True when the lead stayed above catch_up_above or below
-        fall_back_below all window long (counted here)."""
+    def _out_of_step(self, lead: int, frames: int, received: int) -> int:
+        """At the end of each WINDOW_S: how far the output should move (0: not at all) because
+        the lead stayed above catch_up_above or below fall_back_below all window long."""
         if lead < self._window_min_lead:
             self._window_min_lead = lead
         if lead > self._window_max_lead:
             self._window_max_lead = lead
         self._window_frames += frames
         if self._window_frames < self._window:
-            return False
-        behind = self._window_min_lead > self.catch_up_above
-        ahead = self._window_max_lead < self.fall_back_below
+            return 0
+        lowest, highest = self._window_min_lead, self._window_max_lead
         self._new_window()
-        self.catch_ups += behind
-        self.fall_backs += ahead
-        return behind or ahead
+        if lowest > self.catch_up_above:
+            self.catch_ups += 1
+            return lowest - LOWEST_LEAD
+        if highest < self.fall_back_below:
+            self.fall_backs += 1
+            return received - self.start_lag - self.out_position
+        return 0
 
     def _move_to(self, new_start: int, outdata, frames: int) -> None:
         """Plays from new_start instead of the next position, crossfading from the old one."""

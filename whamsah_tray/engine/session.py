@@ -260,9 +260,11 @@ class LiveSession:
     # --- figures --------------------------------------------------------------------------
     @property
     def latency_s(self) -> float:
-        """Processing delay plus PortAudio's input and output buffering."""
+        """Processing delay plus PortAudio's input and output buffering; in sync mode plus how far
+        the output runs behind the input on average (about half a block more or less than the
+        start lag, with the two streams' block sizes)."""
         buffers = sum(stream.latency for stream in self.streams)
-        lag = self.callback.start_lag if self.input is not None else 0
+        lag = self.callback.mean_lead if self.input is not None else 0
         return (self.callback.delay + lag) / self.sample_rate + buffers
 
     @property
