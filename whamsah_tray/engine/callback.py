@@ -16,20 +16,20 @@ already fades to dry over those last milliseconds of mix, and it fades back to w
 is ahead again: a late worker does not click.
 
 Keeping the output in step with the input ("lead" = input frames received minus the output's
-position, measured at each output callback). The output starts START_LAG behind the input; the two
-streams' callbacks then interleave and the lead wanders by a block or so. Two things move it for
+position, measured at each output callback). The output starts `start_lag` (one input block)
+behind the input; the two streams' callbacks then interleave and the lead wanders by a block or so. Two things move it for
 good: an input callback that comes late (the lead dips, then its blocks arrive in a burst) and an
 output underrun (the sound server drops or delays output frames: the lead grows and stays). So:
 - a dip is ridden out: positions whose mix is missing play dry; only when the lead falls so low
   that the dry input for the block has not arrived either (lead < block - delay) is the output put
-  back START_LAG behind at once;
+  back `start_lag` behind at once;
 - a lead that stays high (its minimum over WINDOW_S above `catch_up_above`) means the chain
   carries latency it does not need: the output skips ahead until that minimum would have been
   LOWEST_LEAD ("catch-up"). This also settles the lead at the same place whatever the phase of
   the two streams at the start (a mix is due `margin` frames before its input, so even a lead
   a few hundred frames below zero still plays wet);
 - a lead that stays below zero (its maximum over WINDOW_S) means the output runs ahead of the
-  input it needs and plays dry: the output goes back to START_LAG behind ("fall-back");
+  input it needs and plays dry: the output goes back to `start_lag` behind ("fall-back");
 both crossfaded over FADE_S. Measured before these rules, on the 2-core test machine: realigning
 at every dip left the lead about 1000 frames (23 ms) higher for the rest of the run, and an
 underrun's extra delay stayed until the lead passed 8000 frames; riding out dips without the
