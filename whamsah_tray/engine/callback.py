@@ -17,13 +17,14 @@ is ahead again: a late worker does not click.
 
 Keeping the output in step with the input ("lead" = input frames received minus the output's
 position, measured at each output callback). The output starts `start_lag` (one input block)
-behind the input; the two streams' callbacks then interleave and the lead wanders by a block or so. Two things move it for
-good: an input callback that comes late (the lead dips, then its blocks arrive in a burst) and an
-output underrun (the sound server drops or delays output frames: the lead grows and stays). So:
+behind the input; the two streams' callbacks then interleave and the lead wanders by a block or
+so. Two things move it for good: an input callback that comes late (the lead dips, then its
+blocks arrive in a burst) and an output underrun (the sound server drops or delays output frames:
+the lead grows and stays). So:
 - a dip is ridden out: positions whose mix is missing play dry; only when the lead falls so low
   that the dry input for the block has not arrived either (lead < block - delay) is the output put
   back `start_lag` behind at once;
-- a lead that stays high (its minimum over WINDOW_S above `catch_up_above`) means the chain
+- a lead that stays high (its minimum over WINDOW_S above CATCH_UP_ABOVE) means the chain
   carries latency it does not need: the output skips ahead until that minimum would have been
   LOWEST_LEAD ("catch-up"). This also settles the lead at the same place whatever the phase of
   the two streams at the start (a mix is due `margin` frames before its input, so even a lead
@@ -60,7 +61,7 @@ from whamsah_tray.engine.ring_buffer import SampleRing
 FADE_S = 0.005  # wet <-> dry crossfade when the worker's mix runs short or comes back
 WINDOW_S = 0.5  # the lead's range over this long decides whether the output moves
 LOWEST_LEAD = 128  # frames: where a catch-up puts the lowest lead of the window
-CATCH_UP_HYSTERESIS = 128  # frames: catch up only when the lowest lead is this much higher
+CATCH_UP_ABOVE = LOWEST_LEAD + 128  # frames: a lowest lead above this is latency not needed
 
 
 class AudioCallback:
@@ -90,8 +91,6 @@ class AudioCallback:
         self.start_lag = start_lag
         self.out_position: int | None = None  # frames played (written by the output callback)
         self.max_lead = 8 * start_lag + 4096  # beyond this the output has fallen behind the input
-        self.catch_up_above = LOWEST_LEAD + CATCH_UP_HYSTERESIS  # a lowest lead above this: not needed
-        self.fall_back_below = 0  # a lead whose maximum stays below this: the output is ahead
         self.realignments = 0  # times the output was put back in step (catch-ups, fall-backs included)
         self.catch_ups = 0  # of which: skipped ahead to the input (extra latency removed)
         self.fall_backs = 0  # of which: gone back (the output had run ahead of its input)
@@ -185,7 +184,8 @@ class AudioCallback:
 
     def _out_of_step(self, lead: int, frames: int, received: int) -> int:
         """At the end of each WINDOW_S: how far the output should move (0: not at all) because
-        the lead stayed above catch_up_above or below fall_back_below all window long."""
+        the lead stayed above CATCH_UP_ABOVE, or below zero (the output ahead of its input), all
+        window long."""
         if lead < self._window_min_lead:
             self._window_min_lead = lead
         if lead > self._window_max_lead:
@@ -195,10 +195,10 @@ class AudioCallback:
             return 0
         lowest, highest = self._window_min_lead, self._window_max_lead
         self._new_window()
-        if lowest > self.catch_up_above:
+        if lowest > CATCH_UP_ABOVE:
             self.catch_ups += 1
             return lowest - LOWEST_LEAD
-        if highest < self.fall_back_below:
+        if highest < 0:
             self.fall_backs += 1
             return received - self.start_lag - self.out_position
         return 0

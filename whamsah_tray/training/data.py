@@ -171,9 +171,10 @@ class MixSampler:
         return 1.0
 
     def _crop(self, audio: np.ndarray, start: int | None = None, speed: float = 1.0,
-              tries: int = 6) -> tuple[np.ndarray, int]:
-        """A `length` crop (zero-padded if short), preferring one with signal in it; with a speed
-        other than 1, `length * speed` frames played back `speed` times faster."""
+              tries: int = 6) -> tuple[np.ndarray, int | None]:
+        """A `length` crop, preferring one with signal in it, and where it starts in `audio` (None
+        when `audio` was too short and got zero-padded); with a speed other than 1, `length *
+        speed` frames played back `speed` times faster."""
         if speed != 1.0:
             crop, start = self._crop_frames(audio, int(np.ceil(self.length * speed)) + 16, start, tries)
             faster = soxr.resample(crop, SAMPLE_RATE * speed, SAMPLE_RATE, quality="MQ")[:self.length]
@@ -182,13 +183,14 @@ class MixSampler:
             return faster, start
         return self._crop_frames(audio, self.length, start, tries)
 
-    def _crop_frames(self, audio: np.ndarray, length: int, start: int | None, tries: int) -> tuple[np.ndarray, int]:
+    def _crop_frames(self, audio: np.ndarray, length: int, start: int | None,
+                     tries: int) -> tuple[np.ndarray, int | None]:
         n = audio.shape[0]
         if n <= length:
             out = np.zeros((length, audio.shape[1]), dtype=audio.dtype)
             offset = int(self.rng.integers(0, length - n + 1))
             out[offset:offset + n] = audio
-            return out, 0
+            return out, None
         if start is not None:
             start = min(start, n - length)
             return audio[start:start + length], start
@@ -210,8 +212,7 @@ class MixSampler:
             i = int(rng.integers(len(stems.vocals)))
             speed = self._speed()
             vocals, start = self._crop(stems.vocals[i], speed=speed)
-            long_enough = stems.vocals[i].shape[0] > int(np.ceil(self.length * speed)) + 16
-            accompaniment, _ = self._crop(stems.accompaniment[i], start if long_enough else None, speed=speed)
+            accompaniment, _ = self._crop(stems.accompaniment[i], start, speed=speed)
             vocals, accompaniment = _to_stereo(vocals, rng, 0.3), _to_stereo(accompaniment, rng, 0.6)
             ratio_db = rng.uniform(-4, 4)
             vocals *= 10 ** (ratio_db / 20)
