@@ -159,6 +159,26 @@ def test_speed_changes_move_pitch_and_keep_a_coherent_mix_in_step():
         assert 995 < _frequency(plain.sample()[1][0]) < 1005
 
 
+@pytest.mark.parametrize("speed_probability", [0.0, 1.0])
+def test_a_coherent_mix_of_stems_shorter_than_the_crop_stays_in_step(speed_probability):
+    """Stems shorter than the crop are zero-padded: both stems of a coherent mix at the same offset
+    (they were padded at two independent random offsets, out of step, before)."""
+    t = np.arange(int(44100 * 0.5)) / 44100
+    tone = (0.3 * np.sin(2 * np.pi * 700 * t)).astype(np.float32)[:, None].repeat(2, axis=1)
+    sets = {"musdb": training_data.StemSet(vocals=[tone], accompaniment=[tone.copy()])}
+    sampler = training_data.MixSampler(sets, 32768, seed=5, coherent_probability=1.0, noise_probability=0.0,
+                                       silent_vocals_probability=0.0, speed_range=(0.9, 1.1),
+                                       speed_probability=speed_probability)
+    offsets = set()
+    for _ in range(8):
+        mixture, vocals = sampler.sample()
+        accompaniment = mixture - vocals
+        ratio = np.dot(accompaniment[0], vocals[0]) / np.dot(vocals[0], vocals[0])
+        assert np.abs(accompaniment - ratio * vocals).max() < 1e-4 * np.abs(vocals).max()
+        offsets.add(int(np.flatnonzero(np.abs(vocals[0]) > 1e-6)[0]))
+    assert len(offsets) > 1  # the padding offset is still drawn at random
+
+
 def test_the_power_floor_makes_quiet_bands_independent_of_their_noise():
     """Two inputs that differ only in noise far below the music (as float16 rounding vs float32
     differ) give nearly the same features with a power floor, and clearly different ones without:

@@ -171,10 +171,12 @@ class MixSampler:
         return 1.0
 
     def _crop(self, audio: np.ndarray, start: int | None = None, speed: float = 1.0,
-              tries: int = 6) -> tuple[np.ndarray, int | None]:
-        """A `length` crop, preferring one with signal in it, and where it starts in `audio` (None
-        when `audio` was too short and got zero-padded); with a speed other than 1, `length *
-        speed` frames played back `speed` times faster."""
+              tries: int = 6) -> tuple[np.ndarray, int]:
+        """A `length` crop, preferring one with signal in it, and where it starts in `audio`: crop[i]
+        is audio[start + i], zeros outside `audio` (start <= 0 when `audio` is shorter than the crop
+        and got zero-padded). Given a `start`, the crop is taken there (clamped), so a coherent mix's
+        second stem lines up with its first even when both are padded. With a speed other than 1,
+        `length * speed` frames played back `speed` times faster."""
         if speed != 1.0:
             crop, start = self._crop_frames(audio, int(np.ceil(self.length * speed)) + 16, start, tries)
             faster = soxr.resample(crop, SAMPLE_RATE * speed, SAMPLE_RATE, quality="MQ")[:self.length]
@@ -184,15 +186,18 @@ class MixSampler:
         return self._crop_frames(audio, self.length, start, tries)
 
     def _crop_frames(self, audio: np.ndarray, length: int, start: int | None,
-                     tries: int) -> tuple[np.ndarray, int | None]:
+                     tries: int) -> tuple[np.ndarray, int]:
         n = audio.shape[0]
         if n <= length:
             out = np.zeros((length, audio.shape[1]), dtype=audio.dtype)
-            offset = int(self.rng.integers(0, length - n + 1))
+            if start is None:
+                offset = int(self.rng.integers(0, length - n + 1))
+            else:
+                offset = min(max(-start, 0), length - n)
             out[offset:offset + n] = audio
-            return out, None
+            return out, -offset
         if start is not None:
-            start = min(start, n - length)
+            start = min(max(start, 0), n - length)
             return audio[start:start + length], start
         best, best_rms, best_start = None, -1.0, 0
         for _ in range(tries):
