@@ -133,7 +133,8 @@ def test_streaming_equals_whole_sequence_training_path():
     np.testing.assert_allclose(streamed[separator.latency:][:complete], sequence[:complete], atol=2e-5)
 
 
-@pytest.mark.parametrize("config", [{}, {"gru_layers": 1, "conv_kernel": 5, "lookahead": 2}, {"power_floor": 1e-6}])
+@pytest.mark.parametrize("config", [{}, {"gru_layers": 1, "conv_kernel": 5, "lookahead": 2}, {"power_floor": 1e-6},
+                                    {"hidden": 384, "power_floor": 1e-6}])
 def test_numpy_inference_path_equals_the_torch_stream(config):
     """The live path (numpy) and the training path (torch) of the default architecture at its
     full size: the same numbers for any split of the input into hops, batch of 2 (a 4-channel

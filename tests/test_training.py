@@ -179,6 +179,40 @@ def test_a_coherent_mix_of_stems_shorter_than_the_crop_stays_in_step(speed_proba
     assert len(offsets) > 1  # the padding offset is still drawn at random
 
 
+@pytest.mark.parametrize("layers", [1, 2])
+def test_a_widened_mask_gru_computes_the_narrow_ones_masks_and_then_learns(layers):
+    """--init-from with narrower weights: the wide network's masks equal the narrow one's at the
+    start (to float rounding), and one training step moves the new units' outgoing weights off
+    zero, so the new capacity is used."""
+    from whamsah_tray.training.losses import separation_loss
+    from whamsah_tray.training.widen import load_initial_weights
+
+    torch.manual_seed(0)
+    narrow = build_network("mask-gru", {"hidden": 24, "gru_layers": layers, "power_floor": 1e-6})
+    with torch.no_grad():
+        narrow.feature_std.uniform_(0.5, 2.0)
+        narrow.feature_mean.uniform_(-0.5, 0.5)
+        for parameter in narrow.parameters():  # not the initial biases of zero: a real-looking net
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    wide = build_network("mask-gru", {"hidden": 40, "gru_layers": layers, "power_floor": 1e-6})
+    assert load_initial_weights(wide, narrow.state_dict()) == "widened from 24 to 40 hidden units"
+    mixture = 0.1 * torch.randn(2, 2, 2048 + 29 * 512)
+    vocals = 0.5 * mixture + 0.02 * torch.randn_like(mixture)
+    spec = narrow.stft(mixture)
+    with torch.no_grad():
+        expected, _ = narrow.masks(spec, None)
+        got, _ = wide.masks(spec, None)
+    torch.testing.assert_close(got, expected, atol=1e-6, rtol=0)
+    assert load_initial_weights(build_network("mask-gru", {"hidden": 24, "gru_layers": layers, "power_floor": 1e-6}),
+                                narrow.state_dict()) == "loaded as it is"
+
+    optimizer = torch.optim.SGD(wide.parameters(), lr=0.1)
+    loss, _ = separation_loss(spec, wide.stft(vocals), wide.masks(spec, None)[0], wide.lookahead)
+    loss.backward()
+    optimizer.step()
+    assert wide.head[2].weight[:, 24:].abs().max() > 0
+
+
 def test_the_power_floor_makes_quiet_bands_independent_of_their_noise():
     """Two inputs that differ only in noise far below the music (as float16 rounding vs float32
     differ) give nearly the same features with a power floor, and clearly different ones without:

@@ -27,6 +27,7 @@ import torch
 from whamsah_tray.separation.models import build_network
 from whamsah_tray.training.data import MixSampler, load_cached
 from whamsah_tray.training.objectives import objective_for
+from whamsah_tray.training.widen import load_initial_weights
 
 
 def learning_rate(config: dict, step: int, progress: float) -> float:
@@ -52,7 +53,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--init-from", type=Path, metavar="WEIGHTS",
                         help="start from installed weights (e.g. weights/whamsah-rt.pt) with a fresh "
-                             "optimiser: how training continues in a later session")
+                             "optimiser: how training continues in a later session; a narrower mask-gru "
+                             "is widened to the config's hidden size, computing the same masks")
     parser.add_argument("--restandardise", action="store_true",
                         help="with --init-from: measure the input standardisation again on this run's "
                              "training mixes (after a change of input features or data)")
@@ -93,12 +95,12 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_rng_state(checkpoint["torch_rng"])
         print(f"resumed at step {step}, {elapsed / 3600:.2f} h trained")
     elif args.init_from:
-        network.load_state_dict(torch.load(args.init_from, map_location="cpu", weights_only=True))
+        how = load_initial_weights(network, torch.load(args.init_from, map_location="cpu", weights_only=True))
         manifest = args.init_from.with_suffix(".json")
         earlier = json.loads(manifest.read_text()).get("figures", {}).get("training", {}) if manifest.exists() else {}
         config["init_from"] = {"weights": str(args.init_from), "steps": earlier.get("steps", 0),
                                "wall_hours": earlier.get("wall_hours", 0.0)}
-        print(f"starting from {args.init_from} ({config['init_from']['steps']} earlier steps)")
+        print(f"starting from {args.init_from} ({config['init_from']['steps']} earlier steps), {how}")
         if args.restandardise:
             objective.prepare(sampler)
     else:
