@@ -99,12 +99,16 @@ class _Engine:
     """Callback + worker + pipeline, driven block by block like PortAudio (no device)."""
 
     def __init__(self, pipeline: SeparationPipeline, margin: int = 2 * BLOCK + 600) -> None:
-        self.delay = pipeline.latency_frames + margin
-        capacity = self.delay + 20000 + 2 * RATE
+        delay = pipeline.latency_frames + margin  # the worker adds the model's measured compute time
+        capacity = delay + 20000 + 3 * RATE
         self.wake = threading.Event()
-        self.callback = AudioCallback(SampleRing(capacity, 2), SampleRing(capacity, 2), self.delay, RATE,
+        self.callback = AudioCallback(SampleRing(capacity, 2), SampleRing(capacity, 2), delay, RATE,
                                       16384, self.wake)
         self.worker = InferenceWorker(self.callback, pipeline, margin)
+
+    @property
+    def delay(self) -> int:
+        return self.callback.delay
 
     def run(self, x: np.ndarray, realtime: bool = True, on_block=None) -> np.ndarray:
         out = np.zeros_like(x)
@@ -142,6 +146,33 @@ class _StallingPipeline(SeparationPipeline):
             time.sleep(self.stall_s)
             self.stall_s = 0.0
         return super().process(block)
+
+
+def test_the_model_s_compute_time_is_measured_and_leaves_the_pipeline_as_new(random_model):
+    dry = SeparationPipeline(None, RATE, 2, LevelRamp(RATE))
+    dry.measure_compute()
+    assert dry.compute_frames == 0
+    measured = SeparationPipeline(StreamingSeparator(random_model, channels=2), RATE, 2, LevelRamp(RATE))
+    measured.measure_compute()
+    assert 0 < measured.compute_frames < 0.05 * RATE  # a 512-sample hop of the real-time model
+    fresh = SeparationPipeline(StreamingSeparator(random_model, channels=2), RATE, 2, LevelRamp(RATE))
+    x = noise(RATE // 2, seed=3)
+    np.testing.assert_array_equal(measured.process(x), fresh.process(x))
+
+
+def test_a_chunked_model_s_compute_time_is_in_the_delay_so_no_hop_plays_dry():
+    """WHAMSAHNet runs once per 32768-sample hop (~0.15 s on one core here): its mix of a hop is
+    ready that long after the hop's input. Without that time in the delay the first part of every
+    hop played dry (measured: 38912 of 197952 frames in 6 s)."""
+    model = create_untrained_model("whamsahnet", seed=0)
+    levels = LevelRamp(RATE, vocals=0, instrumental=100)  # wet differs from dry
+    pipeline = SeparationPipeline(StreamingSeparator(model, channels=2), RATE, 2, levels)
+    engine = _Engine(pipeline)
+    x = noise(RATE * 5)
+    engine.run(x)
+    assert engine.callback.short_frames == 0 and engine.worker.resyncs == 0
+    assert pipeline.compute_frames > 0.02 * RATE
+    assert engine.delay >= pipeline.latency_frames + pipeline.compute_frames
 
 
 def test_a_stalled_worker_means_dry_output_aligned_with_the_wet_path_never_silence(random_model):

@@ -19,6 +19,7 @@ Runs on the inference worker thread only (torch, allocation); not thread-safe.
 from __future__ import annotations
 
 import math
+import time
 
 import numpy as np
 import soxr
@@ -31,6 +32,12 @@ DRY_LATENCY_SAMPLES = 2560
 DRY_SAMPLE_RATE = 44100
 RESAMPLER_QUALITY = "HQ"  # flat to 20 kHz; its bursts are covered by the measured holdback
 MAX_CHUNK = 4096  # frames per separator call; larger inputs are cut
+# The mix of a hop is ready only once the model has run on it: a chunked model (WHAMSAHNet: a
+# network run per 32768-sample hop, ~0.15 s on one core here) needs that time on top of its latency,
+# or the first part of every hop plays dry. Measured when the worker takes the pipeline up, with
+# headroom for a busier machine; at most MAX_COMPUTE_S (a model slower than that cannot run live).
+COMPUTE_HEADROOM = 2.5
+MAX_COMPUTE_S = 1.0
 
 
 class DelayLine:
@@ -70,6 +77,7 @@ class SeparationPipeline:
         self._padding = DelayLine(padded - model_latency, channels)
         self._dry = DelayLine(model_latency, channels) if separator is None else None
         self._to_model = self._from_model = None
+        self.compute_frames = 0  # device frames the worker needs for a hop: see measure_compute()
         self.reset()
 
     @property
@@ -86,6 +94,26 @@ class SeparationPipeline:
         if self.resampling:
             self._to_model = _resampler(self.device_rate, self.model_rate, self.channels)
             self._from_model = _resampler(self.model_rate, self.device_rate, self.channels)
+
+    def measure_compute(self) -> None:
+        """Time the model's work for one hop, on the calling thread with its compute threads (the
+        worker's, before it uses this pipeline), and keep it in `compute_frames`: the fastest of
+        three warm hops, times COMPUTE_HEADROOM, in device frames. Resets the separator after."""
+        if self.separator is None:
+            return
+        separator, hop = self.separator, self.separator.hop
+        rng = np.random.default_rng(0)
+        def feed(frames: int) -> None:  # noise, not silence: the separator skips digital silence
+            separator.process((0.01 * rng.standard_normal((frames, self.channels))).astype(np.float32))
+        feed(separator.latency + hop)
+        fastest = math.inf
+        for _ in range(3):
+            started = time.perf_counter()
+            feed(hop)
+            fastest = min(fastest, time.perf_counter() - started)
+        compute_s = min(COMPUTE_HEADROOM * fastest, MAX_COMPUTE_S)
+        self.compute_frames = math.ceil(compute_s * self.device_rate)
+        self.reset()
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """block (frames, channels) float32 at the device rate -> output frames at the device rate.

@@ -10,7 +10,8 @@ WASAPI with auto-conversion resample for us, with less delay than soxr's bursts)
 output device's default rate, and the worker resamples (pipeline.py).
 
 Latency, in frames at the stream rate (see worker.py):
-    delay = pipeline latency (model) + one callback block + resampler holdback + margin
+    delay = pipeline latency (model) + the model's compute time for a hop (measured)
+            + one callback block + resampler holdback + margin
 plus, in sync mode, one block (the output starts behind the input), plus PortAudio's own input
 and output buffering (`stream.latency`).
 
@@ -31,9 +32,9 @@ from whamsah_tray.engine.callback import AudioCallback
 from whamsah_tray.engine.devices import (INPUT, OUTPUT, PORTAUDIO_LOCK, AudioDevice, _sounddevice,
                                          stream_closed, stream_opened)
 from whamsah_tray.engine.file_player import FilePlayer
-from whamsah_tray.engine.pipeline import SeparationPipeline
+from whamsah_tray.engine.pipeline import MAX_COMPUTE_S, SeparationPipeline
 from whamsah_tray.engine.ring_buffer import SampleRing
-from whamsah_tray.engine.worker import InferenceWorker
+from whamsah_tray.engine.worker import InferenceWorker, delay_for
 from whamsah_tray.errors import DeviceError
 
 CHANNELS = 2
@@ -62,7 +63,7 @@ class StreamSettings:
     # but a slightly later pause/level response, and ride out a busy machine (measured here with
     # the CPU busy: 30 ms slipped or lost the start of ~1 play in 4, 100 ms none in 40).
     file_io_latency_s: float = 0.1
-    margin_s: float = 0.01  # worker compute time and scheduling jitter
+    margin_s: float = 0.01  # scheduling jitter (a model's own compute time is measured: worker.py)
     prefer_rate: int = 44100  # the model's rate
     torch_threads: int = 1
 
@@ -99,8 +100,9 @@ class LiveSession:
         # bursts, and the margin for the worker's compute time and its scheduling.
         block = settings.blocksize or int(VARIABLE_BLOCK_S * self.sample_rate)
         self.margin = block + pipeline.resampler_holdback(block) + int(settings.margin_s * self.sample_rate)
-        delay = pipeline.latency_frames + self.margin
-        capacity = delay + MAX_CALLBACK_FRAMES + 2 * self.sample_rate
+        delay = delay_for(pipeline, self.margin)  # the worker adds the model's compute time when it starts
+        # Room for that compute time, and for a model with a longer latency chosen later.
+        capacity = delay + MAX_CALLBACK_FRAMES + int((2 + MAX_COMPUTE_S) * self.sample_rate)
         self.wake = threading.Event()
         self.callback = AudioCallback(SampleRing(capacity, CHANNELS), SampleRing(capacity, CHANNELS), delay,
                                       self.sample_rate, MAX_CALLBACK_FRAMES, self.wake, source=self.player,

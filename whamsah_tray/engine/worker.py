@@ -4,10 +4,12 @@ It sleeps until the audio callback signals new input, takes every frame the call
 in the input ring since last time, runs them through the pipeline (pipeline.py) and writes the
 mix into the output ring at the positions where the callback will need it:
 
-    output position = input position + delay,   delay = pipeline latency + margin
+    output position = input position + delay,   delay = pipeline latency + compute + margin
 
-The margin covers the callback's block (input arrives a block at a time, the mix must be there a
-block ahead), the resamplers' bursts and the worker's compute time and scheduling jitter. If the
+The compute term is the model's own time for a hop, measured on this thread when the worker takes
+a pipeline up (pipeline.measure_compute: tiny for the real-time model, ~0.4 s for WHAMSAHNet on a
+CPU). The margin covers the callback's block (input arrives a block at a time, the mix must be
+there a block ahead), the resamplers' bursts and scheduling jitter. If the
 worker falls behind anyway, the callback plays the dry input for the missing positions (same
 latency, see callback.py); if it falls so far behind that its mix would only ever arrive too late,
 it skips ahead to the newest input and restarts the pipeline from there (a resync, counted).
@@ -35,8 +37,11 @@ from whamsah_tray.separation.threads import set_compute_threads
 MAX_READ = 4096  # frames taken from the input ring per pipeline call
 
 
+READY_TIMEOUT_S = 5.0  # start() waits this long at most for the first pipeline's measurement
+
+
 def delay_for(pipeline: SeparationPipeline, margin: int) -> int:
-    return pipeline.latency_frames + margin
+    return pipeline.latency_frames + pipeline.compute_frames + margin
 
 
 class InferenceWorker:
@@ -54,6 +59,7 @@ class InferenceWorker:
         self._pipeline = pipeline
         self._next_pipeline: SeparationPipeline | None = None
         self._stopping = False
+        self._ready = threading.Event()  # the first pipeline is measured and the delay set
         self._thread = threading.Thread(target=self._run, name="whamsah-engine-worker", daemon=True)
         self._block = np.zeros((MAX_READ, self.input_ring.channels), dtype=np.float32)
 
@@ -62,7 +68,10 @@ class InferenceWorker:
         return self._pipeline
 
     def start(self) -> None:
+        """Start the thread; returns once it has set the delay for its pipeline (before the
+        streams start, so the delay does not change under a playing output)."""
         self._thread.start()
+        self._ready.wait(READY_TIMEOUT_S)
 
     def stop(self, timeout: float = 2.0) -> None:
         self._stopping = True
@@ -78,6 +87,8 @@ class InferenceWorker:
     def _run(self) -> None:
         set_compute_threads(self.torch_threads)
         self.promoted = promote_current_thread()
+        self._take_up(self._pipeline)
+        self._ready.set()
         read_position = self.callback.position
         self._restart(read_position)
 
@@ -87,7 +98,7 @@ class InferenceWorker:
             if self._next_pipeline is not None:
                 self._pipeline, self._next_pipeline = self._next_pipeline, None
                 self.callback.valid = (1 << 62, 1 << 62)  # dry from now on, until the new mix is due
-                self.callback.delay = delay_for(self._pipeline, self.margin)
+                self._take_up(self._pipeline)
                 self._restart(read_position)
             written = self.callback.position
             behind = written - read_position
@@ -111,11 +122,15 @@ class InferenceWorker:
                 self.max_process_s = max(self.max_process_s, time.perf_counter() - started)
                 self._publish(mixed)
 
+    def _take_up(self, pipeline: SeparationPipeline) -> None:
+        pipeline.measure_compute()
+        self.callback.delay = delay_for(pipeline, self.margin)
+
     def _restart(self, read_position: int) -> None:
         """The pipeline starts afresh at input `read_position`: its first `latency` output frames
         belong to the silence before, so the mix is valid only from read_position + delay."""
         self._pipeline.reset()
-        self._write_position = read_position + self.margin
+        self._write_position = read_position + self.callback.delay - self._pipeline.latency_frames
         first_valid = read_position + self.callback.delay
         self.callback.valid = (first_valid, first_valid)
 
