@@ -11,6 +11,7 @@ the engine's status directly.
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import threading
@@ -318,6 +319,35 @@ def test_host_api_and_model_menus_show_what_is_there(tray, desktop):
         assert models == [label for _, label in installed]
     else:
         assert models == ["(no model installed)"]
+
+
+def test_choosing_another_model_from_the_menu_switches_the_live_engine(tray):
+    """With two models installed (whamsah-rt and WHAMSAHNet): the Model menu switches the running
+    engine to the other one (its latency: the model's and its measured compute time), the profile
+    remembers it, and the default comes back the same way."""
+    installed = tray.app.engine.models()
+    if len(installed) < 2:
+        pytest.skip(f"only {len(installed)} model(s) installed: nothing to switch to")
+    (default, default_label), (other, other_label) = installed[0], installed[1]
+    tray.wait_engine(lambda s: s.model_name == default, f"the default model {default}")
+    default_latency = tray.status().latency_ms
+    try:
+        from whamsah_tray.separation.registry import find_model
+
+        model_ms = find_model(other).latency_ms
+        assert model_ms > default_latency
+        tray.choose("Model", other_label)
+        tray.wait_engine(lambda s: s.model_name == other and s.state.value == "running"
+                         and s.latency_ms > model_ms, f"model {other} at more than its {model_ms:.0f} ms", 90)
+        tray.wait_profile("model", "name", other)
+        assert _checked(tray.app.icon.menu, "Model") == [other_label]
+        shown = [float(ms) for ms in re.findall(r"(\d+) ms", tray.app.tooltip_text())]
+        assert shown and shown[0] > model_ms, tray.app.tooltip_text()  # the tooltip tells the new latency
+    finally:
+        tray.choose("Model", default_label)
+        tray.wait_engine(lambda s: s.model_name == default and s.latency_ms < 2 * default_latency,
+                         f"the default model {default} at its latency again", 60)
+    tray.wait_profile("model", "name", default)
 
 
 def _sink_input_sink(desktop, app_name: str) -> str | None:

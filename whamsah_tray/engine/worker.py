@@ -79,10 +79,14 @@ class InferenceWorker:
         if self._thread.is_alive():
             self._thread.join(timeout)
 
-    def swap(self, pipeline: SeparationPipeline) -> None:
-        """Use `pipeline` from the next block on (any thread)."""
+    def swap(self, pipeline: SeparationPipeline, wait_s: float = READY_TIMEOUT_S) -> None:
+        """Use `pipeline` from the next block on (any thread); returns once the worker has taken
+        it up and set the new delay (or after `wait_s`), so the latency read next is the new one."""
+        self._ready.clear()
         self._next_pipeline = pipeline
         self.callback.wake.set()
+        if self._thread.is_alive():
+            self._ready.wait(wait_s)
 
     def _run(self) -> None:
         set_compute_threads(self.torch_threads)
@@ -99,6 +103,7 @@ class InferenceWorker:
                 self._pipeline, self._next_pipeline = self._next_pipeline, None
                 self.callback.valid = (1 << 62, 1 << 62)  # dry from now on, until the new mix is due
                 self._take_up(self._pipeline)
+                self._ready.set()
                 self._restart(read_position)
             written = self.callback.position
             behind = written - read_position
