@@ -62,3 +62,15 @@ def test_short_tooltip_cuts_at_a_line_end_for_windows():
     assert short_tooltip(text) == "first line…"
     assert short_tooltip("short") == "short"
     assert len(short_tooltip("y" * 300)) == 127
+
+
+def test_model_menu_labels_name_the_default_and_the_latency():
+    from whamsah_tray.app.engine_link import model_label
+    from whamsah_tray.separation.registry import ModelInfo
+
+    def info(name: str, samples: int, default: bool) -> ModelInfo:
+        return ModelInfo(name=name, architecture="x", config={}, sample_rate=44100, latency_samples=samples,
+                         weights_file=f"{name}.pt", is_default=default)
+
+    assert model_label(info("whamsah-rt", 2560, True)) == "whamsah-rt (default, 58 ms)"
+    assert model_label(info("whamsahnet", 65536, False)) == "whamsahnet (1.5 s)"

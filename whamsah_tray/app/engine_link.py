@@ -35,6 +35,14 @@ class PlayingApp:
     captured: bool
 
 
+def model_label(info) -> str:
+    """A model's Model-menu entry: its name, whether it is the default, and its latency, e.g.
+    'whamsah-rt (default, 58 ms)', 'whamsahnet (1.5 s)'."""
+    ms = info.latency_ms
+    latency = f"{ms:.0f} ms" if ms < 1000 else f"{ms / 1000:.1f} s"
+    return f"{info.name} ({'default, ' if info.is_default else ''}{latency})"
+
+
 def _percent(value: Any) -> int:
     return int(round(float(value)))
 
@@ -223,7 +231,7 @@ class EngineLink:
         except Exception:  # a broken weights folder must not break the menu
             log.exception("listing models failed")
             return []
-        return [(info.name, f"{info.name} (default)" if info.is_default else info.name) for info in infos]
+        return [(info.name, model_label(info)) for info in infos]
 
     def linux_cable_supported(self) -> bool:
         return sys.platform.startswith("linux")
