@@ -199,6 +199,24 @@ def test_a_stalled_worker_means_dry_output_aligned_with_the_wet_path_never_silen
     assert played_dry[-RATE // 2:].mean() < 0.05
 
 
+def test_a_model_that_fails_its_measurement_leaves_the_engine_dry_not_stuck(random_model):
+    class BrokenPipeline(SeparationPipeline):
+        def measure_compute(self):
+            raise RuntimeError("model bug")
+
+    pipeline = BrokenPipeline(StreamingSeparator(random_model, channels=2), RATE, 2,
+                              LevelRamp(RATE, vocals=0, instrumental=100))
+    engine = _Engine(pipeline)
+    started = time.perf_counter()
+    x = noise(RATE)
+    out = engine.run(x)
+    assert time.perf_counter() - started < 3.0  # start() did not wait out its timeout
+    assert isinstance(engine.worker.failure, RuntimeError)
+    delay = engine.delay
+    usable = (len(x) // BLOCK) * BLOCK
+    np.testing.assert_array_equal(out[delay:usable], x[:usable - delay])  # the dry input
+
+
 def test_nothing_escapes_the_callback():
     class BrokenSource:
         def read_into(self, out):

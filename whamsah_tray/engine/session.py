@@ -97,7 +97,7 @@ class LiveSession:
         self.player = FilePlayer(file_path, self.sample_rate, CHANNELS, MAX_CALLBACK_FRAMES) if file_path else None
         pipeline = make_pipeline(self.sample_rate)
         # The mix for a block must be ready one block ahead of its input: a block, the resamplers'
-        # bursts, and the margin for the worker's compute time and its scheduling.
+        # bursts, and the margin for the worker's scheduling (the model's compute time: worker.py).
         block = settings.blocksize or int(VARIABLE_BLOCK_S * self.sample_rate)
         self.margin = block + pipeline.resampler_holdback(block) + int(settings.margin_s * self.sample_rate)
         delay = delay_for(pipeline, self.margin)  # the worker adds the model's compute time when it starts

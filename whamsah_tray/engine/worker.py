@@ -35,9 +35,7 @@ from whamsah_tray.engine.ring_buffer import SampleRing
 from whamsah_tray.separation.threads import set_compute_threads
 
 MAX_READ = 4096  # frames taken from the input ring per pipeline call
-
-
-READY_TIMEOUT_S = 5.0  # start() waits this long at most for the first pipeline's measurement
+READY_TIMEOUT_S = 5.0  # start() and swap() wait this long at most for a pipeline's measurement
 
 
 def delay_for(pipeline: SeparationPipeline, margin: int) -> int:
@@ -91,8 +89,10 @@ class InferenceWorker:
     def _run(self) -> None:
         set_compute_threads(self.torch_threads)
         self.promoted = promote_current_thread()
-        self._take_up(self._pipeline)
+        taken_up = self._take_up(self._pipeline)
         self._ready.set()
+        if not taken_up:
+            return
         read_position = self.callback.position
         self._restart(read_position)
 
@@ -102,8 +102,10 @@ class InferenceWorker:
             if self._next_pipeline is not None:
                 self._pipeline, self._next_pipeline = self._next_pipeline, None
                 self.callback.valid = (1 << 62, 1 << 62)  # dry from now on, until the new mix is due
-                self._take_up(self._pipeline)
+                taken_up = self._take_up(self._pipeline)
                 self._ready.set()
+                if not taken_up:
+                    return
                 self._restart(read_position)
             written = self.callback.position
             behind = written - read_position
@@ -121,15 +123,24 @@ class InferenceWorker:
                 try:
                     mixed = self._pipeline.process(block)
                 except Exception as error:  # a model bug must not kill the audio: stay dry
-                    self.failure = error
-                    self.callback.valid = (1 << 62, 1 << 62)
+                    self._fail(error)
                     return
                 self.max_process_s = max(self.max_process_s, time.perf_counter() - started)
                 self._publish(mixed)
 
-    def _take_up(self, pipeline: SeparationPipeline) -> None:
-        pipeline.measure_compute()
+    def _take_up(self, pipeline: SeparationPipeline) -> bool:
+        """Measure the pipeline's compute time and set the delay; False if the model failed."""
+        try:
+            pipeline.measure_compute()
+        except Exception as error:  # a model bug must not kill the audio: stay dry
+            self._fail(error)
+            return False
         self.callback.delay = delay_for(pipeline, self.margin)
+        return True
+
+    def _fail(self, error: BaseException) -> None:
+        self.failure = error
+        self.callback.valid = (1 << 62, 1 << 62)
 
     def _restart(self, read_position: int) -> None:
         """The pipeline starts afresh at input `read_position`: its first `latency` output frames
