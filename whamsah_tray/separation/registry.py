@@ -75,13 +75,16 @@ class LoadedModel:
     network: StreamingModel
 
 
+REPO_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"  # the source tree's weights/
+
+
 def weights_dirs() -> list[Path]:
     """Where manifests are looked for, first match wins: $WHAMSAH_TRAY_WEIGHTS alone when it is
     set (an override, e.g. for tests); else the source tree's weights/, then the installed
     share/whamsah-tray/weights."""
     if os.environ.get(WEIGHTS_ENV):
         return [Path(os.environ[WEIGHTS_ENV])]
-    dirs = [Path(__file__).resolve().parents[2] / "weights"]
+    dirs = [REPO_WEIGHTS_DIR]
     dirs.append(Path(sys.prefix) / "share" / "whamsah-tray" / "weights")
     return dirs
 
