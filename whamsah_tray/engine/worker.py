@@ -89,9 +89,7 @@ class InferenceWorker:
     def _run(self) -> None:
         set_compute_threads(self.torch_threads)
         self.promoted = promote_current_thread()
-        taken_up = self._take_up(self._pipeline)
-        self._ready.set()
-        if not taken_up:
+        if not self._take_up(self._pipeline):
             return
         read_position = self.callback.position
         self._restart(read_position)
@@ -102,9 +100,7 @@ class InferenceWorker:
             if self._next_pipeline is not None:
                 self._pipeline, self._next_pipeline = self._next_pipeline, None
                 self.callback.valid = (1 << 62, 1 << 62)  # dry from now on, until the new mix is due
-                taken_up = self._take_up(self._pipeline)
-                self._ready.set()
-                if not taken_up:
+                if not self._take_up(self._pipeline):
                     return
                 self._restart(read_position)
             written = self.callback.position
@@ -129,14 +125,17 @@ class InferenceWorker:
                 self._publish(mixed)
 
     def _take_up(self, pipeline: SeparationPipeline) -> bool:
-        """Measure the pipeline's compute time and set the delay; False if the model failed."""
+        """Measure the pipeline's compute time and set the delay, then release whoever waits in
+        start() or swap(); False if the model failed."""
         try:
             pipeline.measure_compute()
+            self.callback.delay = delay_for(pipeline, self.margin)
+            return True
         except Exception as error:  # a model bug must not kill the audio: stay dry
             self._fail(error)
             return False
-        self.callback.delay = delay_for(pipeline, self.margin)
-        return True
+        finally:
+            self._ready.set()
 
     def _fail(self, error: BaseException) -> None:
         self.failure = error

@@ -44,8 +44,7 @@ def widen_into(network: MaskGRU, state: dict[str, torch.Tensor]) -> None:
     if hidden > wide:
         raise ValueError(f"cannot widen {hidden} units into {wide}")
     old = slice(0, hidden)  # the new units' incoming weights keep their initialisation
-    params = dict(network.named_parameters())
-    params.update(dict(network.named_buffers()))
+    params = network.state_dict()  # tensors sharing the network's storage: written in place
 
     params["feature_mean"].copy_(state["feature_mean"])
     params["feature_std"].copy_(state["feature_std"])
