@@ -159,6 +159,64 @@ def test_speed_changes_move_pitch_and_keep_a_coherent_mix_in_step():
         assert 995 < _frequency(plain.sample()[1][0]) < 1005
 
 
+def _level_at(audio: np.ndarray, frequency: float, rate: int = 44100) -> float:
+    """RMS-like level of the sinusoid at `frequency` in (frames,) audio."""
+    spectrum = np.abs(np.fft.rfft(audio)) * 2 / len(audio)
+    return float(spectrum[int(round(frequency * len(audio) / rate))])
+
+
+def test_random_eq_follows_a_smooth_curve_within_its_range_the_same_on_both_channels():
+    rng = np.random.default_rng(3)
+    length = 44100
+    t = np.arange(length) / 44100
+    tones = (100.0, 1000.0, 10000.0)  # whole cycles per second: exact rfft bins
+    audio = np.stack([sum(np.sin(2 * np.pi * f * t) for f in tones)] * 2).astype(np.float32)
+    for _ in range(5):
+        coloured = training_data.random_eq(audio, rng, 6.0)
+        assert coloured.shape == audio.shape and coloured.dtype == np.float32
+        np.testing.assert_allclose(coloured[0], coloured[1], atol=1e-6)
+        gains = [20 * np.log10(_level_at(coloured[0], f) / _level_at(audio[0], f)) for f in tones]
+        assert all(-6.01 <= g <= 6.01 for g in gains)
+        assert np.ptp(gains) > 0.1  # it does change the balance
+    flat = training_data.random_eq(audio, rng, 0.0)
+    np.testing.assert_allclose(flat, audio, atol=1e-5)
+
+
+def test_stereo_width_scales_the_side_and_keeps_the_mid():
+    rng = np.random.default_rng(0)
+    audio = rng.standard_normal((2, 1000)).astype(np.float32)
+    wider = training_data.scale_width(audio, 1.4)
+    np.testing.assert_allclose(wider.sum(0), audio.sum(0), atol=1e-5)
+    np.testing.assert_allclose(wider[0] - wider[1], 1.4 * (audio[0] - audio[1]), atol=1e-5)
+
+
+def test_a_second_accompaniment_joins_the_accompaniment_never_the_vocals():
+    """Vocals a 1 kHz tone, two accompaniment tracks at 300 Hz and 5 kHz: with a second
+    accompaniment in every mix, mixes hold both accompaniment tones, quieter second, and the
+    vocals stay the pure 1 kHz tone; the colouring options leave the vocals a 1 kHz tone too."""
+    length = 44100
+    t = np.arange(length * 2) / 44100
+    def tone(f):
+        return (0.2 * np.sin(2 * np.pi * f * t)).astype(np.float32)[:, None].repeat(2, axis=1)
+    sets = {"solo": training_data.StemSet(vocals=[tone(1000)]),
+            "instrumentals": training_data.StemSet(accompaniment=[tone(300), tone(5000)])}
+    sampler = training_data.MixSampler(sets, length, seed=4, noise_probability=0.0, silent_vocals_probability=0.0,
+                                       second_accompaniment_probability=1.0, eq_probability=1.0,
+                                       width_probability=1.0, width_range=(0.5, 1.5))
+    both = 0
+    for _ in range(12):
+        mixture, vocals = sampler.sample()
+        accompaniment = (mixture - vocals).sum(0)
+        assert _frequency(vocals[0]) == pytest.approx(1000, abs=2)
+        assert _level_at(accompaniment, 1000) < 1e-3 * _level_at(vocals.sum(0), 1000)
+        quiet, loud = sorted((_level_at(mixture[0] - vocals[0], f) ** 2 + _level_at(mixture[1] - vocals[1], f) ** 2
+                              for f in (300, 5000)))
+        if quiet > 1e-4 * loud:  # two different tracks (the same one twice gives one tone)
+            both += 1
+            assert -12.1 < 10 * np.log10(quiet / loud) < -2.9
+    assert both >= 3  # 12 draws of one of two tracks
+
+
 @pytest.mark.parametrize("speed_probability", [0.0, 1.0])
 def test_a_coherent_mix_of_stems_shorter_than_the_crop_stays_in_step(speed_probability):
     """Stems shorter than the crop are zero-padded: both stems of a coherent mix at the same offset

@@ -20,7 +20,12 @@ swap, mono sources panned into stereo, silence-aware cropping, levels from -32 t
 in half the mixes, a white noise floor between -105 and -75 dBFS (it belongs to the accompaniment).
 Optionally (`speed_range`, `speed_probability`) a tape-speed change of the stems (pitch and tempo
 together, by resampling): one factor for both stems of a coherent mix, one per stem otherwise.
-With only 88 full-band stereo excerpts this multiplies the distinct musdb-like mixes.
+Optionally (`eq_probability`, `eq_db`) each stem gets its own random equalisation (a smooth gain
+curve over log frequency, up to +-`eq_db` at seven points from 60 Hz to 16 kHz), the accompaniment
+a random stereo width (`width_probability`, `width_range`: its side signal scaled), and
+(`second_accompaniment_probability`) a second accompaniment from another track under the first.
+With only 88 full-band stereo excerpts (17 minutes of full-band accompaniment in all) these
+multiply the distinct musdb-like mixes: new timbres, stereo images and denser arrangements.
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.fft
 import soundfile
 import soxr
 from tqdm import tqdm
@@ -134,6 +140,27 @@ def _to_stereo(audio: np.ndarray, rng: np.random.Generator, max_pan: float) -> n
     return np.stack([audio[0] * np.cos(angle), audio[0] * np.sin(angle)]) * np.sqrt(2)
 
 
+EQ_POINTS_HZ = np.geomspace(60.0, 16000.0, 7)
+
+
+def random_eq(audio: np.ndarray, rng: np.random.Generator, max_db: float) -> np.ndarray:
+    """(channels, frames) -> the same audio through a random smooth zero-phase EQ, one curve for
+    both channels: gains drawn in [-max_db, max_db] at EQ_POINTS_HZ, linear in dB over log
+    frequency between them, flat beyond. Applied in the frequency domain over the whole crop
+    (the curve is smooth, so its impulse response is short and the circular wrap inaudible)."""
+    n = audio.shape[-1]
+    frequencies = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
+    gains_db = rng.uniform(-max_db, max_db, EQ_POINTS_HZ.size)
+    curve = 10 ** (np.interp(np.log(np.maximum(frequencies, 1.0)), np.log(EQ_POINTS_HZ), gains_db) / 20)
+    return np.fft.irfft(np.fft.rfft(audio, axis=-1) * curve, n=n, axis=-1).astype(np.float32)
+
+
+def scale_width(audio: np.ndarray, side_gain: float) -> np.ndarray:
+    """(2, frames) stereo with its side signal (L - R) / 2 scaled by `side_gain`; the mid kept."""
+    mid, side = (audio[0] + audio[1]) / 2, (audio[0] - audio[1]) / 2 * side_gain
+    return np.stack([mid + side, mid - side])
+
+
 def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)) + 1e-12))
 
@@ -147,9 +174,14 @@ class MixSampler:
     def __init__(self, sets: dict[str, StemSet], length: int, seed: int = 0,
                  coherent_probability: float = 0.3, silent_vocals_probability: float = 0.05,
                  noise_probability: float = 0.5, speed_range: tuple[float, float] = (1.0, 1.0),
-                 speed_probability: float = 0.0) -> None:
+                 speed_probability: float = 0.0, eq_probability: float = 0.0, eq_db: float = 6.0,
+                 width_probability: float = 0.0, width_range: tuple[float, float] = (1.0, 1.0),
+                 second_accompaniment_probability: float = 0.0) -> None:
         self.sets, self.length = sets, length
         self.speed_range, self.speed_probability = speed_range, speed_probability
+        self.eq_probability, self.eq_db = eq_probability, eq_db
+        self.width_probability, self.width_range = width_probability, width_range
+        self.second_accompaniment_probability = second_accompaniment_probability
         self.rng = np.random.default_rng(seed)
         self.coherent_probability = coherent_probability
         self.silent_vocals_probability = silent_vocals_probability
@@ -233,6 +265,11 @@ class MixSampler:
                 rng, 0.6)
             ratio_db = rng.uniform(-10, 4)
             vocals *= 10 ** (ratio_db / 20) * _rms(accompaniment) / _rms(vocals)
+        vocals, accompaniment = self._colour(vocals), self._colour(accompaniment)
+        if self.width_probability and rng.random() < self.width_probability:
+            accompaniment = scale_width(accompaniment, rng.uniform(*self.width_range))
+        if self.second_accompaniment_probability and rng.random() < self.second_accompaniment_probability:
+            accompaniment = accompaniment + self._second_accompaniment(_rms(accompaniment))
         if rng.random() < self.silent_vocals_probability:
             vocals[:] = 0.0
         if rng.random() < 0.5:
@@ -247,6 +284,20 @@ class MixSampler:
             mixture += rng.standard_normal(mixture.shape).astype(np.float32) * 10 ** (rng.uniform(-105, -75) / 20)
         # float32 (mono sources come out of _to_stereo in float64); no copy when already so
         return mixture.astype(np.float32, copy=False), (vocals * gain).astype(np.float32, copy=False)
+
+    def _colour(self, stem: np.ndarray) -> np.ndarray:
+        if self.eq_probability and self.rng.random() < self.eq_probability:
+            return random_eq(stem, self.rng, self.eq_db)
+        return stem
+
+    def _second_accompaniment(self, level: float) -> np.ndarray:
+        """Another accompaniment, from 12 to 3 dB under `level` (the first one's RMS)."""
+        names, p = self.accompaniment_sets
+        stems = self.sets[names[self.rng.choice(len(names), p=p)]]
+        other = self._colour(_to_stereo(
+            self._crop(stems.accompaniment[self.rng.integers(len(stems.accompaniment))], speed=self._speed())[0],
+            self.rng, 0.6))
+        return other * (10 ** (self.rng.uniform(-12, -3) / 20) * level / _rms(other))
 
     def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:
         pairs = [self.sample() for _ in range(size)]
