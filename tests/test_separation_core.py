@@ -25,8 +25,8 @@ from whamsah_tray.separation.registry import sha256_of
 SMALL = {"hidden": 32, "gru_layers": 1}
 
 
-def random_model(seed: int = 0):
-    model = create_untrained_model("mask-gru", SMALL, seed=seed)
+def random_model(seed: int = 0, **config):
+    model = create_untrained_model("mask-gru", {**SMALL, **config}, seed=seed)
     # Random standardisation too, so the masks really vary with the input.
     with torch.no_grad():
         model.network.feature_std.uniform_(0.05, 0.5, generator=torch.Generator().manual_seed(seed))
@@ -114,9 +114,10 @@ def test_reset_forgets_the_past():
     np.testing.assert_array_equal(first, again)
 
 
-def test_streaming_equals_whole_sequence_training_path():
+@pytest.mark.parametrize("config", [{}, {"phase_bins": 40}])
+def test_streaming_equals_whole_sequence_training_path(config):
     """The trainer runs masks() over a whole sequence; the engine runs it a hop at a time."""
-    model = random_model()
+    model = random_model(**config)
     network = model.network
     audio = noise(2048 + 99 * 512, 2)
     history = network.n_fft - network.hop  # the stream starts with this much silence in its frames
@@ -134,7 +135,7 @@ def test_streaming_equals_whole_sequence_training_path():
 
 
 @pytest.mark.parametrize("config", [{}, {"gru_layers": 1, "conv_kernel": 5, "lookahead": 2}, {"power_floor": 1e-6},
-                                    {"hidden": 384, "power_floor": 1e-6}])
+                                    {"hidden": 384, "power_floor": 1e-6}, {"phase_bins": 128, "power_floor": 1e-6}])
 def test_numpy_inference_path_equals_the_torch_stream(config):
     """The live path (numpy) and the training path (torch) of the default architecture at its
     full size: the same numbers for any split of the input into hops, batch of 2 (a 4-channel

@@ -237,11 +237,11 @@ def test_a_coherent_mix_of_stems_shorter_than_the_crop_stays_in_step(speed_proba
     assert len(offsets) > 1  # the padding offset is still drawn at random
 
 
-@pytest.mark.parametrize("layers", [1, 2])
-def test_a_widened_mask_gru_computes_the_narrow_ones_masks_and_then_learns(layers):
-    """--init-from with narrower weights: the wide network's masks equal the narrow one's at the
-    start (to float rounding), and one training step moves the new units' outgoing weights off
-    zero, so the new capacity is used."""
+@pytest.mark.parametrize("layers, phase_bins", [(1, 0), (2, 0), (2, 16)])
+def test_a_widened_mask_gru_computes_the_narrow_ones_masks_and_then_learns(layers, phase_bins):
+    """--init-from with narrower weights (and without phase features): the wide network's masks
+    equal the narrow one's at the start (to float rounding), and one training step moves the new
+    units' outgoing weights (and the new features' weights) off zero, so the new capacity is used."""
     from whamsah_tray.training.losses import separation_loss
     from whamsah_tray.training.widen import load_initial_weights
 
@@ -252,8 +252,11 @@ def test_a_widened_mask_gru_computes_the_narrow_ones_masks_and_then_learns(layer
         narrow.feature_mean.uniform_(-0.5, 0.5)
         for parameter in narrow.parameters():  # not the initial biases of zero: a real-looking net
             parameter.add_(0.05 * torch.randn_like(parameter))
-    wide = build_network("mask-gru", {"hidden": 40, "gru_layers": layers, "power_floor": 1e-6})
-    assert load_initial_weights(wide, narrow.state_dict()) == "widened from 24 to 40 hidden units"
+    wide = build_network("mask-gru", {"hidden": 40, "gru_layers": layers, "power_floor": 1e-6, "phase_bins": phase_bins})
+    expected_how = "widened from 24 to 40 hidden units"
+    if phase_bins:
+        expected_how = f"{2 * phase_bins} new input features, unused at first, " + expected_how
+    assert load_initial_weights(wide, narrow.state_dict()) == expected_how
     mixture = 0.1 * torch.randn(2, 2, 2048 + 29 * 512)
     vocals = 0.5 * mixture + 0.02 * torch.randn_like(mixture)
     spec = narrow.stft(mixture)
@@ -269,6 +272,31 @@ def test_a_widened_mask_gru_computes_the_narrow_ones_masks_and_then_learns(layer
     loss.backward()
     optimizer.step()
     assert wide.head[2].weight[:, 24:].abs().max() > 0
+    if phase_bins:
+        assert wide.project.weight[:, -2 * phase_bins:].abs().max() > 0
+
+
+def test_phase_features_give_a_partials_offset_from_its_bin_centre():
+    """A sinusoid a quarter bin above bin 20's centre advances its phase by 2 pi * 0.25 * hop /
+    n_fft more per hop than bin 20's centre frequency would (and by 2 pi * (20.25 - k) * hop /
+    n_fft more than bin k's): the feature's angle in bins 19-21 (where its energy is); a bin far
+    from it gives ~0; the first frame (no previous frame) gives 0."""
+    from whamsah_tray.separation.models.mask_gru import phase_advance
+
+    network = build_network("mask-gru", {"hidden": 16, "gru_layers": 1, "phase_bins": 64})
+    n_fft, hop = network.n_fft, network.hop
+    t = torch.arange(n_fft + 9 * hop, dtype=torch.float64)
+    tone = (0.2 * torch.cos(2 * torch.pi * (20.25 / n_fft) * t)).float()
+    spec = network.stft(torch.stack([tone, tone])[None])
+    mid = spec[:, 0, :64] + spec[:, 1, :64]
+    features = phase_advance(mid, torch.zeros(1, 64, 1, dtype=torch.complex64), hop, n_fft)[0]  # (128, T)
+    angle = torch.atan2(features[64:], features[:64])
+    for k in (19, 20, 21):
+        expected = 2 * torch.pi * (20.25 - k) * hop / n_fft
+        torch.testing.assert_close(angle[k, 1:], torch.full_like(angle[k, 1:], expected), atol=1e-3, rtol=0)
+        assert torch.hypot(features[k, 1:], features[64 + k, 1:]).min() > 0.5  # salient
+    assert features[:, 0].abs().max() == 0
+    assert torch.hypot(features[50, 1:], features[114, 1:]).max() < 0.05  # far from the partial
 
 
 def test_the_power_floor_makes_quiet_bands_independent_of_their_noise():

@@ -73,11 +73,31 @@ def widen_into(network: MaskGRU, state: dict[str, torch.Tensor]) -> None:
     params["head.2.bias"].copy_(state["head.2.bias"])
 
 
+def with_more_inputs(network: MaskGRU, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """`state` of a mask-gru with fewer input features (e.g. without phase features): the new
+    features' projection weights zero, their standardisation 0 / 1, so the masks are unchanged."""
+    extra = network.feature_mean.shape[0] - state["feature_mean"].shape[0]
+    weight = state["project.weight"]
+    return {**state,
+            "feature_mean": torch.cat([state["feature_mean"], weight.new_zeros(extra, 1)]),
+            "feature_std": torch.cat([state["feature_std"], weight.new_ones(extra, 1)]),
+            "project.weight": torch.cat([weight, weight.new_zeros(weight.shape[0], extra, 1)], dim=1)}
+
+
 def load_initial_weights(network: torch.nn.Module, state: dict[str, torch.Tensor]) -> str:
-    """Load `state` into `network`: as it is, or widened when the network is a wider mask-gru.
-    Returns a line saying which."""
-    if isinstance(network, MaskGRU) and "project.weight" in state and hidden_size(state) < network.hidden:
+    """Load `state` into `network`: as it is, or grown when the network is a mask-gru with more
+    input features (new ones start unused) and/or more hidden units. Returns a line saying which."""
+    if not isinstance(network, MaskGRU) or "project.weight" not in state:
+        network.load_state_dict(state)
+        return "loaded as it is"
+    how = []
+    extra = network.feature_mean.shape[0] - state["feature_mean"].shape[0]
+    if extra > 0:
+        state = with_more_inputs(network, state)
+        how.append(f"{extra} new input features, unused at first")
+    if hidden_size(state) < network.hidden:
         widen_into(network, state)
-        return f"widened from {hidden_size(state)} to {network.hidden} hidden units"
-    network.load_state_dict(state)
-    return "loaded as it is"
+        how.append(f"widened from {hidden_size(state)} to {network.hidden} hidden units")
+    else:
+        network.load_state_dict(state)
+    return ", ".join(how) or "loaded as it is"

@@ -53,6 +53,8 @@ class NumpyMaskGRU:
         self.band_of_bin = model.features.band_of_bin.cpu().numpy()
         self.band_starts = np.flatnonzero(np.diff(self.band_of_bin, prepend=-1))  # first bin of each band
         self.band_floor = _f32(model.features.band_floor)
+        self.phase_bins = model.phase_bins
+        self.phase_centre = np.exp(-2j * np.pi * np.arange(self.phase_bins) * self.hop / self.n_fft).astype(np.complex64)
         # Standardisation folded into the projection: W (x - m) / s + b = (W / s) x + (b - W m / s).
         mean, std = _f32(model.feature_mean)[:, 0], _f32(model.feature_std)[:, 0]
         project_w = _f32(model.project.weight)[:, :, 0] / std
@@ -81,6 +83,7 @@ class NumpyMaskGRU:
             "pending_spec": np.zeros((batch, 2, self.lookahead, self.n_bins), np.complex64),
             "conv": np.zeros((batch, self.kernel - 1, self.hidden), np.float32),
             "gru": np.zeros((len(self.gru), batch, self.hidden), np.float32),
+            "phase": np.zeros((batch, 1, self.phase_bins), np.complex64),
         }
 
     def stream(self, x: np.ndarray, state: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
@@ -92,7 +95,7 @@ class NumpyMaskGRU:
         frames = np.lib.stride_tricks.sliding_window_view(signal, self.n_fft, axis=-1)[:, :, ::self.hop]
         spec = scipy.fft.rfft(frames * self.window, axis=-1)              # (B, 2, n, bins) complex64
 
-        encoded, conv_state = self._encode(spec, state["conv"])         # (B, n, hidden)
+        encoded, conv_state, phase_state = self._encode(spec, state["conv"], state["phase"])  # (B, n, hidden)
         recurrent, gru_state = self._recur(encoded, state["gru"])
         head = _gelu(np.concatenate([recurrent, encoded], axis=-1) @ self.head1_wt + self.head1_b)
         band_mask = _sigmoid(head @ self.head2_wt + self.head2_b).reshape(batch, n, 2, self.n_bands)
@@ -111,12 +114,15 @@ class NumpyMaskGRU:
             "pending_spec": history[:, :, n:].copy(),
             "conv": conv_state,
             "gru": gru_state,
+            "phase": phase_state,
         }
         return out[..., :n_samples], new_state
 
-    def _encode(self, spec: np.ndarray, carried: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Band features -> projection -> time convolution over the carried frames and these
-        (the last one is the look-ahead) -> GELU. Returns (B, n, hidden) and the frames to carry."""
+    def _encode(self, spec: np.ndarray, carried: np.ndarray,
+                previous_mid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Band features (and phase advances) -> projection -> time convolution over the carried
+        frames and these (the last one is the look-ahead) -> GELU. Returns (B, n, hidden), the
+        frames to carry and the last frame's low mid bins."""
         n = spec.shape[2]
         left, right = spec[:, 0], spec[:, 1]                             # (B, n, bins)
         per_bin = np.stack([left.real ** 2 + left.imag ** 2, right.real ** 2 + right.imag ** 2,
@@ -125,12 +131,18 @@ class NumpyMaskGRU:
         total = bands[:, :, 0] + bands[:, :, 1] + self.band_floor
         features = np.concatenate([total ** np.float32(0.15), 2.0 * bands[:, :, 2] / total,
                                    (bands[:, :, 0] - bands[:, :, 1]) / total], axis=-1)
+        mid = left[..., :self.phase_bins] + right[..., :self.phase_bins]  # (B, n, P)
+        if self.phase_bins:
+            z = mid * np.concatenate([previous_mid, mid[:, :-1]], axis=1).conj() * self.phase_centre
+            size = np.abs(z)
+            z /= size + np.float32(0.1) * size.mean(axis=-1, keepdims=True) + np.float32(1e-8)
+            features = np.concatenate([features, z.real, z.imag], axis=-1)
         projected = features @ self.project_wt + self.project_b         # (B, n, hidden)
         sequence = np.concatenate([carried, projected], axis=1)        # (B, kernel - 1 + n, hidden)
         encoded = sequence[:, :n] @ self.conv_wt[0] + self.conv_b
         for j in range(1, self.kernel):
             encoded += sequence[:, j:j + n] @ self.conv_wt[j]
-        return _gelu(encoded), sequence[:, n:].copy()
+        return _gelu(encoded), sequence[:, n:].copy(), mid[:, n - 1:].copy()
 
     def _recur(self, sequence: np.ndarray, h0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """torch.nn.GRU (gates in r, z, n order), layer by layer over the n frames."""
