@@ -10,6 +10,7 @@ import threading
 import time
 
 import numpy as np
+import torch
 import pytest
 
 from whamsah_tray.engine.callback import AudioCallback
@@ -158,6 +159,38 @@ def test_the_model_s_compute_time_is_measured_and_leaves_the_pipeline_as_new(ran
     fresh = SeparationPipeline(StreamingSeparator(random_model, channels=2), RATE, 2, LevelRamp(RATE))
     x = noise(RATE // 2, seed=3)
     np.testing.assert_array_equal(measured.process(x), fresh.process(x))
+
+
+def test_a_model_s_compute_time_is_measured_once_per_model_channels_and_threads():
+    """A second session with the same loaded model takes the first one's measurement (WHAMSAHNet's
+    costs ~1 s before a file starts); other channels or another thread count measure again."""
+    model = create_untrained_model("mask-gru", {"hidden": 32, "gru_layers": 1}, seed=4)
+    calls = []
+
+    class CountingSeparator(StreamingSeparator):
+        def process(self, block):
+            calls.append(len(block))
+            return super().process(block)
+
+    def measure(channels: int) -> SeparationPipeline:
+        pipeline = SeparationPipeline(CountingSeparator(model, channels=channels), RATE, channels, LevelRamp(RATE))
+        pipeline.measure_compute()
+        return pipeline
+
+    first = measure(2)
+    assert calls and first.compute_frames > 0
+    calls.clear()
+    assert measure(2).compute_frames == first.compute_frames and not calls
+    measure(1)
+    assert calls
+    calls.clear()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1 if threads > 1 else 2)
+    try:
+        measure(2)
+    finally:
+        torch.set_num_threads(threads)
+    assert calls
 
 
 def test_a_chunked_model_s_compute_time_is_in_the_delay_so_no_hop_plays_dry():

@@ -20,9 +20,11 @@ from __future__ import annotations
 
 import math
 import time
+import weakref
 
 import numpy as np
 import soxr
+import torch
 
 from whamsah_tray.engine.levels import LevelRamp
 
@@ -38,6 +40,10 @@ MAX_CHUNK = 4096  # frames per separator call; larger inputs are cut
 # headroom for a busier machine; at most MAX_COMPUTE_S (a model slower than that cannot run live).
 COMPUTE_HEADROOM = 2.5
 MAX_COMPUTE_S = 1.0
+# A model's measured hop time, per loaded network, channel count and torch thread count: measured
+# once per loaded model, not at each session (WHAMSAHNet's measurement takes ~1 s, during which a
+# file would wait to start). Forgotten with the model.
+_measured_hop_s: "weakref.WeakKeyDictionary[object, dict[tuple[int, int], float]]" = weakref.WeakKeyDictionary()
 
 
 class DelayLine:
@@ -98,9 +104,20 @@ class SeparationPipeline:
     def measure_compute(self) -> None:
         """Time the model's work for one hop, on the calling thread with its compute threads (the
         worker's, before it uses this pipeline), and keep it in `compute_frames`: the fastest of
-        three warm hops, times COMPUTE_HEADROOM, in device frames. Resets the separator after."""
+        three warm hops, times COMPUTE_HEADROOM, in device frames. Resets the separator after.
+        A model already measured with these channels and threads is not measured again."""
         if self.separator is None:
             return
+        separator = self.separator
+        per_setting = _measured_hop_s.setdefault(separator.network, {})
+        setting = (self.channels, torch.get_num_threads())
+        if setting not in per_setting:
+            per_setting[setting] = self._time_one_hop()
+        compute_s = min(COMPUTE_HEADROOM * per_setting[setting], MAX_COMPUTE_S)
+        self.compute_frames = math.ceil(compute_s * self.device_rate)
+
+    def _time_one_hop(self) -> float:
+        """Seconds for one hop: the fastest of three, warm, on noise; the separator reset after."""
         separator, hop = self.separator, self.separator.hop
         rng = np.random.default_rng(0)
         def feed(frames: int) -> None:  # noise, not silence: the separator skips digital silence
@@ -111,9 +128,8 @@ class SeparationPipeline:
             started = time.perf_counter()
             feed(hop)
             fastest = min(fastest, time.perf_counter() - started)
-        compute_s = min(COMPUTE_HEADROOM * fastest, MAX_COMPUTE_S)
-        self.compute_frames = math.ceil(compute_s * self.device_rate)
         self.reset()
+        return fastest
 
     def process(self, block: np.ndarray) -> np.ndarray:
         """block (frames, channels) float32 at the device rate -> output frames at the device rate.
