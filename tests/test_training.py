@@ -366,3 +366,21 @@ def test_a_tiny_training_run_checkpoints_resumes_and_exports_an_installable_mode
     assert training_export.main([str(tmp_path / "later" / "last.pt"), "--name", "tiny-rt2",
                                  "--weights-dir", str(weights_dir)]) == 0
     assert json.loads((weights_dir / "tiny-rt2.json").read_text())["figures"]["training"]["steps"] == 5 + 4
+
+
+def test_averaging_checkpoints_averages_the_weights_and_keeps_the_last_ones_record(tmp_path):
+    from whamsah_tray.training.average import main as average_main
+    from whamsah_tray.training.train import save_checkpoint
+
+    paths = []
+    for i, scale in enumerate((1.0, 3.0)):
+        network = build_network("mask-gru", {"hidden": 8, "gru_layers": 1})
+        with torch.no_grad():
+            for parameter in network.parameters():
+                parameter.fill_(scale)
+        paths.append(tmp_path / f"{i}.pt")
+        save_checkpoint(paths[-1], model=network.state_dict(), step=10 * (i + 1), elapsed=1.0, config={"name": "x"})
+    assert average_main([str(tmp_path / "avg.pt"), *map(str, paths)]) == 0
+    averaged = torch.load(tmp_path / "avg.pt", weights_only=False)
+    assert averaged["step"] == 20 and averaged["averaged_steps"] == [10, 20]
+    assert torch.equal(averaged["model"]["project.weight"], torch.full_like(averaged["model"]["project.weight"], 2.0))

@@ -1,0 +1,44 @@
+"""Average the model weights of several checkpoints of one run (the last ones, at a low learning
+rate) into one checkpoint: typically a little better than any one of them.
+
+    python -m whamsah_tray.training.average runs/RUN/avg.pt runs/RUN/snap_A.pt ... runs/RUN/last.pt
+
+Floating-point tensors are averaged; everything else (step, elapsed time, config, optimiser) is
+taken from the last checkpoint named. Export the result with `python -m whamsah_tray.training.export`.
+Never imported by the app.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import torch
+
+from whamsah_tray.training.train import save_checkpoint
+
+
+def average_checkpoints(paths: list[Path]) -> dict:
+    checkpoints = [torch.load(path, map_location="cpu", weights_only=False) for path in paths]
+    last = checkpoints[-1]
+    if any(c["model"].keys() != last["model"].keys() for c in checkpoints):
+        raise ValueError("the checkpoints hold different networks")
+    last["model"] = {name: sum(c["model"][name] for c in checkpoints) / len(checkpoints)
+                     if tensor.is_floating_point() else tensor for name, tensor in last["model"].items()}
+    last["averaged_steps"] = [c["step"] for c in checkpoints]
+    return last
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("output", type=Path)
+    parser.add_argument("checkpoints", type=Path, nargs="+")
+    args = parser.parse_args(argv)
+    averaged = average_checkpoints(args.checkpoints)
+    save_checkpoint(args.output, **averaged)
+    print(f"averaged the weights of steps {averaged['averaged_steps']} into {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
