@@ -108,8 +108,7 @@ class SeparationPipeline:
         A model already measured with these channels and threads is not measured again."""
         if self.separator is None:
             return
-        separator = self.separator
-        per_setting = _measured_hop_s.setdefault(separator.network, {})
+        per_setting = _measured_hop_s.setdefault(self.separator.network, {})
         setting = (self.channels, torch.get_num_threads())
         if setting not in per_setting:
             per_setting[setting] = self._time_one_hop()

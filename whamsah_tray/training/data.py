@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import scipy.fft
 import soundfile
 import soxr
 from tqdm import tqdm
@@ -254,15 +253,8 @@ class MixSampler:
             ratio_db = rng.uniform(-4, 4)
             vocals *= 10 ** (ratio_db / 20)
         else:
-            names, p = self.vocal_sets
-            stems = self.sets[names[rng.choice(len(names), p=p)]]
-            vocals = _to_stereo(self._crop(stems.vocals[rng.integers(len(stems.vocals))], speed=self._speed())[0],
-                                rng, 0.3)
-            names, p = self.accompaniment_sets
-            stems = self.sets[names[rng.choice(len(names), p=p)]]
-            accompaniment = _to_stereo(
-                self._crop(stems.accompaniment[rng.integers(len(stems.accompaniment))], speed=self._speed())[0],
-                rng, 0.6)
+            vocals = self._draw(self.vocal_sets, "vocals", 0.3)
+            accompaniment = self._draw(self.accompaniment_sets, "accompaniment", 0.6)
             ratio_db = rng.uniform(-10, 4)
             vocals *= 10 ** (ratio_db / 20) * _rms(accompaniment) / _rms(vocals)
         vocals, accompaniment = self._colour(vocals), self._colour(accompaniment)
@@ -290,13 +282,15 @@ class MixSampler:
             return random_eq(stem, self.rng, self.eq_db)
         return stem
 
+    def _draw(self, weighted_sets: tuple[list[str], np.ndarray], kind: str, max_pan: float) -> np.ndarray:
+        """A stereo crop of one `kind` stem ("vocals" or "accompaniment") of a set drawn by weight."""
+        names, p = weighted_sets
+        stems = getattr(self.sets[names[self.rng.choice(len(names), p=p)]], kind)
+        return _to_stereo(self._crop(stems[self.rng.integers(len(stems))], speed=self._speed())[0], self.rng, max_pan)
+
     def _second_accompaniment(self, level: float) -> np.ndarray:
         """Another accompaniment, from 12 to 3 dB under `level` (the first one's RMS)."""
-        names, p = self.accompaniment_sets
-        stems = self.sets[names[self.rng.choice(len(names), p=p)]]
-        other = self._colour(_to_stereo(
-            self._crop(stems.accompaniment[self.rng.integers(len(stems.accompaniment))], speed=self._speed())[0],
-            self.rng, 0.6))
+        other = self._colour(self._draw(self.accompaniment_sets, "accompaniment", 0.6))
         return other * (10 ** (self.rng.uniform(-12, -3) / 20) * level / _rms(other))
 
     def batch(self, size: int) -> tuple[np.ndarray, np.ndarray]:

@@ -74,7 +74,8 @@ class SpectralObjective:
         features = []
         for _ in range(batches):
             mixture, _ = sampler.batch(8)
-            features.append(network.input_features(network.stft(torch.from_numpy(mixture)), network.init_net_state(8))[0])
+            features.append(network.input_features(network.stft(torch.from_numpy(mixture)),
+                                                    network.init_net_state(len(mixture)))[0])
         features = torch.cat(features, dim=-1).transpose(0, 1).flatten(1)  # (features, all frames)
         network.feature_mean.copy_(features.mean(1, keepdim=True))
         network.feature_std.copy_(features.std(1, keepdim=True).clamp_min(1e-3))

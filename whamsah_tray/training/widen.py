@@ -73,10 +73,9 @@ def widen_into(network: MaskGRU, state: dict[str, torch.Tensor]) -> None:
     params["head.2.bias"].copy_(state["head.2.bias"])
 
 
-def with_more_inputs(network: MaskGRU, state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-    """`state` of a mask-gru with fewer input features (e.g. without phase features): the new
+def with_more_inputs(state: dict[str, torch.Tensor], extra: int) -> dict[str, torch.Tensor]:
+    """`state` of a mask-gru given `extra` input features more (e.g. phase features): the new
     features' projection weights zero, their standardisation 0 / 1, so the masks are unchanged."""
-    extra = network.feature_mean.shape[0] - state["feature_mean"].shape[0]
     weight = state["project.weight"]
     return {**state,
             "feature_mean": torch.cat([state["feature_mean"], weight.new_zeros(extra, 1)]),
@@ -93,7 +92,7 @@ def load_initial_weights(network: torch.nn.Module, state: dict[str, torch.Tensor
     how = []
     extra = network.feature_mean.shape[0] - state["feature_mean"].shape[0]
     if extra > 0:
-        state = with_more_inputs(network, state)
+        state = with_more_inputs(state, extra)
         how.append(f"{extra} new input features, unused at first")
     if hidden_size(state) < network.hidden:
         widen_into(network, state)

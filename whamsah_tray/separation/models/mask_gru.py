@@ -37,6 +37,7 @@ from whamsah_tray.separation.models.spectral import SpectralMaskModel
 DEFAULT_BAND_GROUPS = ((0, 128, 1), (128, 256, 2), (256, 512, 4), (512, 1024, 8))
 FEATURES_PER_BAND = 3
 EPS = 1e-8
+SALIENCE_FLOOR = 0.1  # phase features: a bin's weight is |z| / (|z| + this * mean |z| over the bins)
 
 
 class BandFeatures(nn.Module):
@@ -109,7 +110,7 @@ def phase_advance(mid: torch.Tensor, previous: torch.Tensor, hop: int, n_fft: in
     centre = torch.polar(torch.ones_like(bins), -2 * torch.pi * bins * hop / n_fft)[:, None]
     z = mid * torch.cat([previous, mid[..., :-1]], dim=-1).conj() * centre
     size = z.abs()
-    weighted = z / (size + 0.1 * size.mean(dim=1, keepdim=True) + EPS)
+    weighted = z / (size + SALIENCE_FLOOR * size.mean(dim=1, keepdim=True) + EPS)
     return torch.cat([weighted.real, weighted.imag], dim=1)
 
 

@@ -22,6 +22,8 @@ import numpy as np
 import scipy.fft
 import scipy.special
 
+from whamsah_tray.separation.models.mask_gru import EPS, SALIENCE_FLOOR
+
 _SQRT_HALF = np.float32(np.sqrt(0.5))
 
 
@@ -135,7 +137,7 @@ class NumpyMaskGRU:
         if self.phase_bins:
             z = mid * np.concatenate([previous_mid, mid[:, :-1]], axis=1).conj() * self.phase_centre
             size = np.abs(z)
-            z /= size + np.float32(0.1) * size.mean(axis=-1, keepdims=True) + np.float32(1e-8)
+            z /= size + np.float32(SALIENCE_FLOOR) * size.mean(axis=-1, keepdims=True) + np.float32(EPS)
             features = np.concatenate([features, z.real, z.imag], axis=-1)
         projected = features @ self.project_wt + self.project_b         # (B, n, hidden)
         sequence = np.concatenate([carried, projected], axis=1)        # (B, kernel - 1 + n, hidden)
