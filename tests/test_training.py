@@ -276,6 +276,38 @@ def test_a_widened_mask_gru_computes_the_narrow_ones_masks_and_then_learns(layer
         assert wide.project.weight[:, -2 * phase_bins:].abs().max() > 0
 
 
+@pytest.mark.parametrize("lookahead", [0, 1])
+def test_the_band_loss_gives_the_per_bin_losss_value_and_gradients(lookahead):
+    """band_separation_loss (per-band sums, what training uses for mask-gru) against
+    separation_loss on the same masks spread over the bins: same SDRs, same gradients. A loss that
+    dropped the cross term, a bin or the look-ahead shift would differ by far more than rounding."""
+    from whamsah_tray.training.losses import band_separation_loss, separation_loss
+
+    torch.manual_seed(0)
+    network = build_network("mask-gru", {"hidden": 32, "gru_layers": 1, "phase_bins": 8, "lookahead": lookahead})
+    with torch.no_grad():
+        for parameter in network.head.parameters():  # masks spread over (0, 1), not all 0.5
+            parameter.normal_(0, 0.3)
+    mixture = 0.1 * torch.randn(2, 2, 2048 + 199 * 512)
+    vocals = 0.6 * mixture + 0.03 * torch.randn_like(mixture)
+    spec, vocals_spec = network.stft(mixture), network.stft(vocals)
+
+    def run(loss_of):
+        network.zero_grad()
+        loss, figures = loss_of()
+        loss.backward()
+        return loss.item(), figures, [p.grad.clone() for p in network.parameters()]
+
+    expected = run(lambda: separation_loss(spec, vocals_spec, network.masks(spec, None)[0], lookahead))
+    got = run(lambda: band_separation_loss(network.features, spec, vocals_spec,
+                                           network.band_masks(spec, None)[0], lookahead))
+    assert got[0] == pytest.approx(expected[0], abs=1e-4)
+    assert got[1] == pytest.approx(expected[1], abs=1e-4)
+    assert expected[1]["vocals_sdr"] != pytest.approx(expected[1]["accompaniment_sdr"], abs=0.1)
+    for a, b in zip(expected[2], got[2]):
+        torch.testing.assert_close(b, a, atol=1e-5 * a.abs().max().item(), rtol=0)
+
+
 def test_phase_features_give_a_partials_offset_from_its_bin_centre():
     """A sinusoid a quarter bin above bin 20's centre advances its phase by 2 pi * 0.25 * hop /
     n_fft more per hop than bin 20's centre frequency would (and by 2 pi * (20.25 - k) * hop /
@@ -361,7 +393,8 @@ def test_a_tiny_training_run_checkpoints_resumes_and_exports_an_installable_mode
     # A later session continues from the installed weights, and resumes that run in turn: the
     # manifest still counts the earlier run's steps.
     later = common[:-3] + [str(tmp_path / "later"), "--threads", "1", "--init-from", str(weights_dir / "tiny-rt.pt")]
-    assert training_main.main(later + ["--max-steps", "2"]) == 0
+    assert training_main.main(later + ["--max-steps", "2", "--seed", "41"]) == 0
+    assert torch.load(tmp_path / "later" / "last.pt", weights_only=False)["config"]["seed"] == 41
     assert training_main.main(later + ["--resume", "--max-steps", "4"]) == 0
     assert training_export.main([str(tmp_path / "later" / "last.pt"), "--name", "tiny-rt2",
                                  "--weights-dir", str(weights_dir)]) == 0

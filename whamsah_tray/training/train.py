@@ -59,6 +59,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="with --init-from: measure the input standardisation again on this run's "
                              "training mixes (after a change of input features or data)")
     parser.add_argument("--hours", type=float, help="training time of the whole run (overrides the config)")
+    parser.add_argument("--seed", type=int, help="the run's random seed (overrides the config's)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (smoke tests)")
     args = parser.parse_args(argv)
@@ -68,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     config = json.loads(args.config.read_text())
     if args.hours:
         config["hours"] = args.hours
+    if args.seed is not None:
+        config["seed"] = args.seed
     run = args.run or Path("runs") / config["name"]
     run.mkdir(parents=True, exist_ok=True)
     if args.threads:

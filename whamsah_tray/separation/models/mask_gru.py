@@ -166,8 +166,10 @@ class MaskGRU(SpectralMaskModel):
             features = torch.cat([features, phase_advance(mid, net_state["phase"], self.hop, self.n_fft)], dim=1)
         return features, mid[..., -1:]
 
-    def masks(self, spec: torch.Tensor, net_state: Any) -> tuple[torch.Tensor, Any]:
-        batch, _, bins, n_frames = spec.shape
+    def band_masks(self, spec: torch.Tensor, net_state: Any) -> tuple[torch.Tensor, Any]:
+        """Like `masks`, one value per band: (B, 2, bands, T). Training computes its loss on
+        these (losses.band_separation_loss) without spreading them over the bins."""
+        batch = spec.shape[0]
         if net_state is None:
             net_state = self.init_net_state(batch)
         features, last_mid = self.input_features(spec, net_state)
@@ -176,8 +178,11 @@ class MaskGRU(SpectralMaskModel):
         encoded = self.encoder(projected).transpose(1, 2)                # (B, T, hidden)
         recurrent, gru_state = self.gru(encoded, net_state["gru"])
         logits = self.head(torch.cat([recurrent, encoded], dim=-1))    # (B, T, 2 * bands)
-        band_mask = torch.sigmoid(logits).unflatten(-1, (2, -1))           # (B, T, 2, bands)
-        mask = self.features.expand(band_mask).permute(0, 2, 3, 1)         # (B, 2, bins, T)
+        band_mask = torch.sigmoid(logits).unflatten(-1, (2, -1)).permute(0, 2, 3, 1)  # (B, 2, bands, T)
         new_state = {"conv": projected[..., projected.shape[-1] - (self.conv_kernel - 1):], "gru": gru_state,
                      "phase": last_mid}
-        return mask, new_state
+        return band_mask, new_state
+
+    def masks(self, spec: torch.Tensor, net_state: Any) -> tuple[torch.Tensor, Any]:
+        band_mask, new_state = self.band_masks(spec, net_state)
+        return band_mask[:, :, self.features.band_of_bin], new_state  # (B, 2, bins, T)
