@@ -358,7 +358,7 @@ def _tiny_config(tmp_path: Path) -> Path:
         "model": {"hidden": 16, "gru_layers": 1, "conv_kernel": 3, "lookahead": 1, "power_floor": 1e-6},
         "batch_size": 2, "segment_frames": 16, "learning_rate": 1e-3, "weight_decay": 1e-4,
         "warmup_steps": 2, "final_lr_fraction": 0.1, "hours": 1.0, "checkpoint_minutes": 5,
-        "validate_minutes": 60, "seed": 1,
+        "validate_minutes": 60, "seed": 1, "snapshot_minutes": 1e-9,  # a snapshot at every step
         "mixing": {"speed_range": [0.9, 1.1], "speed_probability": 0.5},
     }
     path = tmp_path / "tiny.json"
@@ -373,6 +373,9 @@ def test_a_tiny_training_run_checkpoints_resumes_and_exports_an_installable_mode
     assert training_main.main(common + ["--max-steps", "3"]) == 0
     first = torch.load(run / "last.pt", weights_only=False)
     assert first["step"] == 3 and (run / "best.pt").exists()
+    snapshots = sorted(run.glob("snap_*.pt"))
+    assert [torch.load(path, weights_only=False)["step"] for path in snapshots] == [1, 2, 3]
+    assert all(torch.equal(torch.load(snapshots[-1], weights_only=False)["model"][k], v) for k, v in first["model"].items())
     assert '"final": true' in capsys.readouterr().out                 # validated on the held-out track
     assert training_main.main(common + ["--resume", "--max-steps", "5"]) == 0
     resumed = torch.load(run / "last.pt", weights_only=False)

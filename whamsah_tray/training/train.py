@@ -4,7 +4,8 @@
         --data ../shared/data [--musdb18hq PATH] [--run runs/whamsah-rt] [--resume] [--hours H]
 
 Writes `RUN/last.pt` every few minutes and `RUN/best.pt` at each validation that improves on the
-held-out musdb7/train tracks; logs to `RUN/log.jsonl`. `--resume` continues from `RUN/last.pt`
+held-out musdb7/train tracks; logs to `RUN/log.jsonl`. With "snapshot_minutes" in the config it
+also keeps `RUN/snap_STEP.pt` that often, for averaging a run's last weights (average.py). `--resume` continues from `RUN/last.pt`
 (model, optimiser, step, elapsed time, random states); the learning rate follows a warmup +
 cosine schedule over the run's `hours` of training time, so a resumed run with more hours simply
 stretches the schedule. What a step computes (segment length, loss, validation) depends on the
@@ -113,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     log = open(run / "log.jsonl", "a")
     total_seconds = config["hours"] * 3600
     started = time.monotonic() - elapsed
-    last_checkpoint = last_validation = time.monotonic()
+    last_checkpoint = last_validation = last_snapshot = time.monotonic()
     running: dict[str, float] = {}
 
     def checkpoint(name: str = "last.pt") -> None:
@@ -152,6 +153,9 @@ def main(argv: list[str] | None = None) -> int:
             if scores and score > best:
                 best = score
                 checkpoint("best.pt")
+        if config.get("snapshot_minutes") and now - last_snapshot >= 60 * config["snapshot_minutes"]:
+            last_snapshot = now
+            checkpoint(f"snap_{step:06d}.pt")
         if now - last_checkpoint >= 60 * config["checkpoint_minutes"]:
             last_checkpoint = now
             checkpoint()
