@@ -35,6 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import scipy.fft
 import soundfile
 import soxr
 from tqdm import tqdm
@@ -145,13 +146,16 @@ EQ_POINTS_HZ = np.geomspace(60.0, 16000.0, 7)
 def random_eq(audio: np.ndarray, rng: np.random.Generator, max_db: float) -> np.ndarray:
     """(channels, frames) -> the same audio through a random smooth zero-phase EQ, one curve for
     both channels: gains drawn in [-max_db, max_db] at EQ_POINTS_HZ, linear in dB over log
-    frequency between them, flat beyond. Applied in the frequency domain over the whole crop
-    (the curve is smooth, so its impulse response is short and the circular wrap inaudible)."""
+    frequency between them, flat beyond. Applied in the frequency domain over the whole crop,
+    zero-padded to a fast FFT length, in float32 (the curve is smooth, so its impulse response is
+    short: what wraps around is a few samples of the filter's tail)."""
     n = audio.shape[-1]
-    frequencies = np.fft.rfftfreq(n, 1.0 / SAMPLE_RATE)
+    size = scipy.fft.next_fast_len(n, real=True)
+    frequencies = np.fft.rfftfreq(size, 1.0 / SAMPLE_RATE)
     gains_db = rng.uniform(-max_db, max_db, EQ_POINTS_HZ.size)
     curve = 10 ** (np.interp(np.log(np.maximum(frequencies, 1.0)), np.log(EQ_POINTS_HZ), gains_db) / 20)
-    return np.fft.irfft(np.fft.rfft(audio, axis=-1) * curve, n=n, axis=-1).astype(np.float32)
+    spectrum = scipy.fft.rfft(audio.astype(np.float32, copy=False), n=size, axis=-1) * curve.astype(np.float32)
+    return scipy.fft.irfft(spectrum, n=size, axis=-1)[..., :n]
 
 
 def scale_width(audio: np.ndarray, side_gain: float) -> np.ndarray:
