@@ -268,7 +268,7 @@ class MixSampler:
             accompaniment = accompaniment + self._second_accompaniment(_rms(accompaniment))
         if rng.random() < self.silent_vocals_probability:
             vocals[:] = 0.0
-        if rng.random() < 0.5:
+        if rng.random() < 0.5:  # swap left and right (the stems are (2, frames) here)
             vocals, accompaniment = vocals[::-1].copy(), accompaniment[::-1].copy()
         mixture = vocals + accompaniment
         gain = 10 ** (rng.uniform(-32, -8) / 20) / _rms(mixture)

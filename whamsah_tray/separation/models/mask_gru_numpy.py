@@ -63,7 +63,8 @@ class NumpyMaskGRU:
         self.project_wt = np.ascontiguousarray(project_w.T)
         self.project_b = _f32(model.project.bias) - project_w @ mean
         conv = model.encoder[0]
-        self.conv_wt = [np.ascontiguousarray(_f32(conv.weight)[:, :, j].T) for j in range(self.kernel)]
+        # The time convolution as one product: [frame t-k+1, ..., frame t] @ conv_wt (k * hidden, hidden).
+        self.conv_wt = np.ascontiguousarray(np.concatenate([_f32(conv.weight)[:, :, j].T for j in range(self.kernel)]))
         self.conv_b = _f32(conv.bias)
         self.gru = []
         for layer in range(model.gru_layers):
@@ -94,7 +95,9 @@ class NumpyMaskGRU:
             raise ValueError(f"stream() takes whole hops of {self.hop} samples")
         n = n_samples // self.hop
         signal = np.concatenate([state["input_tail"], x], axis=-1)
-        frames = np.lib.stride_tricks.sliding_window_view(signal, self.n_fft, axis=-1)[:, :, ::self.hop]
+        step = signal.strides[-1]  # frame k = signal[..., k * hop : k * hop + n_fft], as a view
+        frames = np.lib.stride_tricks.as_strided(signal, (batch, 2, n, self.n_fft),
+                                                 signal.strides[:2] + (self.hop * step, step), writeable=False)
         spec = scipy.fft.rfft(frames * self.window, axis=-1)              # (B, 2, n, bins) complex64
 
         encoded, conv_state, phase_state = self._encode(spec, state["conv"], state["phase"])  # (B, n, hidden)
@@ -127,8 +130,8 @@ class NumpyMaskGRU:
         frames to carry and the last frame's low mid bins."""
         n = spec.shape[2]
         left, right = spec[:, 0], spec[:, 1]                             # (B, n, bins)
-        per_bin = np.stack([left.real ** 2 + left.imag ** 2, right.real ** 2 + right.imag ** 2,
-                            (left * right.conj()).real], axis=2)        # (B, n, 3, bins)
+        power = spec.real ** 2 + spec.imag ** 2                          # (B, 2, n, bins)
+        per_bin = np.stack([power[:, 0], power[:, 1], (left * right.conj()).real], axis=2)  # (B, n, 3, bins)
         bands = np.add.reduceat(per_bin, self.band_starts, axis=-1)      # (B, n, 3, bands)
         total = bands[:, :, 0] + bands[:, :, 1] + self.band_floor
         features = np.concatenate([total ** np.float32(0.15), 2.0 * bands[:, :, 2] / total,
@@ -137,13 +140,15 @@ class NumpyMaskGRU:
         if self.phase_bins:
             z = mid * np.concatenate([previous_mid, mid[:, :-1]], axis=1).conj() * self.phase_centre
             size = np.abs(z)
-            z /= size + np.float32(SALIENCE_FLOOR) * size.mean(axis=-1, keepdims=True) + np.float32(EPS)
-            features = np.concatenate([features, z.real, z.imag], axis=-1)
+            weight = 1 / (size + np.float32(SALIENCE_FLOOR) * size.mean(axis=-1, keepdims=True) + np.float32(EPS))
+            features = np.concatenate([features, z.real * weight, z.imag * weight], axis=-1)
         projected = features @ self.project_wt + self.project_b         # (B, n, hidden)
         sequence = np.concatenate([carried, projected], axis=1)        # (B, kernel - 1 + n, hidden)
-        encoded = sequence[:, :n] @ self.conv_wt[0] + self.conv_b
-        for j in range(1, self.kernel):
-            encoded += sequence[:, j:j + n] @ self.conv_wt[j]
+        if n == 1:  # one hop per call (the live engine): the window is the whole sequence
+            window = sequence.reshape(sequence.shape[0], 1, -1)
+        else:
+            window = np.concatenate([sequence[:, j:j + n] for j in range(self.kernel)], axis=-1)
+        encoded = window @ self.conv_wt + self.conv_b                   # (B, n, hidden)
         return _gelu(encoded), sequence[:, n:].copy(), mid[:, n - 1:].copy()
 
     def _recur(self, sequence: np.ndarray, h0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
