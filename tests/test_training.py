@@ -308,6 +308,64 @@ def test_the_band_loss_gives_the_per_bin_losss_value_and_gradients(lookahead):
         torch.testing.assert_close(b, a, atol=1e-5 * a.abs().max().item(), rtol=0)
 
 
+def test_the_gain_free_sdr_forgives_a_gain_per_region_and_nothing_else():
+    """The gain-free part of band_separation_loss against a direct computation on the bins: per
+    channel, ~86 Hz group and 1 s segment, the estimate's projection on the reference is the target
+    and the rest the error. A mask scaled down everywhere scores the same; a mask that lets more
+    of the accompaniment in scores lower."""
+    from whamsah_tray.training.losses import SEGMENT_FRAMES, band_separation_loss, gain_groups
+
+    torch.manual_seed(1)
+    network = build_network("mask-gru", {"hidden": 16, "gru_layers": 1})
+    features, lookahead = network.features, 1
+    mixture = 0.1 * torch.randn(1, 2, 2048 + 2 * SEGMENT_FRAMES * 512)
+    vocals = 0.5 * mixture + 0.05 * torch.randn_like(mixture)
+    spec, vocals_spec = network.stft(mixture), network.stft(vocals)
+    band_mask = torch.rand(1, 2, features.n_bands, spec.shape[-1])
+
+    def gain_free(band_mask):
+        return band_separation_loss(features, spec, vocals_spec, band_mask, lookahead, gain_free_weight=1.0)[1]
+
+    # Direct: per-bin estimate, projection per (channel, group, segment).
+    n = spec.shape[-1] - lookahead
+    mask = band_mask[..., lookahead:][:, :, features.band_of_bin]               # (1, 2, bins, n)
+    x, v = spec[..., :n], vocals_spec[..., :n]
+    group_of_bin = gain_groups(features).argmax(1)[features.band_of_bin]
+    def direct(estimate, reference):  # mean over segments of the SDR, with the loss's floor
+        sdrs = []
+        for segment in range(n // SEGMENT_FRAMES):
+            frames = slice(segment * SEGMENT_FRAMES, (segment + 1) * SEGMENT_FRAMES)
+            target_energy = error_energy = 0.0
+            for group in range(int(group_of_bin.max()) + 1):
+                e, r = estimate[0, :, group_of_bin == group, frames], reference[0, :, group_of_bin == group, frames]
+                dot = (e * r.conj()).real.sum(dim=(1, 2))
+                target = dot.square() / r.abs().square().sum(dim=(1, 2))
+                target_energy = target_energy + target.sum()
+                error_energy = error_energy + (e.abs().square().sum(dim=(1, 2)) - target).sum()
+            floor = 1e-3 * x[0, :, :, frames].abs().square().sum() + 1e-10
+            sdrs.append(10 * torch.log10((target_energy + floor) / (error_energy + floor)).item())
+        return np.mean(sdrs)
+    got = gain_free(band_mask)
+    for name, estimate, reference in (("vocals", mask * x, v), ("accompaniment", (1 - mask) * x, x - v)):
+        assert got[f"{name}_gain_free_sdr"] == pytest.approx(direct(estimate, reference), abs=2e-3)
+    # Vocals = the mixture below bin 300 plus noise: the right mask is 1 there and 0 above.
+    low = (torch.arange(spec.shape[2]) < 300)[:, None]
+    vocals_spec = spec * low + 1.6 * torch.randn_like(spec)  # SDRs ~3-6 dB: errors well above the floor
+    low_bands = (features.band_of_bin[:300].max() >= torch.arange(features.n_bands))[:, None].float()
+    def scores(band_mask):
+        return band_separation_loss(features, spec, vocals_spec, band_mask.expand(1, 2, -1, spec.shape[-1]),
+                                    lookahead, gain_free_weight=1.0)[1]
+    right, quieter, leaky = scores(low_bands), scores(0.5 * low_bands), scores(low_bands + 0.3 * (1 - low_bands))
+    # Half the vocals taken: a gain on the vocals (costs SDR, not gain-free SDR), vocals left in the
+    # accompaniment (interference: costs both).
+    assert quieter["vocals_sdr"] < right["vocals_sdr"] - 0.8
+    assert quieter["vocals_gain_free_sdr"] == pytest.approx(right["vocals_gain_free_sdr"], abs=0.3)
+    assert quieter["accompaniment_gain_free_sdr"] < right["accompaniment_gain_free_sdr"] - 1
+    # 30 % of the accompaniment taken above bin 300: interference in the vocals, a gain on the accompaniment.
+    assert leaky["vocals_gain_free_sdr"] < right["vocals_gain_free_sdr"] - 1
+    assert leaky["accompaniment_gain_free_sdr"] == pytest.approx(right["accompaniment_gain_free_sdr"], abs=0.2)
+
+
 def test_phase_features_give_a_partials_offset_from_its_bin_centre():
     """A sinusoid a quarter bin above bin 20's centre advances its phase by 2 pi * 0.25 * hop /
     n_fft more per hop than bin 20's centre frequency would (and by 2 pi * (20.25 - k) * hop /

@@ -38,14 +38,52 @@ def _segment_sums(per_frame: torch.Tensor) -> torch.Tensor:
     return per_frame[..., :frames].unflatten(-1, (-1, min(SEGMENT_FRAMES, frames))).sum(-1)
 
 
+GAIN_GROUP_BINS = 4  # ~86 Hz: about the frequency resolution of museval's 512-tap distortion filters
+
+
+def gain_groups(features) -> torch.Tensor:
+    """(bands, groups) 0/1 matrix joining consecutive bands of `features` (a BandFeatures) into
+    groups of at least GAIN_GROUP_BINS bins: the frequency regions within which museval lets an
+    estimate differ from its reference by a gain (its SDR allows a 512-tap filter per 1 s window)."""
+    group_of_band, group, width = [], 0, 0
+    for _, _, bins in features._bands():
+        if width >= GAIN_GROUP_BINS:
+            group, width = group + 1, 0
+        group_of_band.append(group)
+        width += bins
+    matrix = torch.zeros(len(group_of_band), group + 1)
+    matrix[torch.arange(len(group_of_band)), torch.tensor(group_of_band)] = 1.0
+    return matrix
+
+
+def _gain_free_sdr(dot: torch.Tensor, estimate: torch.Tensor, reference: torch.Tensor,
+                   groups: torch.Tensor, floor: torch.Tensor) -> torch.Tensor:
+    """Per-frame band sums (B, 2, bands, T) of <estimate, reference>, |estimate|^2, |reference|^2
+    -> SDR (B, segments) after the best gain per channel, gain group and segment: the estimate's
+    part along the reference, dot^2 / |reference|^2, is the target; the rest is the error."""
+    def per_group(x: torch.Tensor) -> torch.Tensor:  # -> (B, 2, segments, groups)
+        frames = x.shape[-1] // SEGMENT_FRAMES * SEGMENT_FRAMES or x.shape[-1]
+        segments = x[..., :frames].unflatten(-1, (-1, min(SEGMENT_FRAMES, frames))).sum(-1)
+        return segments.transpose(-1, -2) @ groups
+    dot, estimate, reference = per_group(dot), per_group(estimate), per_group(reference)
+    target = dot.square() / (reference + 1e-12)
+    error = (estimate - target).clamp_min(0)
+    return 10 * torch.log10((target.sum(dim=(1, 3)) + floor) / (error.sum(dim=(1, 3)) + floor))
+
+
 def band_separation_loss(features, mixture_spec: torch.Tensor, vocals_spec: torch.Tensor,
-                         band_mask: torch.Tensor, lookahead: int) -> tuple[torch.Tensor, dict[str, float]]:
+                         band_mask: torch.Tensor, lookahead: int,
+                         gain_free_weight: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
     """`separation_loss` for masks that are constant over each band of `features` (a BandFeatures),
     computed from per-band sums instead of per bin: with vocals v, mixture x and a band's mask m,
     sum over the band |v - m x|^2 = V - 2 m R + m^2 X, where V = sum |v|^2, R = sum Re(v x*) and
     X = sum |x|^2 need no gradient. The same numbers as separation_loss on the expanded masks, at
     a fraction of the cost (no bin-sized tensors in the backward pass).
-    band_mask: (B, 2, bands, T), [..., k] belonging to frame k - lookahead."""
+
+    gain_free_weight w: the loss is (1 - w) * that SDR + w * the SDR after the best gain per
+    channel, ~86 Hz group (gain_groups) and segment, as museval's distortion filter allows (a
+    mask that takes too little of a source in a region loses less than one that lets the other
+    source in). band_mask: (B, 2, bands, T), [..., k] belonging to frame k - lookahead."""
     n = mixture_spec.shape[-1] - lookahead
     with torch.no_grad():
         x = mixture_spec[..., :n].transpose(-1, -2)                      # (B, 2, T, bins)
@@ -56,10 +94,11 @@ def band_separation_loss(features, mixture_spec: torch.Tensor, vocals_spec: torc
             x.real.square() + x.imag.square(),
         ]))                                                               # (3, B, 2, T, bands)
         vocal_power, cross, mixture_power = (part.transpose(-1, -2) for part in sums)  # (B, 2, bands, T)
+        accompaniment_power = mixture_power - 2 * cross + vocal_power
         def frame_energy(power: torch.Tensor) -> torch.Tensor:
             return power.sum(dim=(1, 2))                                  # (B, T)
         vocals_energy = _segment_sums(frame_energy(vocal_power))
-        accompaniment_energy = _segment_sums(frame_energy(mixture_power - 2 * cross + vocal_power))
+        accompaniment_energy = _segment_sums(frame_energy(accompaniment_power))
         floor = 1e-3 * _segment_sums(frame_energy(mixture_power)) + 1e-10
     m = band_mask[..., lookahead:]
     error = (vocal_power - 2 * m * cross + m.square() * mixture_power).clamp_min(0)
@@ -67,7 +106,18 @@ def band_separation_loss(features, mixture_spec: torch.Tensor, vocals_spec: torc
     vocals_sdr = 10 * torch.log10((vocals_energy + floor) / (error_energy + floor))
     accompaniment_sdr = 10 * torch.log10((accompaniment_energy + floor) / (error_energy + floor))
     loss = -(vocals_sdr.mean() + accompaniment_sdr.mean()) / 2
-    return loss, {"vocals_sdr": vocals_sdr.detach().mean().item(), "accompaniment_sdr": accompaniment_sdr.detach().mean().item()}
+    figures = {"vocals_sdr": vocals_sdr.detach().mean().item(), "accompaniment_sdr": accompaniment_sdr.detach().mean().item()}
+    if gain_free_weight:
+        groups = gain_groups(features).to(m.device)
+        rest = 1 - m
+        vocals_free = _gain_free_sdr(m * cross, m.square() * mixture_power, vocal_power, groups, floor)
+        accompaniment_free = _gain_free_sdr(rest * (mixture_power - cross), rest.square() * mixture_power,
+                                            accompaniment_power, groups, floor)
+        free_loss = -(vocals_free.mean() + accompaniment_free.mean()) / 2
+        loss = (1 - gain_free_weight) * loss + gain_free_weight * free_loss
+        figures.update(vocals_gain_free_sdr=vocals_free.detach().mean().item(),
+                       accompaniment_gain_free_sdr=accompaniment_free.detach().mean().item())
+    return loss, figures
 
 
 SEGMENT_SAMPLES = 44100  # ~1 s, like museval's windows

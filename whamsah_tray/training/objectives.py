@@ -42,9 +42,12 @@ class Objective(Protocol):
     def validate(self, stems: StemSet) -> dict[str, float]: ...
 
 
-def objective_for(network: StreamingModel) -> Objective:
+def objective_for(network: StreamingModel, gain_free_weight: float = 0.0) -> Objective:
+    """gain_free_weight: see losses.band_separation_loss (mask-gru only)."""
+    if gain_free_weight and not isinstance(network, MaskGRU):
+        raise ValueError("gain_free_weight needs a band-mask network (mask-gru)")
     if isinstance(network, SpectralMaskModel):
-        return SpectralObjective(network)
+        return SpectralObjective(network, gain_free_weight)
     if isinstance(network, WHAMSAHNet):
         return WaveformObjective(network)
     raise ValueError(f"no training objective for architecture '{network.architecture}'")
@@ -62,8 +65,9 @@ def _medians(vocal_scores: list[float], accompaniment_scores: list[float]) -> di
 
 
 class SpectralObjective:
-    def __init__(self, network: SpectralMaskModel) -> None:
+    def __init__(self, network: SpectralMaskModel, gain_free_weight: float = 0.0) -> None:
         self.network = network
+        self.gain_free_weight = gain_free_weight
 
     def segment_length(self, config: dict) -> int:
         return self.network.n_fft + (config["segment_frames"] - 1) * self.network.hop
@@ -86,7 +90,8 @@ class SpectralObjective:
         mixture_spec, vocals_spec = network.stft(mixture), network.stft(vocals)
         if isinstance(network, MaskGRU):  # band masks: the loss from per-band sums, far cheaper
             band_mask, _ = network.band_masks(mixture_spec, None)
-            return band_separation_loss(network.features, mixture_spec, vocals_spec, band_mask, network.lookahead)
+            return band_separation_loss(network.features, mixture_spec, vocals_spec, band_mask, network.lookahead,
+                                        self.gain_free_weight)
         mask, _ = network.masks(mixture_spec, None)
         return separation_loss(mixture_spec, vocals_spec, mask, network.lookahead)
 

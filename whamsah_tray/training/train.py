@@ -81,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     sets = load_cached(args.data, args.musdb18hq, args.cache)
     torch.manual_seed(config["seed"])
     network = build_network(config["architecture"], config["model"])
-    objective = objective_for(network)  # what a step computes for this architecture family
+    objective = objective_for(network, config.get("gain_free_weight", 0.0))  # what a step computes, per family
     mixing = {k: tuple(v) if isinstance(v, list) else v for k, v in config.get("mixing", {}).items()}
     sampler = MixSampler(sets, objective.segment_length(config), seed=config["seed"], **mixing)
     optimizer = torch.optim.AdamW(network.parameters(), lr=config["learning_rate"],
