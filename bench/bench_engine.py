@@ -25,7 +25,8 @@ How it measures
   They are counted from SETTLE_S (6 s) into the run: the probe's streams joining the server
   disturb it for a moment (reported on a line of its own). Around each dropout the bench prints
   what the engine counted (dry frames, PortAudio xruns, realignments of the output).
-- CPU % (of one core) from /proc/PID/stat over the run; RSS and its peak from /proc/PID/status.
+- CPU % (of one core) from /proc/PID/stat over the run, and that of the pactl processes it ran
+  (the sound-server checks); RSS and its peak from /proc/PID/status.
 """
 
 from __future__ import annotations
@@ -207,12 +208,14 @@ def discontinuities(loop: np.ndarray, recording: np.ndarray, start_s: float = 1.
     return events
 
 
-def proc_figures(pid: int) -> tuple[float, int, int]:
-    """(CPU seconds, RSS kB, peak RSS kB) of a process."""
+def proc_figures(pid: int) -> tuple[float, float, int, int]:
+    """(CPU seconds, CPU seconds of the children it waited for (pactl calls), RSS kB, peak RSS kB)
+    of a process."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    cpu = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    tick = os.sysconf("SC_CLK_TCK")
+    cpu, children = (int(fields[11]) + int(fields[12])) / tick, (int(fields[13]) + int(fields[14])) / tick
     status = dict(line.split(":", 1) for line in Path(f"/proc/{pid}/status").read_text().splitlines() if ":" in line)
-    return cpu, int(status["VmRSS"].split()[0]), int(status["VmHWM"].split()[0])
+    return cpu, children, int(status["VmRSS"].split()[0]), int(status["VmHWM"].split()[0])
 
 
 def _desktop_running() -> bool:
@@ -275,10 +278,10 @@ def _measure(args: argparse.Namespace) -> int:
             time.sleep(0.2)
         time.sleep(1.0)
         through = probe_round_trip(sd, "speakers_monitor")
-        cpu0, _, _ = proc_figures(engine.pid)
+        cpu0, children0, _, _ = proc_figures(engine.pid)
         wall0 = time.monotonic()
         recorded = long_run(sd, args.minutes * 60)
-        cpu1, rss, peak = proc_figures(engine.pid)
+        cpu1, children1, rss, peak = proc_figures(engine.pid)
         wall1 = time.monotonic()
     finally:
         engine.send_signal(signal.SIGTERM)
@@ -307,7 +310,8 @@ def _measure(args: argparse.Namespace) -> int:
           f"max {max(through):.1f}, {len(through)} bursts)")
     print(f"end-to-end latency of the engine (cable -> speakers): {1000 * latency_s:.1f} ms "
           f"(engine's own estimate {final['latency_ms']:.1f} ms)")
-    print(f"engine CPU: {100 * (cpu1 - cpu0) / (wall1 - wall0):.1f} % of one core over {wall1 - wall0:.0f} s")
+    print(f"engine CPU: {100 * (cpu1 - cpu0) / (wall1 - wall0):.1f} % of one core over {wall1 - wall0:.0f} s, "
+          f"plus {100 * (children1 - children0) / (wall1 - wall0):.1f} % in the pactl calls it made")
     print(f"engine RSS: {rss / 1024:.0f} MB (peak {peak / 1024:.0f} MB)")
     print(f"dropouts in {args.minutes:g} min: {len(engine_events)} caused by the engine (gaps or slips in "
           f"100 ms windows after it; {len(after)} in all, {len(before)} already in the probe's own playback), "

@@ -408,3 +408,32 @@ def test_virtual_cable_and_per_app_capture_from_the_menu(tray, desktop, tmp_path
     tray.app.actions.choose_device("input", desktop.cable_monitor)
     tray.wait_engine(lambda s: s.input_device == desktop.cable_monitor and s.state.value == "running",
                      "running again on the test cable")
+
+
+def test_the_tray_reads_the_app_list_again_only_after_the_server_changed(tray, desktop, tmp_path, monkeypatch):
+    """The tray used to list the playing apps (pactl) every 2 s. Now it does so when `pactl
+    subscribe` reported a change on the sound server (or every 30 s): no pactl call in 4.5 s of a
+    quiet desktop, and an app that starts playing still appears in the list within seconds.
+    The calls are counted on the way to the real pactl."""
+    import soundfile
+    from whamsah_tray.engine import pulse
+
+    calls: list = []
+    real_run = pulse._run
+    monkeypatch.setattr(pulse, "_run", lambda *args: calls.append(args) or real_run(*args))
+    drive.wait_until(lambda: False, 2.5)  # whatever earlier tests left moving settles
+    calls.clear()
+    drive.wait_until(lambda: False, 4.5)  # two of the refresher's 2 s rounds, the engine's health checks
+    assert calls == [], calls
+    player_name = "WhamsahQuietPlayer"
+    tone = tmp_path / "quiet.wav"
+    soundfile.write(tone, np.zeros((48000 * 20, 2), "float32"), 48000)
+    player = subprocess.Popen(["paplay", f"--property=application.name={player_name}", "-d", desktop.speakers,
+                               str(tone)])
+    try:
+        assert drive.wait_until(lambda: any(player_name in app.label for app in tray.app.engine.playing_apps()), 6), \
+            "the new app never reached the tray's list"
+        assert calls, "listed without asking the server?"
+    finally:
+        player.terminate()
+        player.wait(5)

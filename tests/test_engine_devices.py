@@ -93,3 +93,33 @@ def test_the_engine_recovers_by_itself_when_its_device_comes_back(desktop, porta
     finally:
         engine.close()
         cable.close(remove=True)
+
+
+def test_a_running_engine_asks_the_sound_server_only_after_it_changed(desktop, portaudio, monkeypatch):
+    """The health check used to list the server's devices and streams with seven pactl calls
+    every 0.5 s (~10 % of a core). Now it asks only after `pactl subscribe` reported a change
+    (or every SERVER_RECHECK_S): none in 2.5 s of steady running, some after a sink comes and
+    goes. The calls are counted on the way to the real pactl (nothing is faked)."""
+    from whamsah_tray.engine import pulse
+    from whamsah_tray.engine.session import SERVER_RECHECK_S
+
+    calls: list = []
+    real_run = pulse._run
+    monkeypatch.setattr(pulse, "_run", lambda *args: calls.append(args) or real_run(*args))
+    engine = EngineController(EngineSettings(input_device="cable_monitor", output_device="speakers"),
+                              model_factory=lambda name: create_untrained_model("identity"))
+    try:
+        engine.start()
+        assert engine.wait_for(lambda s: s.state is EngineState.RUNNING, 20), engine.status
+        subprocess.run(["sleep", "1.5"])  # the first checks (they learn the server's state)
+        calls.clear()
+        subprocess.run(["sleep", "2.5"])
+        assert 2.5 < SERVER_RECHECK_S and calls == [], calls
+        module = pulse.load_module("module-null-sink", "sink_name=whamsah_changetest")
+        pulse.unload_module(module)
+        calls.clear()
+        subprocess.run(["sleep", "1.2"])
+        assert len(calls) >= 3, calls  # asked again: sources, sinks and our streams
+        assert engine.status.state is EngineState.RUNNING  # and nothing of ours was lost
+    finally:
+        engine.close()

@@ -14,6 +14,7 @@ from __future__ import annotations
 import logging
 import sys
 import threading
+import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -24,6 +25,7 @@ from whamsah_tray.app.status import EngineView
 log = logging.getLogger(__name__)
 
 CLOSE_TIMEOUT_S = 5.0
+LISTS_MAX_AGE_S = 30.0  # the app list is read again after this long even if the server reported no change
 
 
 @dataclass(frozen=True)
@@ -60,6 +62,7 @@ class EngineLink:
         self._devices: Any = None  # DeviceList, refreshed on the controller thread
         self._apps: list[PlayingApp] = []
         self._cable_exists = False
+        self._lists_read: tuple[int | None, float] | None = None  # (server change count, time) of the last listing
         self._cable_created_here = False
         self._start_error: str | None = None  # why the controller could not be built
 
@@ -187,10 +190,16 @@ class EngineLink:
             duration_s=float(s.duration_s) if s.duration_s else None,
         )
 
-    def refresh_lists(self) -> None:
-        """Re-read the running apps and whether the cable exists (pactl; the refresher thread)."""
+    def refresh_lists(self, fresh: bool = False) -> None:
+        """Re-read the running apps and whether the cable exists (pactl; the refresher thread),
+        unless the sound server reported no change since the last time (fresh=True: always)."""
         controller = self._controller
         if controller is None or not self.linux_cable_supported():
+            return
+        changes, now = controller.server_changes(), time.monotonic()
+        listed = self._lists_read
+        if not fresh and changes is not None and listed is not None and listed[0] == changes \
+                and now - listed[1] < LISTS_MAX_AGE_S:
             return
         try:
             apps = [PlayingApp(id=str(a.index), label=a.label, captured=bool(a.captured))
@@ -201,6 +210,7 @@ class EngineLink:
             return
         with self._lock:
             self._apps, self._cable_exists = apps, exists
+            self._lists_read = (changes, now)  # the count from before the listing: a change during it is seen next time
 
     def devices(self, kind: str) -> list[tuple[str, list[str]]]:
         """(host API, device names) for "input" or "output", from the engine's last listing."""
@@ -242,7 +252,7 @@ class EngineLink:
 
     def playing_apps(self, fresh: bool = False) -> list[PlayingApp]:
         if fresh:
-            self.refresh_lists()
+            self.refresh_lists(fresh=True)
         with self._lock:
             return list(self._apps)
 

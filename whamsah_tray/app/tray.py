@@ -249,8 +249,9 @@ class TrayApp:
             try:
                 # Apps that start playing and the cable's existence change without engine events.
                 if not woken or self._lists_wanted.is_set():
+                    wanted = self._lists_wanted.is_set()  # an engine event: read them now; else only if the server changed
                     self._lists_wanted.clear()
-                    self.engine.refresh_lists()
+                    self.engine.refresh_lists(fresh=wanted)
                 self.refresh()
             except Exception:
                 log.exception("refreshing the tray failed")

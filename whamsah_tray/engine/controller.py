@@ -37,6 +37,8 @@ Queries (thread-safe, cheap, return snapshots):
     list_devices(refresh=False) -> DeviceList   host APIs and devices (refresh re-lists, only
                                          while no stream is open)
     list_apps() -> list[AppStream]       Linux: applications playing audio now (pactl)
+    server_changes() -> int | None       Linux: grows when the sound server's devices or streams
+                                         change (None: cannot tell; ask list_apps every time)
     wait_for(predicate, timeout) -> bool  e.g. wait_for(lambda s: s.state is EngineState.RUNNING, 5)
 
 Events (see events.py), delivered on the controller thread; an observer must return quickly and
@@ -260,6 +262,10 @@ class EngineController:
     def list_apps(self) -> list[AppStream]:
         """Linux: apps playing audio now (raises DeviceError without a sound server)."""
         return self._cable.list_apps()
+
+    def server_changes(self) -> int | None:
+        """See pulse.change_count: list_apps() gives the same answer while this stays the same."""
+        return pulse.change_count()
 
     @property
     def cable(self) -> LinuxCable:

@@ -4,18 +4,28 @@ Every answer is read back from the server at the time of the call; nothing is re
 Needs `pactl` 16 or newer (JSON output). Failures raise DeviceError with pactl's own message.
 
 Runs on the controller thread (each call is a short subprocess); never on the audio thread.
+
+Each call costs ~7 ms of CPU (mostly the pactl process), so what watches the server for changes
+(a vanished device, a moved stream, an app that starts playing) does not ask it over and over:
+`change_count()` counts the server's changes to sinks, sources and their streams, as one
+long-running `pactl subscribe` reports them, and callers ask again only when it has moved.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
+import os
 import shutil
 import subprocess
+import threading
+import time
 from dataclasses import dataclass, field
 
 from whamsah_tray.errors import DeviceError
 
 PACTL_TIMEOUT_S = 5.0
+WATCH_RESTART_S = 5.0  # a `pactl subscribe` that ended (no server yet, server restarted) is started again after this
 
 
 @dataclass(frozen=True)
@@ -132,3 +142,76 @@ def unload_module(index: int) -> None:
 
 def move_sink_input(stream_index: int, sink_name: str) -> None:
     _run("move-sink-input", str(stream_index), sink_name)
+
+
+class ServerWatch:
+    """One `pactl subscribe` and the thread reading it: `changes` counts the events on sinks,
+    sources, sink inputs, source outputs and the server (not those on clients and modules, which
+    every pactl call makes)."""
+
+    def __init__(self) -> None:
+        self.changes = 0  # written by the reader thread only
+        self.server = _server_address()
+        self._process = subprocess.Popen(["pactl", "subscribe"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                         stderr=subprocess.DEVNULL, text=True)
+        self._reader = threading.Thread(target=self._read, name="whamsah-pactl-subscribe", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        for line in self._process.stdout:
+            if " on sink" in line or " on source" in line or " on server" in line:
+                self.changes += 1
+
+    @property
+    def alive(self) -> bool:
+        return self._reader.is_alive()
+
+    def close(self) -> None:
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=2)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+
+
+_watch: ServerWatch | None = None
+_watch_lock = threading.Lock()
+_watch_started = -WATCH_RESTART_S
+_watch_epoch = 0  # added to the count, so that a restarted watch never repeats an earlier count
+
+
+def change_count() -> int | None:
+    """A number that grows whenever the sound server's sinks, sources or streams change; None
+    when no watch runs (no pactl, no server answering): then ask the server every time. Starts
+    the watch at the first call (any thread)."""
+    global _watch, _watch_started, _watch_epoch
+    with _watch_lock:
+        if _watch is not None and _watch.alive and _watch.server == _server_address():
+            return _watch_epoch + _watch.changes
+        if _watch is not None and _watch.server != _server_address():
+            _watch_started = -WATCH_RESTART_S  # another server now: watch that one at once
+        if time.monotonic() - _watch_started < WATCH_RESTART_S or shutil.which("pactl") is None:
+            return None
+        if _watch is not None:
+            _watch_epoch += _watch.changes + 1
+            _watch.close()
+        _watch_started = time.monotonic()
+        try:
+            _watch = ServerWatch()
+        except OSError:
+            _watch = None
+            return None
+        time.sleep(0.05)  # pactl exits at once when no server answers: do not report a dead watch as alive
+        return _watch_epoch + _watch.changes if _watch.alive else None
+
+
+def _server_address() -> tuple[str | None, str | None]:
+    """What pactl connects to: $PULSE_SERVER, else the socket under $XDG_RUNTIME_DIR."""
+    return os.environ.get("PULSE_SERVER"), os.environ.get("XDG_RUNTIME_DIR")
+
+
+@atexit.register
+def _stop_watch() -> None:
+    if _watch is not None:
+        _watch.close()
