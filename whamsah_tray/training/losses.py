@@ -9,13 +9,18 @@ import torch
 SEGMENT_FRAMES = 86  # ~1 s at hop 512 / 44.1 kHz, like museval's 1 s windows
 
 
+def _segment_sums(per_frame: torch.Tensor) -> torch.Tensor:
+    """(..., T) -> (..., segments): sums over `SEGMENT_FRAMES` frames (a remainder is dropped;
+    fewer frames than that make one segment)."""
+    frames = per_frame.shape[-1] // SEGMENT_FRAMES * SEGMENT_FRAMES or per_frame.shape[-1]
+    return per_frame[..., :frames].unflatten(-1, (-1, min(SEGMENT_FRAMES, frames))).sum(-1)
+
+
 def segment_sdr(target: torch.Tensor, estimate: torch.Tensor, reference_energy: torch.Tensor) -> torch.Tensor:
     """complex (B, 2, bins, T) -> SDR in dB per (batch, segment): (B, segments).
     A small floor relative to the mixture keeps silent targets from dominating."""
-    frames = target.shape[-1] // SEGMENT_FRAMES * SEGMENT_FRAMES or target.shape[-1]
     def energy(x: torch.Tensor) -> torch.Tensor:
-        power = x[..., :frames].real.square() + x[..., :frames].imag.square()
-        return power.sum(dim=(1, 2)).unflatten(-1, (-1, min(SEGMENT_FRAMES, frames))).sum(-1)
+        return _segment_sums((x.real.square() + x.imag.square()).sum(dim=(1, 2)))
     floor = 1e-3 * energy(reference_energy) + 1e-10
     return 10 * torch.log10((energy(target) + floor) / (energy(target - estimate) + floor))
 
@@ -32,12 +37,6 @@ def separation_loss(mixture_spec: torch.Tensor, vocals_spec: torch.Tensor, mask:
     return loss, {"vocals_sdr": vocals_sdr.detach().mean().item(), "accompaniment_sdr": accompaniment_sdr.detach().mean().item()}
 
 
-def _segment_sums(per_frame: torch.Tensor) -> torch.Tensor:
-    """(B, T) -> (B, segments): sums over `SEGMENT_FRAMES` frames, as in `segment_sdr`."""
-    frames = per_frame.shape[-1] // SEGMENT_FRAMES * SEGMENT_FRAMES or per_frame.shape[-1]
-    return per_frame[..., :frames].unflatten(-1, (-1, min(SEGMENT_FRAMES, frames))).sum(-1)
-
-
 GAIN_GROUP_BINS = 4  # ~86 Hz: about the frequency resolution of museval's 512-tap distortion filters
 
 
@@ -46,7 +45,7 @@ def gain_groups(features) -> torch.Tensor:
     groups of at least GAIN_GROUP_BINS bins: the frequency regions within which museval lets an
     estimate differ from its reference by a gain (its SDR allows a 512-tap filter per 1 s window)."""
     group_of_band, group, width = [], 0, 0
-    for _, _, bins in features._bands():
+    for bins in torch.bincount(features.band_of_bin).tolist():
         if width >= GAIN_GROUP_BINS:
             group, width = group + 1, 0
         group_of_band.append(group)
@@ -62,9 +61,7 @@ def _gain_free_sdr(dot: torch.Tensor, estimate: torch.Tensor, reference: torch.T
     -> SDR (B, segments) after the best gain per channel, gain group and segment: the estimate's
     part along the reference, dot^2 / |reference|^2, is the target; the rest is the error."""
     def per_group(x: torch.Tensor) -> torch.Tensor:  # -> (B, 2, segments, groups)
-        frames = x.shape[-1] // SEGMENT_FRAMES * SEGMENT_FRAMES or x.shape[-1]
-        segments = x[..., :frames].unflatten(-1, (-1, min(SEGMENT_FRAMES, frames))).sum(-1)
-        return segments.transpose(-1, -2) @ groups
+        return _segment_sums(x).transpose(-1, -2) @ groups
     dot, estimate, reference = per_group(dot), per_group(estimate), per_group(reference)
     target = dot.square() / (reference + 1e-12)
     error = (estimate - target).clamp_min(0)

@@ -81,10 +81,6 @@ class BandFeatures(nn.Module):
             parts.append(x[..., x.shape[-1] - self.rest:])
         return torch.cat(parts, dim=-1)
 
-    def expand(self, x: torch.Tensor) -> torch.Tensor:
-        """(..., bands) -> (..., bins): each band's value on all of its bins."""
-        return x[..., self.band_of_bin]
-
     def forward(self, spec: torch.Tensor) -> torch.Tensor:
         # Frames-major layout (B, 2, T, bins): the bins are contiguous, so band sums are cheap.
         spec = spec.transpose(-1, -2)
