@@ -412,15 +412,20 @@ def test_virtual_cable_and_per_app_capture_from_the_menu(tray, desktop, tmp_path
 
 def test_the_tray_reads_the_app_list_again_only_after_the_server_changed(tray, desktop, tmp_path, monkeypatch):
     """The tray used to list the playing apps (pactl) every 2 s. Now it does so when `pactl
-    subscribe` reported a change on the sound server (or every 30 s): no pactl call in 4.5 s of a
-    quiet desktop, and an app that starts playing still appears in the list within seconds.
-    The calls are counted on the way to the real pactl."""
+    subscribe` reported a change on the sound server (or every 30 s): no pactl call from the
+    tray's refresher in 4.5 s of a quiet desktop, and an app that starts playing still appears in
+    the list within seconds. The calls are counted on the way to the real pactl (the engine's own
+    checks, on its controller thread, are not counted here)."""
     import soundfile
     from whamsah_tray.engine import pulse
 
     calls: list = []
     real_run = pulse._run
-    monkeypatch.setattr(pulse, "_run", lambda *args: calls.append(args) or real_run(*args))
+    def counted(*args):
+        if threading.current_thread().name == "tray-refresh":
+            calls.append(args)
+        return real_run(*args)
+    monkeypatch.setattr(pulse, "_run", counted)
     drive.wait_until(lambda: False, 2.5)  # whatever earlier tests left moving settles
     calls.clear()
     drive.wait_until(lambda: False, 4.5)  # two of the refresher's 2 s rounds, the engine's health checks
