@@ -477,4 +477,7 @@ def test_averaging_checkpoints_averages_the_weights_and_keeps_the_last_ones_reco
     assert average_main([str(tmp_path / "avg.pt"), *map(str, paths)]) == 0
     averaged = torch.load(tmp_path / "avg.pt", weights_only=False)
     assert averaged["step"] == 20 and averaged["averaged_steps"] == [10, 20]
+    assert averaged["averaged"] == [{"step": 10, "hours": 0.0}, {"step": 20, "hours": 0.0}]
+    assert average_main([str(tmp_path / "soup.pt"), str(paths[0]), str(tmp_path / "avg.pt")]) == 0
+    assert torch.load(tmp_path / "soup.pt", weights_only=False)["averaged"][1]["averaged"] == averaged["averaged"]
     assert torch.equal(averaged["model"]["project.weight"], torch.full_like(averaged["model"]["project.weight"], 2.0))

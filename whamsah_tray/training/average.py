@@ -4,7 +4,8 @@ rate) into one checkpoint: typically a little better than any one of them.
     python -m whamsah_tray.training.average runs/RUN/avg.pt runs/RUN/snap_A.pt ... runs/RUN/last.pt
 
 Floating-point tensors are averaged; everything else (step, elapsed time, config, optimiser) is
-taken from the last checkpoint named. Export the result with `python -m whamsah_tray.training.export`.
+taken from the last checkpoint named, and "averaged" lists the step and hours of each one (the
+manifest shows it). Checkpoints of two runs from the same weights can be averaged too. Export the result with `python -m whamsah_tray.training.export`.
 Never imported by the app.
 """
 
@@ -26,6 +27,10 @@ def average_checkpoints(paths: list[Path]) -> dict:
     last["model"] = {name: sum(c["model"][name] for c in checkpoints) / len(checkpoints)
                      if tensor.is_floating_point() else tensor for name, tensor in last["model"].items()}
     last["averaged_steps"] = [c["step"] for c in checkpoints]
+    # What went into it, kept down to the runs (an average of averages, e.g. of two runs' last
+    # weights, lists each run's checkpoints): the export writes it into the manifest.
+    last["averaged"] = [{"step": c["step"], "hours": round(c["elapsed"] / 3600, 2),
+                         **({"averaged": c["averaged"]} if "averaged" in c else {})} for c in checkpoints]
     return last
 
 

@@ -61,6 +61,8 @@ def main(argv: list[str] | None = None) -> int:
                            "wall_hours": round(checkpoint["elapsed"] / 3600 + earlier.get("wall_hours", 0.0), 2),
                            "this_run": {"steps": checkpoint["step"], "hours": round(checkpoint["elapsed"] / 3600, 2)},
                            "config": config}
+    if "averaged" in checkpoint:  # an average of checkpoints (training/average.py): which ones
+        figures["training"]["averaged_checkpoints"] = checkpoint["averaged"]
     manifest = {
         "name": args.name,
         "description": args.description,
