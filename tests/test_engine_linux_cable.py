@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import soundfile
 
+from tray_driver import wait_until
 from whamsah_tray.engine import EngineController, EngineSettings, EngineState, LinuxCable, list_devices
 from whamsah_tray.engine import pulse
 
@@ -114,14 +115,6 @@ def test_engine_creates_the_cable_records_it_and_restores_everything_on_close(de
     assert _app(cable).sink == "speakers"
 
 
-def _wait_for(predicate, timeout_s: float = 3.0) -> bool:
-    for _ in range(int(timeout_s / 0.05)):
-        if predicate():
-            return True
-        subprocess.run(["sleep", "0.05"])
-    return predicate()
-
-
 def test_the_server_watch_counts_device_changes_and_not_our_own_questions(desktop):
     """pulse.change_count() (one `pactl subscribe`) moves when a sink comes and goes, and stays put
     while we only list things (each pactl call is a client coming and going on the server)."""
@@ -132,9 +125,9 @@ def test_the_server_watch_counts_device_changes_and_not_our_own_questions(deskto
     assert pulse.change_count() == first
     module = pulse.load_module("module-null-sink", "sink_name=whamsah_watchtest")
     try:
-        assert _wait_for(lambda: pulse.change_count() > first)
+        assert wait_until(lambda: pulse.change_count() > first, 3)
         subprocess.run(["sleep", "0.3"])
         loaded = pulse.change_count()
     finally:
         pulse.unload_module(module)
-    assert _wait_for(lambda: pulse.change_count() > loaded)  # the removal too
+    assert wait_until(lambda: pulse.change_count() > loaded, 3)  # the removal too

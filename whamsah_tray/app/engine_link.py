@@ -14,7 +14,6 @@ from __future__ import annotations
 import logging
 import sys
 import threading
-import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Callable
@@ -62,7 +61,7 @@ class EngineLink:
         self._devices: Any = None  # DeviceList, refreshed on the controller thread
         self._apps: list[PlayingApp] = []
         self._cable_exists = False
-        self._lists_read: tuple[int | None, float] | None = None  # (server change count, time) of the last listing
+        self._lists_look: Any = None  # pulse.ServerLook on the controller's change count, once it is built
         self._cable_created_here = False
         self._start_error: str | None = None  # why the controller could not be built
 
@@ -196,10 +195,11 @@ class EngineLink:
         controller = self._controller
         if controller is None or not self.linux_cable_supported():
             return
-        changes, now = controller.server_changes(), time.monotonic()
-        listed = self._lists_read
-        if not fresh and changes is not None and listed is not None and listed[0] == changes \
-                and now - listed[1] < LISTS_MAX_AGE_S:
+        if self._lists_look is None:
+            from whamsah_tray.engine.pulse import ServerLook
+
+            self._lists_look = ServerLook(LISTS_MAX_AGE_S, count=controller.server_changes)
+        if not self._lists_look.due(force=fresh):
             return
         try:
             apps = [PlayingApp(id=str(a.index), label=a.label, captured=bool(a.captured))
@@ -210,7 +210,7 @@ class EngineLink:
             return
         with self._lock:
             self._apps, self._cable_exists = apps, exists
-            self._lists_read = (changes, now)  # the count from before the listing: a change during it is seen next time
+        self._lists_look.done()
 
     def devices(self, kind: str) -> list[tuple[str, list[str]]]:
         """(host API, device names) for "input" or "output", from the engine's last listing."""

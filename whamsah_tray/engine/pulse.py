@@ -177,7 +177,7 @@ class ServerWatch:
 
 _watch: ServerWatch | None = None
 _watch_lock = threading.Lock()
-_watch_started = -WATCH_RESTART_S
+_watch_started = 0.0  # time.monotonic() when _watch was started
 _watch_epoch = 0  # added to the count, so that a restarted watch never repeats an earlier count
 
 
@@ -187,11 +187,11 @@ def change_count() -> int | None:
     the watch at the first call (any thread)."""
     global _watch, _watch_started, _watch_epoch
     with _watch_lock:
-        if _watch is not None and _watch.alive and _watch.server == _server_address():
+        same_server = _watch is not None and _watch.server == _server_address()
+        if same_server and _watch.alive:
             return _watch_epoch + _watch.changes
-        if _watch is not None and _watch.server != _server_address():
-            _watch_started = -WATCH_RESTART_S  # another server now: watch that one at once
-        if time.monotonic() - _watch_started < WATCH_RESTART_S or shutil.which("pactl") is None:
+        # a watch that ended is started again after a while; one on another server at once
+        if (same_server and time.monotonic() - _watch_started < WATCH_RESTART_S) or shutil.which("pactl") is None:
             return None
         if _watch is not None:
             _watch_epoch += _watch.changes + 1
@@ -204,6 +204,28 @@ def change_count() -> int | None:
             return None
         time.sleep(0.05)  # pactl exits at once when no server answers: do not report a dead watch as alive
         return _watch_epoch + _watch.changes if _watch.alive else None
+
+
+class ServerLook:
+    """When something read from the sound server is worth reading again: the server reported a
+    change since the last reading (change_count), it cannot report changes, or `max_age_s`
+    passed. `due()` counts from its own moment, so a change during the reading is seen next time;
+    `done()` records a reading (call it after one that worked)."""
+
+    def __init__(self, max_age_s: float, count=None) -> None:
+        """count: what gives the change count (default change_count)."""
+        self.max_age_s = max_age_s
+        self._count = count or change_count
+        self._asked: tuple[int | None, float] | None = None   # (count, time) at the last due()
+        self._read: tuple[int | None, float] | None = None    # the same, of the last reading
+
+    def due(self, force: bool = False) -> bool:
+        self._asked = count, now = self._count(), time.monotonic()
+        read = self._read
+        return force or count is None or read is None or count != read[0] or now - read[1] >= self.max_age_s
+
+    def done(self) -> None:
+        self._read = self._asked
 
 
 def _server_address() -> tuple[str | None, str | None]:

@@ -24,7 +24,6 @@ import contextlib
 import itertools
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -116,7 +115,7 @@ class LiveSession:
         self.finished_by_portaudio = False  # the stream ended on its own (device error)
         self.server_nodes: dict[str, str] = {}  # INPUT/OUTPUT -> pulse node our stream is attached to
         self._suspicion: str | None = None  # a server-side loss seen once, awaiting confirmation
-        self._server_checked: tuple[int | None, float] | None = None  # (change count, time) of the last server check
+        self._server_look = pulse.ServerLook(SERVER_RECHECK_S)  # when the server is worth asking again
         self._last_callbacks = (-1, -1)
         self._stalled_checks = 0
 
@@ -226,24 +225,15 @@ class LiveSession:
         if self._stalled_checks >= STALLED_CHECKS:
             # (a fresh PulseAudio null sink may deliver in 2 s bursts at first: not a loss)
             return "the device stopped delivering audio"
-        if not self.server_nodes or not self._server_may_have_changed():
+        # Asking the server costs seven pactl calls (~50 ms of CPU): twice a second that was 10 % of
+        # a core. Only after it reported a change, or to confirm a loss seen once.
+        if not self.server_nodes or not self._server_look.due(force=self._suspicion is not None):
             return None
+        self._server_look.done()
         reason = self._server_reason()
         confirmed = reason if reason is not None and reason == self._suspicion else None
         self._suspicion = reason
         return confirmed
-
-    def _server_may_have_changed(self) -> bool:
-        """Whether the server needs asking: it reported a change since the last time (or cannot
-        report changes), a loss awaits confirmation, or SERVER_RECHECK_S have passed. Asking
-        costs seven pactl calls (~50 ms of CPU); twice a second that was 10 % of a core."""
-        count, now = pulse.change_count(), time.monotonic()
-        checked = self._server_checked
-        if (count is not None and checked is not None and count == checked[0]
-                and self._suspicion is None and now - checked[1] < SERVER_RECHECK_S):
-            return False
-        self._server_checked = (count, now)  # counted before asking: a change during the check is seen next time
-        return True
 
     def _server_reason(self) -> str | None:
         now = self._find_server_nodes()

@@ -4,6 +4,8 @@ loss follows the cSDR metric the model is judged by."""
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 SEGMENT_FRAMES = 86  # ~1 s at hop 512 / 44.1 kHz, like museval's 1 s windows
@@ -40,10 +42,12 @@ def separation_loss(mixture_spec: torch.Tensor, vocals_spec: torch.Tensor, mask:
 GAIN_GROUP_BINS = 4  # ~86 Hz: about the frequency resolution of museval's 512-tap distortion filters
 
 
+@functools.lru_cache(maxsize=8)
 def gain_groups(features) -> torch.Tensor:
     """(bands, groups) 0/1 matrix joining consecutive bands of `features` (a BandFeatures) into
     groups of at least GAIN_GROUP_BINS bins: the frequency regions within which museval lets an
-    estimate differ from its reference by a gain (its SDR allows a 512-tap filter per 1 s window)."""
+    estimate differ from its reference by a gain (its SDR allows a 512-tap filter per 1 s window).
+    Made once per BandFeatures (cached), not at every training step."""
     group_of_band, group, width = [], 0, 0
     for bins in torch.bincount(features.band_of_bin).tolist():
         if width >= GAIN_GROUP_BINS:
