@@ -137,6 +137,28 @@ def test_callback_and_worker_give_the_input_delayed_by_the_stated_latency(random
     assert engine.callback.errors == 0
 
 
+class _CountingPipeline(SeparationPipeline):
+    calls = 0
+
+    def process(self, block):
+        self.calls += 1
+        return super().process(block)
+
+
+def test_the_worker_runs_the_pipeline_once_per_hop_not_once_per_block(random_model):
+    """The worker waits for the input that completes the model's next hop (512 samples; the
+    callback's blocks are 256 here, a few ms in a desktop's sound server): calls between two
+    hops would only move audio along. The mix still arrives in time: nothing plays dry."""
+    levels = LevelRamp(RATE, vocals=0, instrumental=100)  # wet differs from dry
+    pipeline = _CountingPipeline(StreamingSeparator(random_model, channels=2), RATE, 2, levels)
+    engine = _Engine(pipeline)
+    x = noise(RATE * 2)
+    engine.run(x)
+    hops = len(x) // 512
+    assert pipeline.calls <= hops + 10, f"{pipeline.calls} calls for {hops} hops ({len(x) // BLOCK} blocks)"
+    assert engine.callback.short_frames == 0 and engine.worker.resyncs == 0
+
+
 class _StallingPipeline(SeparationPipeline):
     """A pipeline whose model sometimes takes far too long (a stalled worker)."""
 

@@ -75,6 +75,33 @@ def test_reconstruction_is_the_delayed_input(plan, channels):
     np.testing.assert_allclose(vocals + instrumental, delayed(audio, separator.latency), atol=1e-6)
 
 
+@pytest.mark.parametrize("plan", ["64", "333", "512", "20000", "varying"])
+def test_ahead_gives_the_same_output_up_to_a_hop_early(plan):
+    """process(ahead=True) gives out every frame the network has made known: the same stream as
+    plain calls, up to one hop beyond the input (a hop-aligned call gets the whole next hop)."""
+    audio = noise(80000, 2)
+    audio[20000:50000] = 0.0  # long enough for the silence skip to start and end in the middle
+    # Same blocks, so the network runs on the same hops in each call: the same numbers exactly.
+    plain_vocals, plain_instrumental = run_blocks(StreamingSeparator(random_model(), 2), audio, BLOCK_PLANS[plan])
+    separator = StreamingSeparator(random_model(), 2)
+    vocals, instrumental, fed, given = [], [], 0, 0
+    for size in BLOCK_PLANS[plan]:
+        block = audio[fed:fed + size]
+        if fed + size > len(audio) - separator.hop:
+            break
+        v, i = separator.process(block, ahead=True)
+        fed += len(block)
+        given += len(v)
+        assert given - fed == separator.frames_until_hop()  # all that is known is out
+        assert 0 < given - fed <= separator.hop
+        vocals.append(v)
+        instrumental.append(i)
+    assert separator.skipped_frames > 0 or plan == "20000"  # (a silent block of its own is not skipped)
+    vocals, instrumental = np.concatenate(vocals), np.concatenate(instrumental)
+    np.testing.assert_array_equal(vocals, plain_vocals[:given])
+    np.testing.assert_array_equal(instrumental, plain_instrumental[:given])
+
+
 def test_reported_latency_is_window_plus_lookahead():
     model = random_model()
     assert model.network.n_fft == 2048 and model.network.lookahead == 1

@@ -130,11 +130,21 @@ class SeparationPipeline:
         self.reset()
         return fastest
 
+    def frames_until_hop(self) -> int:
+        """Device frames still missing before the model runs again (0 without a model): until
+        then a call only moves audio along. With resampling an estimate (soxr holds a few samples
+        back at times, then the hop completes a call later)."""
+        if self.separator is None:
+            return 0
+        missing = self.separator.frames_until_hop()
+        return -(-missing * self.device_rate // self.model_rate) if self.resampling else missing
+
     def process(self, block: np.ndarray) -> np.ndarray:
         """block (frames, channels) float32 at the device rate -> output frames at the device rate.
 
-        Without resampling as many frames come out as went in; with it, the count varies per call
-        (soxr's bursts) but output frame j always belongs to input frame j - latency_frames.
+        The count varies per call: the separator gives out what it already knows (up to a hop
+        beyond the input, see StreamingSeparator.process(ahead=True)) and soxr works in bursts;
+        output frame j always belongs to input frame j - latency_frames.
         """
         model_block = self._to_model.resample_chunk(block) if self.resampling else block
         pieces = [self._mix(model_block[start:start + MAX_CHUNK])
@@ -145,8 +155,8 @@ class SeparationPipeline:
     def _mix(self, block: np.ndarray) -> np.ndarray:
         if self.separator is None:
             return self._dry.process(block)
-        vocals, instrumental = self.separator.process(block)
-        vocal_gain, instrumental_gain = self.levels.advance(len(block))
+        vocals, instrumental = self.separator.process(block, ahead=True)
+        vocal_gain, instrumental_gain = self.levels.advance(len(vocals))
         vocals *= vocal_gain[:, None]
         instrumental *= instrumental_gain[:, None]
         vocals += instrumental

@@ -1,15 +1,20 @@
 """The inference worker thread: the one owner of the separation pipeline (torch runs only here).
 
-It sleeps until the audio callback signals new input, takes every frame the callback has stored
-in the input ring since last time, runs them through the pipeline (pipeline.py) and writes the
-mix into the output ring at the positions where the callback will need it:
+It sleeps until the audio callback has stored enough input for the model's next hop, takes every
+frame stored since last time, runs them through the pipeline (pipeline.py) and writes the mix
+into the output ring at the positions where the callback will need it:
 
     output position = input position + delay,   delay = pipeline latency + compute + margin
 
 The compute term is the model's own time for a hop, measured on this thread when the worker takes
 a pipeline up (pipeline.measure_compute: tiny for the real-time model, ~0.4 s for WHAMSAHNet on a
 CPU). The margin covers the callback's block (input arrives a block at a time, the mix must be
-there a block ahead), the resamplers' bursts and scheduling jitter. If the
+there a block ahead), the resamplers' bursts and scheduling jitter. Waiting for the input that
+completes the model's next hop costs no time: the pipeline then gives out everything it knows,
+the output frames of the next hop's input included (StreamingSeparator.process(ahead=True)), and
+a call between two hops would only move audio along. One call per hop instead of one per block
+of a few milliseconds (86 instead of ~200 a second with a desktop sound server's 3.4 ms blocks)
+saves a little CPU; most of what is left is the network itself. If the
 worker falls behind anyway, the callback plays the dry input for the missing positions (same
 latency, see callback.py); if it falls so far behind that its mix would only ever arrive too late,
 it skips ahead to the newest input and restarts the pipeline from there (a resync, counted).
@@ -110,6 +115,8 @@ class InferenceWorker:
                 self.resyncs += 1
                 self._restart(read_position)
                 continue
+            if behind < self._pipeline.frames_until_hop():
+                continue  # the mix it would give is out already: wait for the hop's last frames
             while read_position < written and not self._stopping:
                 frames = min(MAX_READ, written - read_position)
                 block = self._block[:frames]

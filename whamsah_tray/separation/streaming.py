@@ -11,6 +11,14 @@ the output by one hop so that every call, whatever its size, returns as many fra
 Hence latency = network delay + hop. All buffers are allocated once; blocks larger than
 `max_block` are processed in pieces.
 
+`process(block, ahead=True)` returns, beyond the frames given, those already known: after the
+network has run on a hop, the output of the next hop's worth of input is (held-back network output
+and delayed dry input). A consumer that wants its output as early as possible and feeds the
+separator a hop at a time (the live engine's worker, see `frames_until_hop`) gets each hop's
+output a hop before the input it belongs with, i.e. as early as per-block calls would give it,
+for one call per hop instead of one per block. The count then varies per call; the stream of
+output frames is the same.
+
 Mono is fed to the stereo network as two equal channels; more than two channels are processed in
 stereo pairs (as a batch), an odd last channel like mono.
 
@@ -84,6 +92,7 @@ class StreamingSeparator:
         self._vocals = _Fifo(channels, 2 * self.hop + max_hops * self.hop)
         self.skip_silence_after = self.latency + 2 * self.hop + 4096
         self.skipped_frames = 0
+        self._lead = 0  # output frames given out beyond the input taken (ahead=True), 0..hop
         self.reset()
 
     def reset(self) -> None:
@@ -93,9 +102,16 @@ class StreamingSeparator:
         self._dry.clear(fill=self.latency)
         self._vocals.clear(fill=self.hop)
         self._silent_frames = 0  # zero input frames in a row, up to skip_silence_after
+        self._lead = 0
 
-    def process(self, block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """block: (frames, channels) -> (vocals, instrumental), each (frames, channels) float32."""
+    def frames_until_hop(self) -> int:
+        """Input frames still missing before the network runs again (1..hop)."""
+        return self.hop - self._pending_size
+
+    def process(self, block: np.ndarray, ahead: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """block: (frames, channels) -> (vocals, instrumental), each (frames, channels) float32;
+        with `ahead`, (frames + k, channels) where k (0..hop) are the output frames already known
+        beyond the input, less those an earlier call gave out ahead."""
         block = np.asarray(block, dtype=np.float32)
         if block.ndim == 1 and self.channels == 1:
             block = block[:, None]
@@ -108,26 +124,39 @@ class StreamingSeparator:
             self._silent_frames += block.shape[0]
         else:
             self._silent_frames = 0
-        vocals = np.empty_like(block)
-        instrumental = np.empty_like(block)
-        for start in range(0, block.shape[0], self.max_block):
-            stop = min(start + self.max_block, block.shape[0])
-            self._process_piece(block[start:stop].T, vocals[start:stop].T, instrumental[start:stop].T)
-        return vocals, instrumental
+        n = block.shape[0]
+        vocals = np.empty((n + self.hop if ahead else n, self.channels), np.float32)
+        instrumental = np.empty_like(vocals)
+        given = 0
+        for start in range(0, n, self.max_block):
+            stop = min(start + self.max_block, n)
+            self._take(block[start:stop].T)
+            owed = self._vocals.size if ahead and stop == n else max(0, -self._lead)
+            self._give(vocals[given:given + owed].T, instrumental[given:given + owed].T)
+            given += owed
+        return vocals[:given], instrumental[:given]
 
-    def _process_piece(self, piece: np.ndarray, vocals: np.ndarray, instrumental: np.ndarray) -> None:
-        """piece, vocals, instrumental: (channels, n) views, n <= max_block."""
+    def _take(self, piece: np.ndarray) -> None:
+        """piece: (channels, n) with n <= max_block, into the buffers; runs the network on every
+        hop it completes."""
         n = piece.shape[1]
         self._dry.push(piece)
         self._pending[:, :, self._pending_size:self._pending_size + n] = piece[self._source_channel]
         self._pending_size += n
+        self._lead -= n
         ready = self._pending_size // self.hop * self.hop
         if ready:
             self._run_network(ready)
-        vocals[:] = self._vocals.data[:, :n]
-        np.subtract(self._dry.data[:, :n], vocals, out=instrumental)
-        self._vocals.drop(n)
-        self._dry.drop(n)
+
+    def _give(self, vocals: np.ndarray, instrumental: np.ndarray) -> None:
+        """The next output frames into vocals, instrumental: (channels, k) views, k frames that
+        are known (the vocals buffer holds them: k <= its size)."""
+        k = vocals.shape[1]
+        vocals[:] = self._vocals.data[:, :k]
+        np.subtract(self._dry.data[:, :k], vocals, out=instrumental)
+        self._vocals.drop(k)
+        self._dry.drop(k)
+        self._lead += k
 
     def _run_network(self, n: int) -> None:
         if self._fast is not None:
