@@ -137,6 +137,35 @@ def _frequency(audio: np.ndarray, rate: int = 44100) -> float:
     return float(np.argmax(spectrum) * rate / len(audio))
 
 
+def test_the_sets_the_stems_come_from_follow_the_configured_weights():
+    """vocal_sets / accompaniment_sets / coherent_sets pick the sets by weight (0 leaves one out);
+    each set here is a tone of its own, so a mix tells where its stems came from."""
+    def tone(hz: float) -> np.ndarray:
+        return (0.3 * np.sin(2 * np.pi * hz * np.arange(30000) / 44100)).astype(np.float32)[:, None]
+
+    sets = {"musdb": training_data.StemSet(vocals=[tone(440)], accompaniment=[tone(1000)]),
+            "mir1k": training_data.StemSet(vocals=[tone(2000)], accompaniment=[tone(3000)]),
+            "solo": training_data.StemSet(vocals=[tone(5000)]),
+            "instrumentals": training_data.StemSet(accompaniment=[tone(7000)])}
+
+    def sources(n: int = 40, **weights) -> set[tuple[int, int]]:
+        sampler = training_data.MixSampler(sets, 8192, seed=3, noise_probability=0.0,
+                                           silent_vocals_probability=0.0, **weights)
+        found = set()
+        for _ in range(n):
+            mixture, vocals = sampler.sample()
+            found.add((round(_frequency(vocals[0])), round(_frequency((mixture - vocals)[0]))))
+        return {(round(v, -2), round(a, -2)) for v, a in found}
+
+    assert sources(coherent_probability=1.0, coherent_sets={"mir1k": 1.0, "musdb": 0.0}) == {(2000, 3000)}
+    assert sources(coherent_probability=0.0, vocal_sets={"solo": 1.0},
+                   accompaniment_sets={"instrumentals": 1.0, "musdb": 0.0}) == {(5000, 7000)}
+    defaults = sources(coherent_probability=0.5)
+    assert {v for v, _ in defaults} == {400, 2000, 5000} and {a for _, a in defaults} == {1000, 3000, 7000}
+    with pytest.raises(ValueError, match="no training vocals"):
+        training_data.MixSampler(sets, 8192, vocal_sets={"instrumentals": 1.0})
+
+
 def test_speed_changes_move_pitch_and_keep_a_coherent_mix_in_step():
     """A tape-speed change scales every frequency by the factor drawn from speed_range; a coherent
     mix gets one factor for both stems, so a track whose two stems are the same signal still gives

@@ -24,6 +24,9 @@ Optionally (`eq_probability`, `eq_db`) each stem gets its own random equalisatio
 curve over log frequency, up to +-`eq_db` at seven points from 60 Hz to 16 kHz), the accompaniment
 a random stereo width (`width_probability`, `width_range`: its side signal scaled), and
 (`second_accompaniment_probability`) a second accompaniment from another track under the first.
+Which sets the stems come from, by weight: `vocal_sets`, `accompaniment_sets` (incoherent mixes)
+and `coherent_sets` (a set's own pairs), each a {set name: weight} table (defaults: the class's
+tables; a set that is not loaded is left out), e.g. to lean on the full-band musdb excerpts.
 With only 88 full-band stereo excerpts (17 minutes of full-band accompaniment in all) these
 multiply the distinct musdb-like mixes: new timbres, stereo images and denser arrangements.
 """
@@ -173,13 +176,16 @@ class MixSampler:
 
     VOCAL_SETS = {"musdb": 0.45, "musdb18hq": 0.45, "mir1k": 0.3, "solo": 0.25}
     ACCOMPANIMENT_SETS = {"musdb": 0.55, "musdb18hq": 0.55, "instrumentals": 0.3, "mir1k": 0.15}
+    COHERENT_SETS = {"musdb": 1.0, "musdb18hq": 1.0, "mir1k": 1.0}  # sets with (vocals, accompaniment) pairs
 
     def __init__(self, sets: dict[str, StemSet], length: int, seed: int = 0,
                  coherent_probability: float = 0.3, silent_vocals_probability: float = 0.05,
                  noise_probability: float = 0.5, speed_range: tuple[float, float] = (1.0, 1.0),
                  speed_probability: float = 0.0, eq_probability: float = 0.0, eq_db: float = 6.0,
                  width_probability: float = 0.0, width_range: tuple[float, float] = (1.0, 1.0),
-                 second_accompaniment_probability: float = 0.0) -> None:
+                 second_accompaniment_probability: float = 0.0, vocal_sets: dict[str, float] | None = None,
+                 accompaniment_sets: dict[str, float] | None = None,
+                 coherent_sets: dict[str, float] | None = None) -> None:
         self.sets, self.length = sets, length
         self.speed_range, self.speed_probability = speed_range, speed_probability
         self.eq_probability, self.eq_db = eq_probability, eq_db
@@ -189,14 +195,18 @@ class MixSampler:
         self.coherent_probability = coherent_probability
         self.silent_vocals_probability = silent_vocals_probability
         self.noise_probability = noise_probability
-        self.vocal_sets = self._weights(self.VOCAL_SETS, "vocals")
-        self.accompaniment_sets = self._weights(self.ACCOMPANIMENT_SETS, "accompaniment")
-        self.coherent_sets = [n for n in ("musdb", "musdb18hq", "mir1k") if n in sets and sets[n].vocals]
+        self.vocal_sets = self._weights(vocal_sets or self.VOCAL_SETS, "vocals")
+        self.accompaniment_sets = self._weights(accompaniment_sets or self.ACCOMPANIMENT_SETS, "accompaniment")
+        coherent = coherent_sets or self.COHERENT_SETS
+        self.coherent_sets = (self._weights(coherent, "vocals", "accompaniment")
+                              if any(n in sets and sets[n].vocals and sets[n].accompaniment for n in coherent)
+                              else None)
 
-    def _weights(self, weights: dict[str, float], kind: str) -> tuple[list[str], np.ndarray]:
-        names = [n for n in weights if n in self.sets and getattr(self.sets[n], kind)]
+    def _weights(self, weights: dict[str, float], *kinds: str) -> tuple[list[str], np.ndarray]:
+        names = [n for n in weights if weights[n] > 0 and n in self.sets
+                 and all(getattr(self.sets[n], kind) for kind in kinds)]
         if not names:
-            raise ValueError(f"no training {kind} found")
+            raise ValueError(f"no training {' and '.join(kinds)} found")
         p = np.array([weights[n] for n in names])
         return names, p / p.sum()
 
@@ -248,7 +258,8 @@ class MixSampler:
     def sample(self) -> tuple[np.ndarray, np.ndarray]:
         rng = self.rng
         if self.coherent_sets and rng.random() < self.coherent_probability:
-            stems = self.sets[self.coherent_sets[rng.integers(len(self.coherent_sets))]]
+            names, p = self.coherent_sets
+            stems = self.sets[names[rng.choice(len(names), p=p)]]
             i = int(rng.integers(len(stems.vocals)))
             speed = self._speed()
             vocals, start = self._crop(stems.vocals[i], speed=speed)
