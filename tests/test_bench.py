@@ -26,7 +26,7 @@ from whamsah_tray.cli import main
 from whamsah_tray.separation import create_untrained_model
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-QUICK = ["--seconds", "0.5", "--repeats", "1", "--blocks", "512,4096"]
+QUICK = ["--seconds", "0.5", "--repeats", "1", "--blocks", "512,4096", "--live-seconds", "0.5"]
 
 
 def _bench(*args: str) -> tuple[int, str, str]:
@@ -65,6 +65,10 @@ def test_untrained_figures_are_sane(untrained_report):
             calls = max(1, round(data["seconds_of_audio"] * 44100 / int(block)))
             mean_call_ms = data["rtf"][threads][block] * 1000 * int(block) / 44100
             assert mean_call_ms - 1e-6 <= longest <= mean_call_ms * calls + 1e-6
+    # live pace: CPU per hop and CPU share are one figure in two units
+    assert data["live_seconds"] == 0.5 and 0 < data["live_cpu_percent"] < 1000
+    hop_s = network.hop / 44100
+    assert data["live_ms_per_hop"] == pytest.approx(data["live_cpu_percent"] / 100 * hop_s * 1000, rel=0.02)
     assert data["baseline_rss_mb"] > 20
     assert data["peak_rss_mb"] > data["baseline_rss_mb"]  # measured in its own process, with the model
 
@@ -75,6 +79,7 @@ def test_untrained_printout_is_labelled(untrained_report):
     assert f"{data['latency_samples_network']} samples" in printed
     assert f"{data['parameters']:,} parameters" in printed
     assert "peak RSS" in printed and "real-time factor" in printed
+    assert f"{data['live_cpu_percent']:.1f} % of one core" in printed
 
 
 def test_installed_model_reports_its_weights_file(tmp_path, monkeypatch):

@@ -9,6 +9,11 @@
   beside it: a background job slows everything down).
   Beside each RTF, the longest single `process()` call: a chunked model computes a whole chunk
   in the call that completes its hop, and the engine's worker must absorb that spike.
+- Live pace: one hop per call at the pace of real time (a sleep until the next hop is due), one
+  thread, the CPU time of the calls / audio time. That is what the live engine's worker pays: back
+  to back (the RTF) the weights stay in the CPU's caches, at live pace whatever else runs between
+  two hops pushes them out (on the 2-core test machine beside a training job: 0.91 ms per hop
+  instead of 0.30). Depends on the machine's state more than the RTF does.
 - Peak RSS: the peak resident memory of a fresh Python process that loads the model and streams a
   few seconds through it, so the figure is the model's and not this harness's (VmHWM on Linux,
   where a child's `ru_maxrss` starts from its parent's peak; `ru_maxrss` elsewhere); beside it the
@@ -62,6 +67,9 @@ class BenchResult:
     repeats: int
     rtf: dict[str, dict[str, float]] = field(default_factory=dict)  # threads -> block -> RTF
     max_call_ms: dict[str, dict[str, float]] = field(default_factory=dict)  # threads -> block -> ms
+    live_seconds: float = 0.0
+    live_cpu_percent: float | None = None  # of one core, one hop per call at real-time pace
+    live_ms_per_hop: float | None = None
     peak_rss_mb: float | None = None  # None where the OS has no getrusage (Windows)
     baseline_rss_mb: float | None = None
     load_average: float | None = None
@@ -128,6 +136,26 @@ def measure_rtf(model, block: int, threads: int, seconds: float, repeats: int) -
     return best / (n_blocks * block / rate), best_longest
 
 
+def measure_live_pace(model, seconds: float) -> tuple[float, float]:
+    """(CPU time / audio time, ms of CPU per hop): one thread, `seconds` of stereo noise fed a hop
+    per call, each call when its hop is due in real time."""
+    separator = StreamingSeparator(model, channels=2)
+    hop, rate = separator.hop, model.network.sample_rate
+    warm = -(-separator.latency // hop) + 2
+    n_hops = max(2, round(seconds * rate / hop))
+    audio = _noise((warm + n_hops) * hop)
+    with compute_threads(1):
+        for i in range(warm):
+            separator.process(audio[i * hop:(i + 1) * hop])
+        cpu, started = 0.0, time.perf_counter()
+        for i in range(warm, warm + n_hops):
+            time.sleep(max(0.0, started + (i - warm + 1) * hop / rate - time.perf_counter()))
+            before = time.thread_time()
+            separator.process(audio[i * hop:(i + 1) * hop])
+            cpu += time.thread_time() - before
+    return cpu / (n_hops * hop / rate), 1000 * cpu / n_hops
+
+
 # --- peak RSS in a fresh process ------------------------------------------------------------------
 _PROBE = """
 import json, sys
@@ -185,7 +213,7 @@ def measure_peak_rss(name: str | None, untrained: str | None, load: bool = True)
 
 
 def run_benchmark(name: str | None = None, untrained: str | None = None, seconds: float = 10.0,
-                  repeats: int = 3, blocks: tuple[int, ...] = BLOCK_SIZES,
+                  repeats: int = 3, blocks: tuple[int, ...] = BLOCK_SIZES, live_seconds: float = 5.0,
                   progress=None) -> BenchResult:
     """All the figures for one model. Raises ModelLoadingError for a missing/broken model.
     progress(message) is called before each measurement, if given."""
@@ -214,6 +242,10 @@ def run_benchmark(name: str | None = None, untrained: str | None = None, seconds
             rtf, longest = measure_rtf(model, block, threads, seconds, repeats)
             result.rtf[str(threads)][str(block)] = rtf
             result.max_call_ms[str(threads)][str(block)] = 1000 * longest
+    say(f"CPU at live pace, {live_seconds:g} s in real time")
+    result.live_seconds = live_seconds
+    fraction, per_hop = measure_live_pace(model, live_seconds)
+    result.live_cpu_percent, result.live_ms_per_hop = 100 * fraction, per_hop
     say("peak RSS (fresh processes)")
     result.peak_rss_mb = measure_peak_rss(name, untrained, load=True)
     result.baseline_rss_mb = measure_peak_rss(name, untrained, load=False)
@@ -245,6 +277,10 @@ def format_result(result: BenchResult) -> list[str]:
     lines.append(f"longest single process() call, ms (the blocks last {durations} ms):")
     for threads, by_block in result.max_call_ms.items():
         lines.append(f"    {threads:>7}  " + "".join(f"{value:>12.1f}" for value in by_block.values()))
+    if result.live_cpu_percent is not None:
+        lines.append(f"live pace:    {result.live_cpu_percent:.1f} % of one core, {result.live_ms_per_hop:.2f} ms per hop "
+                     f"(one hop per call when due in real time, one thread, {result.live_seconds:g} s: "
+                     "what the live engine's worker pays; caches go cold between hops)")
     if result.peak_rss_mb is None:
         lines.append("peak RSS:     not measurable on this OS")
     else:

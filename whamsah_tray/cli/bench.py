@@ -1,5 +1,5 @@
 """`whamsah-tray bench [--model NAME | --untrained ARCH] [--json FILE] [--seconds S]`: a model's
-latency, real-time factor, peak memory and size (see whamsah_tray.benchmark). Runs on the main
+latency, real-time factor, CPU at live pace, peak memory and size (see whamsah_tray.benchmark). Runs on the main
 thread."""
 
 from __future__ import annotations
@@ -56,6 +56,8 @@ def add_parser(subparsers) -> None:
                         help="seconds of audio per timed repeat (default 10)")
     parser.add_argument("--repeats", metavar="N", type=_positive(int), default=3,
                         help="timed repeats per figure, the best is reported (default 3)")
+    parser.add_argument("--live-seconds", metavar="S", type=_positive(float), default=5.0,
+                        help="seconds of real time for the live-pace CPU figure (default 5)")
     parser.add_argument("--blocks", metavar="LIST", type=_blocks, default=BLOCK_SIZES,
                         help="block sizes in frames, comma-separated (default "
                              f"{','.join(map(str, BLOCK_SIZES))})")
@@ -69,7 +71,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"measuring {message} ...", file=sys.stderr, flush=True)
 
     result = run_benchmark(args.model, args.untrained, seconds=args.seconds, repeats=args.repeats,
-                           blocks=args.blocks, progress=progress)
+                           blocks=args.blocks, live_seconds=args.live_seconds, progress=progress)
     print("\n".join(format_result(result)))
     if args.json:
         return write_json_report(args.json, result.to_json())
