@@ -14,6 +14,7 @@ import pytest
 import soxr
 
 from engine_audio import RATE, band_limited_noise, match, play_into, recording
+from tray_driver import wait_until
 from whamsah_tray.engine import EngineController, EngineSettings, EngineState, ModelChanged, Severity, UserMessage
 from whamsah_tray.errors import ModelLoadingError
 from whamsah_tray.separation import create_untrained_model
@@ -242,7 +243,8 @@ def test_switching_the_model_keeps_the_audio_going(desktop, portaudio, random_mo
         engine.set_model("identity")
         assert engine.wait_for(lambda s: s.model_name == identity.info.name, 10)
         assert engine.state is EngineState.RUNNING
-        assert any(isinstance(e, ModelChanged) and e.name == identity.info.name for e in events)
+        # The status names the new model before the worker has taken it up; the event follows that.
+        assert wait_until(lambda: any(isinstance(e, ModelChanged) and e.name == identity.info.name for e in events), 10)
         found = best_match(band_limited_noise(2.0, seed=6))
         assert found.correlation > 0.99 and found.worst_window > 0.99, found
         engine.set_model("no-such-model")  # an unknown name keeps the working model
