@@ -57,7 +57,12 @@ class LevelRamp:
         self._current[:] = self.targets()
 
     def advance(self, frames: int) -> tuple[np.ndarray, np.ndarray]:
-        """Gains for the next `frames` samples: two float32 views of length frames (worker thread)."""
+        """Gains for the next `frames` samples: two float32 views of length frames (worker thread).
+        More frames than `max_block` grow the buffers once (a chunked model's hop: 32768)."""
+        if frames > len(self._ramp):
+            self._ramp = np.arange(1, frames + 1, dtype=np.float64)
+            self.vocal_gain = np.zeros(frames, dtype=np.float32)
+            self.instrumental_gain = np.zeros(frames, dtype=np.float32)
         targets = self.targets()
         for index, (gain_out, target) in enumerate(((self.vocal_gain, targets[0]),
                                                     (self.instrumental_gain, targets[1]))):

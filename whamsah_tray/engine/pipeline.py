@@ -155,15 +155,11 @@ class SeparationPipeline:
     def _mix(self, block: np.ndarray) -> np.ndarray:
         if self.separator is None:
             return self._dry.process(block)
-        vocals, instrumental = self.separator.process(block, ahead=True)
-        # Up to a hop more frames than the block (32768 for WHAMSAHNet): the level ramp in pieces.
-        most = len(self.levels.vocal_gain)
-        for start in range(0, len(vocals), most):
-            piece, other = vocals[start:start + most], instrumental[start:start + most]
-            vocal_gain, instrumental_gain = self.levels.advance(len(piece))
-            piece *= vocal_gain[:, None]
-            other *= instrumental_gain[:, None]
-            piece += other
+        vocals, instrumental = self.separator.process(block, ahead=True)  # up to a hop more frames
+        vocal_gain, instrumental_gain = self.levels.advance(len(vocals))
+        vocals *= vocal_gain[:, None]
+        instrumental *= instrumental_gain[:, None]
+        vocals += instrumental
         return vocals
 
     def resampler_holdback(self, blocksize: int, seconds: float = 1.0) -> int:

@@ -92,7 +92,6 @@ class StreamingSeparator:
         self._vocals = _Fifo(channels, 2 * self.hop + max_hops * self.hop)
         self.skip_silence_after = self.latency + 2 * self.hop + 4096
         self.skipped_frames = 0
-        self._lead = 0  # output frames given out beyond the input taken (ahead=True), 0..hop
         self.reset()
 
     def reset(self) -> None:
@@ -102,7 +101,6 @@ class StreamingSeparator:
         self._dry.clear(fill=self.latency)
         self._vocals.clear(fill=self.hop)
         self._silent_frames = 0  # zero input frames in a row, up to skip_silence_after
-        self._lead = 0
 
     def frames_until_hop(self) -> int:
         """Input frames still missing before the network runs again (1..hop)."""
@@ -131,7 +129,9 @@ class StreamingSeparator:
         for start in range(0, n, self.max_block):
             stop = min(start + self.max_block, n)
             self._take(block[start:stop].T)
-            owed = self._vocals.size if ahead and stop == n else max(0, -self._lead)
+            # Known output frames: all the vocals buffer holds. Of those, the ones the input taken so
+            # far is owed: all but the frames_until_hop() that belong to input still to come.
+            owed = self._vocals.size if ahead and stop == n else max(0, self._vocals.size - self.frames_until_hop())
             self._give(vocals[given:given + owed].T, instrumental[given:given + owed].T)
             given += owed
         return vocals[:given], instrumental[:given]
@@ -143,7 +143,6 @@ class StreamingSeparator:
         self._dry.push(piece)
         self._pending[:, :, self._pending_size:self._pending_size + n] = piece[self._source_channel]
         self._pending_size += n
-        self._lead -= n
         ready = self._pending_size // self.hop * self.hop
         if ready:
             self._run_network(ready)
@@ -156,7 +155,6 @@ class StreamingSeparator:
         np.subtract(self._dry.data[:, :k], vocals, out=instrumental)
         self._vocals.drop(k)
         self._dry.drop(k)
-        self._lead += k
 
     def _run_network(self, n: int) -> None:
         if self._fast is not None:

@@ -197,16 +197,18 @@ class MixSampler:
         self.noise_probability = noise_probability
         self.vocal_sets = self._weights(vocal_sets or self.VOCAL_SETS, "vocals")
         self.accompaniment_sets = self._weights(accompaniment_sets or self.ACCOMPANIMENT_SETS, "accompaniment")
-        coherent = coherent_sets or self.COHERENT_SETS
-        self.coherent_sets = (self._weights(coherent, "vocals", "accompaniment")
-                              if any(n in sets and sets[n].vocals and sets[n].accompaniment for n in coherent)
-                              else None)
+        self.coherent_sets = self._weights(coherent_sets or self.COHERENT_SETS, "vocals", "accompaniment",
+                                           required=False)  # None: no pairs, incoherent mixes only
 
-    def _weights(self, weights: dict[str, float], *kinds: str) -> tuple[list[str], np.ndarray]:
+    def _weights(self, weights: dict[str, float], *kinds: str,
+                 required: bool = True) -> tuple[list[str], np.ndarray] | None:
+        """(names, probabilities) of the loaded sets with a positive weight that hold every kind."""
         names = [n for n in weights if weights[n] > 0 and n in self.sets
                  and all(getattr(self.sets[n], kind) for kind in kinds)]
         if not names:
-            raise ValueError(f"no training {' and '.join(kinds)} found")
+            if required:
+                raise ValueError(f"no training {' and '.join(kinds)} found")
+            return None
         p = np.array([weights[n] for n in names])
         return names, p / p.sum()
 

@@ -6,10 +6,9 @@
 Writes `RUN/last.pt` every few minutes and `RUN/best.pt` at each validation that improves on the
 held-out musdb7/train tracks; logs to `RUN/log.jsonl`. With "snapshot_minutes" in the config it
 also keeps `RUN/snap_STEP.pt` that often, for averaging a run's last weights (average.py).
-`--resume` continues from `RUN/last.pt`
-(model, optimiser, step, elapsed time, random states); the learning rate follows a warmup +
-cosine schedule over the run's `hours` of training time, so a resumed run with more hours simply
-stretches the schedule. What a step computes (segment length, loss, validation) depends on the
+`--resume` continues from `RUN/last.pt` (model, optimiser, step, elapsed time, random states);
+the learning rate follows a warmup + cosine schedule over the run's `hours` of training time, so a
+resumed run with more hours simply stretches the schedule. What a step computes (segment length, loss, validation) depends on the
 architecture family: see objectives.py (STFT mask models; waveform models such as WHAMSAHNet).
 Export the result with `python -m whamsah_tray.training.export`.
 """
