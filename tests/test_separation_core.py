@@ -30,7 +30,18 @@ def random_model(seed: int = 0, **config):
     # Random standardisation too, so the masks really vary with the input.
     with torch.no_grad():
         model.network.feature_std.uniform_(0.05, 0.5, generator=torch.Generator().manual_seed(seed))
+    randomise_refiner(model.network, seed)
     return model
+
+
+def randomise_refiner(network, seed: int = 0) -> None:
+    """A sub-band refiner starts with zero corrections: give it random weights, so that a test
+    of it sees it change the masks."""
+    if getattr(network, "refiner", None) is not None:
+        generator = torch.Generator().manual_seed(seed + 100)
+        with torch.no_grad():
+            for parameter in network.refiner.parameters():
+                parameter.normal_(0, 0.3, generator=generator)
 
 
 def noise(frames: int, channels: int, seed: int = 0) -> np.ndarray:
@@ -118,8 +129,9 @@ def test_identity_model_returns_the_input_as_vocals_at_the_latency(plan):
     assert np.abs(instrumental).max() < 1e-5
 
 
-def test_output_never_depends_on_input_newer_than_the_latency():
-    separator_a, separator_b = StreamingSeparator(random_model()), StreamingSeparator(random_model())
+@pytest.mark.parametrize("config", [{}, {"phase_bins": 40, "refine_channels": 8}])
+def test_output_never_depends_on_input_newer_than_the_latency(config):
+    separator_a, separator_b = StreamingSeparator(random_model(**config)), StreamingSeparator(random_model(**config))
     a = noise(30000, 2, seed=1)
     b = a.copy()
     change_at = 20000
@@ -141,7 +153,7 @@ def test_reset_forgets_the_past():
     np.testing.assert_array_equal(first, again)
 
 
-@pytest.mark.parametrize("config", [{}, {"phase_bins": 40}])
+@pytest.mark.parametrize("config", [{}, {"phase_bins": 40}, {"phase_bins": 40, "refine_channels": 8, "refine_bands": 60}])
 def test_streaming_equals_whole_sequence_training_path(config):
     """The trainer runs masks() over a whole sequence; the engine runs it a hop at a time."""
     model = random_model(**config)
@@ -162,7 +174,10 @@ def test_streaming_equals_whole_sequence_training_path(config):
 
 
 @pytest.mark.parametrize("config", [{}, {"gru_layers": 1, "conv_kernel": 5, "lookahead": 2}, {"power_floor": 1e-6},
-                                    {"hidden": 384, "power_floor": 1e-6}, {"phase_bins": 128, "power_floor": 1e-6}])
+                                    {"hidden": 384, "power_floor": 1e-6}, {"phase_bins": 128, "power_floor": 1e-6},
+                                    {"phase_bins": 128, "power_floor": 1e-6, "refine_channels": 16},
+                                    {"phase_bins": 40, "refine_channels": 8, "refine_kernel": 5, "refine_bands": 200,
+                                     "gru_layers": 1, "conv_kernel": 5, "lookahead": 2}])
 def test_numpy_inference_path_equals_the_torch_stream(config):
     """The live path (numpy) and the training path (torch) of the default architecture at its
     full size: the same numbers for any split of the input into hops, batch of 2 (a 4-channel
@@ -174,6 +189,7 @@ def test_numpy_inference_path_equals_the_torch_stream(config):
     with torch.no_grad():
         network.feature_std.uniform_(0.05, 0.5, generator=torch.Generator().manual_seed(1))
         network.feature_mean.uniform_(-0.5, 0.5, generator=torch.Generator().manual_seed(2))
+    randomise_refiner(network)
     fast = network.inference_path()
     assert isinstance(fast, NumpyMaskGRU)
     hop = network.hop

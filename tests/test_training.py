@@ -305,6 +305,39 @@ def test_a_widened_mask_gru_computes_the_narrow_ones_masks_and_then_learns(layer
         assert wide.project.weight[:, -2 * phase_bins:].abs().max() > 0
 
 
+def test_weights_without_a_refiner_start_a_refined_network_at_the_same_masks_and_it_learns():
+    """--init-from trained weights into a network with a sub-band refiner: the masks are those of
+    the weights at step 0 (the refiner's corrections are zero), and a training step moves the
+    refiner's output weights off zero, so it starts to correct them."""
+    from whamsah_tray.training.losses import band_separation_loss
+    from whamsah_tray.training.widen import load_initial_weights
+
+    torch.manual_seed(0)
+    plain = build_network("mask-gru", {"hidden": 24, "gru_layers": 1, "phase_bins": 16, "power_floor": 1e-6})
+    with torch.no_grad():
+        plain.feature_std.uniform_(0.5, 2.0)
+        for parameter in plain.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    refined = build_network("mask-gru", {"hidden": 24, "gru_layers": 1, "phase_bins": 16, "power_floor": 1e-6,
+                                         "refine_channels": 8, "refine_bands": 40})
+    assert load_initial_weights(refined, plain.state_dict()) == "a new sub-band refiner, its corrections zero at first"
+    mixture = 0.1 * torch.randn(2, 2, 2048 + 29 * 512)
+    vocals = 0.5 * mixture + 0.02 * torch.randn_like(mixture)
+    spec = plain.stft(mixture)
+    with torch.no_grad():
+        torch.testing.assert_close(refined.masks(spec, None)[0], plain.masks(spec, None)[0], atol=1e-6, rtol=0)
+
+    optimizer = torch.optim.SGD(refined.parameters(), lr=0.1)
+    loss, _ = band_separation_loss(refined.features, spec, refined.stft(vocals), refined.band_masks(spec, None)[0],
+                                   refined.lookahead)
+    loss.backward()
+    optimizer.step()
+    assert refined.refiner.out.weight.abs().max() > 0
+    assert load_initial_weights(build_network("mask-gru", {"hidden": 24, "gru_layers": 1, "phase_bins": 16,
+                                                           "refine_channels": 8, "refine_bands": 40}),
+                                refined.state_dict()) == "loaded as it is"  # a refiner's own weights load as they are
+
+
 @pytest.mark.parametrize("lookahead", [0, 1])
 def test_the_band_loss_gives_the_per_bin_losss_value_and_gradients(lookahead):
     """band_separation_loss (per-band sums, what training uses for mask-gru) against

@@ -85,11 +85,16 @@ def with_more_inputs(state: dict[str, torch.Tensor], extra: int) -> dict[str, to
 
 def load_initial_weights(network: torch.nn.Module, state: dict[str, torch.Tensor]) -> str:
     """Load `state` into `network`: as it is, or grown when the network is a mask-gru with more
-    input features (new ones start unused) and/or more hidden units. Returns a line saying which."""
+    input features (new ones start unused), more hidden units and/or a sub-band refiner the
+    weights lack (it starts with zero corrections). Returns a line saying which."""
     if not isinstance(network, MaskGRU) or "project.weight" not in state:
         network.load_state_dict(state)
         return "loaded as it is"
     how = []
+    if network.refiner is not None and not any(key.startswith("refiner.") for key in state):
+        # A new sub-band refiner keeps its initialisation: its corrections start at zero.
+        state = {**state, **{key: value for key, value in network.state_dict().items() if key.startswith("refiner.")}}
+        how.append("a new sub-band refiner, its corrections zero at first")
     extra = network.feature_mean.shape[0] - state["feature_mean"].shape[0]
     if extra > 0:
         state = with_more_inputs(state, extra)

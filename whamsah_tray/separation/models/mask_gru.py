@@ -6,8 +6,10 @@
           the previous frame, less a bin-centre sinusoid's, as a salience-weighted unit vector]
       -> per-frame linear projection, then Conv1d over time, kernel 3: one frame back, this
          frame, one frame ahead (the look-ahead)
-      -> 2-layer GRU (causal) -> [GRU out, conv out] -> MLP -> sigmoid mask per band and channel
-      -> each band's mask applied to all of its bins
+      -> 2-layer GRU (causal) -> [GRU out, conv out] -> MLP -> mask logits per band and channel
+         [optional, `refine_channels` C: a sub-band refiner corrects the logits of the lowest
+          `refine_bands` bands from each band's neighbourhood (see BandRefiner)]
+      -> sigmoid -> each band's mask applied to all of its bins
 
 Band compression keeps every bin below 2.8 kHz (where vocal harmonics are resolved) and merges
 bins in groups of 2, 4 and 8 above, on the way in and on the way out: the network is small enough
@@ -110,18 +112,69 @@ def phase_advance(mid: torch.Tensor, previous: torch.Tensor, hop: int, n_fft: in
     return torch.cat([weighted.real, weighted.imag], dim=1)
 
 
+LOCAL_FEATURES = 5  # per band and frame for the refiner: energy, coherence, balance, phase cos, sin
+
+
+class BandRefiner(nn.Module):
+    """Sub-band refinement of the band mask logits, in the spirit of FullSubNet's sub-band model.
+
+    The full-band path (projection -> GRU -> head) sees every band but reaches each band's mask
+    through a 256-wide bottleneck: it knows what is playing, not which single bin holds which
+    partial. The refiner looks at each band's own neighbourhood: a convolution over the band axis
+    (weights shared by all bands, so a harmonic pattern is recognised wherever the pitch puts it)
+    of each band's standardised features over the time convolution's frames (the same past and
+    look-ahead) and the full-band logits, then a dilated second one; the GRU output modulates the
+    channels (FiLM) and a learned per-band bias tells the bands apart. Its output, a correction of
+    the L and R logits per band, starts at zero (the masks of weights trained without it are
+    unchanged at step 0).
+
+        local (B, frames, 5, bands) + logits (B, 2, bands)  -> conv (kernel K) -> FiLM -> ReLU
+          -> conv (kernel K, dilation 2) -> ReLU -> 1x1 conv -> (B, 2, bands) logit corrections
+
+    ReLU rather than the full-band path's GELU: the live path computes it per band and frame, and
+    an exact GELU (erf) there would cost more than the convolutions.
+    """
+
+    def __init__(self, n_bands: int, hidden: int, channels: int, kernel: int, frames: int) -> None:
+        """n_bands: how many (of the lowest) bands it refines."""
+        super().__init__()
+        if kernel % 2 == 0:
+            raise ValueError("refine_kernel must be odd")
+        self.channels, self.kernel = channels, kernel
+        self.first = nn.Conv1d(frames * LOCAL_FEATURES + 2, channels, kernel, padding=kernel // 2)
+        self.band_bias = nn.Parameter(torch.zeros(channels, n_bands))
+        self.film = nn.Linear(hidden, 2 * channels)
+        self.second = nn.Conv1d(channels, channels, kernel, padding=2 * (kernel // 2), dilation=2)
+        self.out = nn.Conv1d(channels, 2, 1)
+        for layer in (self.film, self.out):
+            nn.init.zeros_(layer.weight)
+            nn.init.zeros_(layer.bias)
+
+    def forward(self, local: torch.Tensor, logits: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
+        """local: (N, frames * 5, bands), logits: (N, 2, bands), recurrent: (N, hidden), where N is
+        batch x frames, bands the refined ones. -> their corrected logits (N, 2, bands)."""
+        scale, shift = self.film(recurrent).unsqueeze(-1).chunk(2, dim=1)    # (N, C, 1) each
+        h = self.first(torch.cat([local, logits], dim=1)) + self.band_bias
+        h = torch.relu(h * (1 + scale) + shift)
+        h = torch.relu(self.second(h))
+        return logits + self.out(h)
+
+
 class MaskGRU(SpectralMaskModel):
     architecture = "mask-gru"
 
     def __init__(self, hidden: int = 256, gru_layers: int = 2, conv_kernel: int = 3,
                  band_groups: tuple[tuple[int, int, int], ...] = DEFAULT_BAND_GROUPS,
                  n_fft: int = 2048, hop: int = 512, lookahead: int = 1, sample_rate: int = 44100,
-                 power_floor: float = 0.0, phase_bins: int = 0, **config: Any) -> None:
+                 power_floor: float = 0.0, phase_bins: int = 0, refine_channels: int = 0,
+                 refine_kernel: int = 7, refine_bands: int = 128, **config: Any) -> None:
         band_groups = tuple(tuple(group) for group in band_groups)
+        refine = ({"refine_channels": refine_channels, "refine_kernel": refine_kernel, "refine_bands": refine_bands}
+                  if refine_channels else {})
         super().__init__(n_fft=n_fft, hop=hop, lookahead=lookahead, sample_rate=sample_rate,
                          hidden=hidden, gru_layers=gru_layers, conv_kernel=conv_kernel,
                          band_groups=[list(group) for group in band_groups], power_floor=power_floor,
-                         **({"phase_bins": phase_bins} if phase_bins else {}), **config)
+                         **({"phase_bins": phase_bins} if phase_bins else {}), **refine, **config)
         if not 0 <= lookahead < conv_kernel:
             raise ValueError("the look-ahead must fit inside the time convolution")
         self.hidden, self.gru_layers, self.conv_kernel = hidden, gru_layers, conv_kernel
@@ -140,6 +193,11 @@ class MaskGRU(SpectralMaskModel):
             nn.Linear(2 * hidden, hidden), nn.GELU(),
             nn.Linear(hidden, 2 * self.features.n_bands),
         )
+        if refine_channels and not 0 < refine_bands <= self.features.n_bands:
+            raise ValueError(f"refine_bands must be within 1..{self.features.n_bands}")
+        self.refine_bands = refine_bands if refine_channels else 0
+        self.refiner = (BandRefiner(refine_bands, hidden, refine_channels, refine_kernel, conv_kernel)
+                        if refine_channels else None)
 
     def inference_path(self):
         from whamsah_tray.separation.models.mask_gru_numpy import NumpyMaskGRU
@@ -151,6 +209,8 @@ class MaskGRU(SpectralMaskModel):
             "conv": self.feature_mean.new_zeros(batch, self.hidden, self.conv_kernel - 1),
             "gru": self.feature_mean.new_zeros(self.gru_layers, batch, self.hidden),
             "phase": torch.zeros(batch, self.phase_bins, 1, dtype=torch.complex64, device=self.feature_mean.device),
+            # The refiner's past frames of standardised features (zero: the training mean).
+            "local": self.feature_mean.new_zeros(batch, self.feature_mean.shape[0], self.conv_kernel - 1),
         }
 
     def input_features(self, spec: torch.Tensor, net_state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -174,10 +234,40 @@ class MaskGRU(SpectralMaskModel):
         encoded = self.encoder(projected).transpose(1, 2)                # (B, T, hidden)
         recurrent, gru_state = self.gru(encoded, net_state["gru"])
         logits = self.head(torch.cat([recurrent, encoded], dim=-1))    # (B, T, 2 * bands)
+        keep = self.conv_kernel - 1
+        local = net_state["local"]
+        if self.refiner is not None:
+            local = torch.cat([local, features], dim=-1)                # (B, F, k - 1 + T)
+            logits = self.refine(local, logits, recurrent)
+            local = local[..., local.shape[-1] - keep:]
         band_mask = torch.sigmoid(logits).unflatten(-1, (2, -1)).permute(0, 2, 3, 1)  # (B, 2, bands, T)
-        new_state = {"conv": projected[..., projected.shape[-1] - (self.conv_kernel - 1):], "gru": gru_state,
-                     "phase": last_mid}
+        new_state = {"conv": projected[..., projected.shape[-1] - keep:], "gru": gru_state,
+                     "phase": last_mid, "local": local}
         return band_mask, new_state
+
+    def local_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Standardised features (B, F, T) -> (B, T, 5, R) for the R refined bands: each band's
+        energy, coherence, balance and (its bin's, in the lowest phase_bins bands, else 0) phase
+        cos and sin."""
+        batch, _, frames = features.shape
+        bands, refined = self.features.n_bands, self.refine_bands
+        per_band = features[:, :3 * bands].unflatten(1, (3, bands))[:, :, :refined]  # (B, 3, R, T)
+        phase = features.new_zeros(batch, 2, refined, frames)
+        if self.phase_bins:
+            both = min(self.phase_bins, refined)
+            phase[:, :, :both] = features[:, 3 * bands:].unflatten(1, (2, self.phase_bins))[:, :, :both]
+        return torch.cat([per_band, phase], dim=1).permute(0, 3, 1, 2)
+
+    def refine(self, local: torch.Tensor, logits: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
+        """local: standardised features (B, F, kernel - 1 + T) with the carried frames; logits
+        (B, T, 2 * bands); recurrent (B, T, hidden) -> refined logits (B, T, 2 * bands)."""
+        batch, frames = logits.shape[:2]
+        bands, refined = self.features.n_bands, self.refine_bands
+        per_band = self.local_features(local)                           # (B, k - 1 + T, 5, R)
+        window = torch.cat([per_band[:, j:j + frames] for j in range(self.conv_kernel)], dim=2)
+        logits = logits.reshape(batch * frames, 2, bands)
+        low = self.refiner(window.flatten(0, 1), logits[..., :refined], recurrent.reshape(batch * frames, -1))
+        return torch.cat([low, logits[..., refined:]], dim=-1).reshape(batch, frames, -1)
 
     def masks(self, spec: torch.Tensor, net_state: Any) -> tuple[torch.Tensor, Any]:
         band_mask, new_state = self.band_masks(spec, net_state)

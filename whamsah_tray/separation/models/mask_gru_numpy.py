@@ -22,7 +22,7 @@ import numpy as np
 import scipy.fft
 import scipy.special
 
-from whamsah_tray.separation.models.mask_gru import EPS, SALIENCE_FLOOR
+from whamsah_tray.separation.models.mask_gru import EPS, LOCAL_FEATURES, SALIENCE_FLOOR
 
 _SQRT_HALF = np.float32(np.sqrt(0.5))
 
@@ -77,6 +77,7 @@ class NumpyMaskGRU:
         first, last = model.head[0], model.head[2]
         self.head1_wt, self.head1_b = np.ascontiguousarray(_f32(first.weight).T), _f32(first.bias)
         self.head2_wt, self.head2_b = np.ascontiguousarray(_f32(last.weight).T), _f32(last.bias)
+        self.refiner = _NumpyRefiner(model) if model.refiner is not None else None
 
     def init_state(self, batch: int) -> dict[str, Any]:
         tail = self.n_fft - self.hop
@@ -87,6 +88,7 @@ class NumpyMaskGRU:
             "conv": np.zeros((batch, self.kernel - 1, self.hidden), np.float32),
             "gru": np.zeros((len(self.gru), batch, self.hidden), np.float32),
             "phase": np.zeros((batch, 1, self.phase_bins), np.complex64),
+            "local": (self.refiner.init_state(batch, self.kernel - 1) if self.refiner is not None else None),
         }
 
     def stream(self, x: np.ndarray, state: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
@@ -100,10 +102,14 @@ class NumpyMaskGRU:
                                                  signal.strides[:2] + (self.hop * step, step), writeable=False)
         spec = scipy.fft.rfft(frames * self.window, axis=-1)              # (B, 2, n, bins) complex64
 
-        encoded, conv_state, phase_state = self._encode(spec, state["conv"], state["phase"])  # (B, n, hidden)
-        recurrent, gru_state = self._recur(encoded, state["gru"])
+        encoded, conv_state, phase_state, features = self._encode(spec, state["conv"], state["phase"])
+        recurrent, gru_state = self._recur(encoded, state["gru"])            # (B, n, hidden)
         head = _gelu(np.concatenate([recurrent, encoded], axis=-1) @ self.head1_wt + self.head1_b)
-        band_mask = _sigmoid(head @ self.head2_wt + self.head2_b).reshape(batch, n, 2, self.n_bands)
+        logits = (head @ self.head2_wt + self.head2_b).reshape(batch, n, 2, self.n_bands)
+        local_state = state["local"]
+        if self.refiner is not None:
+            local_state = self.refiner.refine(features, local_state, logits, recurrent)
+        band_mask = _sigmoid(logits)
         mask = band_mask[..., self.band_of_bin].transpose(0, 2, 1, 3)  # (B, 2, n, bins)
 
         history = np.concatenate([state["pending_spec"], spec], axis=2)
@@ -120,14 +126,15 @@ class NumpyMaskGRU:
             "conv": conv_state,
             "gru": gru_state,
             "phase": phase_state,
+            "local": local_state,
         }
         return out[..., :n_samples], new_state
 
     def _encode(self, spec: np.ndarray, carried: np.ndarray,
-                previous_mid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                previous_mid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """Band features (and phase advances) -> projection -> time convolution over the carried
         frames and these (the last one is the look-ahead) -> GELU. Returns (B, n, hidden), the
-        frames to carry and the last frame's low mid bins."""
+        frames to carry, the last frame's low mid bins and the features (B, n, F), unstandardised."""
         n = spec.shape[2]
         left, right = spec[:, 0], spec[:, 1]                             # (B, n, bins)
         power = spec.real ** 2 + spec.imag ** 2                          # (B, 2, n, bins)
@@ -149,7 +156,7 @@ class NumpyMaskGRU:
         else:
             window = np.concatenate([sequence[:, j:j + n] for j in range(self.kernel)], axis=-1)
         encoded = window @ self.conv_wt + self.conv_b                   # (B, n, hidden)
-        return _gelu(encoded), sequence[:, n:].copy(), mid[:, n - 1:].copy()
+        return _gelu(encoded), sequence[:, n:].copy(), mid[:, n - 1:].copy(), features
 
     def _recur(self, sequence: np.ndarray, h0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """torch.nn.GRU (gates in r, z, n order), layer by layer over the n frames."""
@@ -170,3 +177,74 @@ class NumpyMaskGRU:
             final[layer] = h
             sequence = outputs
         return sequence, final
+
+
+def _band_windows(x: np.ndarray, kernel: int, dilation: int) -> np.ndarray:
+    """x: (N, C, bands) -> (N, kernel * C, bands): each band's neighbourhood, zero-padded at the
+    edges, tap by tap (the order of `_taps`)."""
+    count, channels, bands = x.shape
+    pad = dilation * (kernel // 2)
+    padded = np.zeros((count, channels, bands + 2 * pad), np.float32)
+    padded[..., pad:pad + bands] = x
+    return np.concatenate([padded[..., dilation * k:dilation * k + bands] for k in range(kernel)], axis=1)
+
+
+def _taps(conv) -> np.ndarray:
+    """A torch Conv1d's weight (out, in, K) as the matrix (out, K * in) for `_band_windows`."""
+    weight = _f32(conv.weight)
+    return np.ascontiguousarray(weight.transpose(0, 2, 1).reshape(weight.shape[0], -1))
+
+
+class _NumpyRefiner:
+    """MaskGRU's BandRefiner: each band-axis convolution as one product with the bands' windows."""
+
+    def __init__(self, model) -> None:
+        refiner = model.refiner
+        self.kernel, self.channels = refiner.kernel, refiner.channels
+        self.n_bands, self.refined, self.phase_bins = model.features.n_bands, model.refine_bands, model.phase_bins
+        self.time_kernel = model.conv_kernel
+        # Which features, standardised, make each refined band's 5 local ones (-1: a constant 0).
+        bands, refined = self.n_bands, self.refined
+        index = np.full((LOCAL_FEATURES, refined), -1)
+        for kind in range(3):
+            index[kind] = kind * bands + np.arange(refined)
+        both = min(self.phase_bins, refined)
+        for kind in range(2):
+            index[3 + kind, :both] = 3 * bands + kind * self.phase_bins + np.arange(both)
+        mean, std = _f32(model.feature_mean)[:, 0], _f32(model.feature_std)[:, 0]
+        self.scale = np.where(index >= 0, 1 / std[index], 0).astype(np.float32)      # (5, R)
+        self.offset = np.where(index >= 0, -mean[index] / std[index], 0).astype(np.float32)
+        self.gather = np.maximum(index, 0)
+        self.first_wt = _taps(refiner.first)
+        self.band_bias = _f32(refiner.band_bias) + _f32(refiner.first.bias)[:, None]  # (C, R)
+        self.film_wt, self.film_b = np.ascontiguousarray(_f32(refiner.film.weight).T), _f32(refiner.film.bias)
+        self.second_wt, self.second_b = _taps(refiner.second), _f32(refiner.second.bias)[:, None]
+        self.out_wt, self.out_b = _f32(refiner.out.weight)[:, :, 0], _f32(refiner.out.bias)[:, None]
+
+    def init_state(self, batch: int, frames: int) -> np.ndarray:
+        return np.zeros((batch, frames, LOCAL_FEATURES, self.refined), np.float32)
+
+    def refine(self, features: np.ndarray, carried: np.ndarray, logits: np.ndarray,
+               recurrent: np.ndarray) -> np.ndarray:
+        """features: (B, n, F) unstandardised; carried: (B, k - 1, 5, R) standardised local
+        features of the frames before; logits: (B, n, 2, bands), corrected in place;
+        recurrent: (B, n, hidden). Returns the frames to carry."""
+        batch, n = logits.shape[:2]
+        local = features[..., self.gather] * self.scale + self.offset      # (B, n, 5, R)
+        sequence = np.concatenate([carried, local], axis=1)                  # (B, k - 1 + n, 5, R)
+        count, refined = batch * n, self.refined
+        x = np.concatenate([sequence[:, j:j + n] for j in range(self.time_kernel)]
+                           + [logits[..., :refined]], axis=2)
+        x = x.reshape(count, -1, refined)                                    # (N, 5k + 2, R)
+        h = self.first_wt @ _band_windows(x, self.kernel, 1)                 # (N, C, R)
+        h += self.band_bias
+        film = recurrent.reshape(count, -1) @ self.film_wt + self.film_b     # (N, 2C)
+        h *= 1 + film[:, :self.channels, None]
+        h += film[:, self.channels:, None]
+        np.maximum(h, 0, out=h)
+        h = self.second_wt @ _band_windows(h, self.kernel, 2)
+        h += self.second_b
+        np.maximum(h, 0, out=h)
+        correction = self.out_wt @ h + self.out_b                           # (N, 2, R)
+        logits[..., :refined] += correction.reshape(batch, n, 2, refined)
+        return sequence[:, n:].copy()
