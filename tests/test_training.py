@@ -543,3 +543,11 @@ def test_averaging_checkpoints_averages_the_weights_and_keeps_the_last_ones_reco
     assert average_main([str(tmp_path / "soup.pt"), str(paths[0]), str(tmp_path / "avg.pt")]) == 0
     assert torch.load(tmp_path / "soup.pt", weights_only=False)["averaged"][1]["averaged"] == averaged["averaged"]
     assert torch.equal(averaged["model"]["project.weight"], torch.full_like(averaged["model"]["project.weight"], 2.0))
+    # Installed weights (a plain state dict) average like a checkpoint of no steps, named in the record.
+    torch.save(torch.load(paths[1], weights_only=False)["model"], tmp_path / "installed.pt")
+    assert average_main([str(tmp_path / "mean.pt"), str(tmp_path / "installed.pt"), str(paths[0])]) == 0
+    mean = torch.load(tmp_path / "mean.pt", weights_only=False)
+    assert mean["averaged"][0] == {"step": 0, "hours": 0.0, "weights": "installed.pt"} and mean["step"] == 10
+    assert torch.equal(mean["model"]["project.weight"], averaged["model"]["project.weight"])
+    with pytest.raises(ValueError, match="last"):
+        average_main([str(tmp_path / "bad.pt"), str(paths[0]), str(tmp_path / "installed.pt")])
