@@ -8,8 +8,9 @@ held-out musdb7/train tracks; logs to `RUN/log.jsonl`. With "snapshot_minutes" i
 also keeps `RUN/snap_STEP.pt` that often, for averaging a run's last weights (average.py).
 `--resume` continues from `RUN/last.pt` (model, optimiser, step, elapsed time, random states);
 the learning rate follows a warmup + cosine schedule over the run's `hours` of training time, so a
-resumed run with more hours simply stretches the schedule. What a step computes (segment length, loss, validation) depends on the
-architecture family: see objectives.py (STFT mask models; waveform models such as WHAMSAHNet).
+resumed run with more hours simply stretches the schedule. What a step computes (segment length,
+loss, validation) depends on the architecture family: see objectives.py (STFT mask models;
+waveform models such as WHAMSAHNet).
 Export the result with `python -m whamsah_tray.training.export`.
 """
 

@@ -198,6 +198,8 @@ class MaskGRU(SpectralMaskModel):
         self.refine_bands = refine_bands if refine_channels else 0
         self.refiner = (BandRefiner(refine_bands, hidden, refine_channels, refine_kernel, conv_kernel)
                         if refine_channels else None)
+        if self.refiner is not None:
+            self.register_buffer("local_index", self._local_index(n_features), persistent=False)
 
     def inference_path(self):
         from whamsah_tray.separation.models.mask_gru_numpy import NumpyMaskGRU
@@ -209,8 +211,9 @@ class MaskGRU(SpectralMaskModel):
             "conv": self.feature_mean.new_zeros(batch, self.hidden, self.conv_kernel - 1),
             "gru": self.feature_mean.new_zeros(self.gru_layers, batch, self.hidden),
             "phase": torch.zeros(batch, self.phase_bins, 1, dtype=torch.complex64, device=self.feature_mean.device),
-            # The refiner's past frames of standardised features (zero: the training mean).
-            "local": self.feature_mean.new_zeros(batch, self.feature_mean.shape[0], self.conv_kernel - 1),
+            # The refiner's past frames of local features (zero: the training mean).
+            **({"local": self.feature_mean.new_zeros(batch, self.conv_kernel - 1, LOCAL_FEATURES, self.refine_bands)}
+               if self.refiner is not None else {}),
         }
 
     def input_features(self, spec: torch.Tensor, net_state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -235,36 +238,38 @@ class MaskGRU(SpectralMaskModel):
         recurrent, gru_state = self.gru(encoded, net_state["gru"])
         logits = self.head(torch.cat([recurrent, encoded], dim=-1))    # (B, T, 2 * bands)
         keep = self.conv_kernel - 1
-        local = net_state["local"]
+        new_state = {"conv": projected[..., projected.shape[-1] - keep:], "gru": gru_state, "phase": last_mid}
         if self.refiner is not None:
-            local = torch.cat([local, features], dim=-1)                # (B, F, k - 1 + T)
+            local = torch.cat([net_state["local"], self.local_features(features)], dim=1)  # (B, k - 1 + T, 5, R)
             logits = self.refine(local, logits, recurrent)
-            local = local[..., local.shape[-1] - keep:]
+            new_state["local"] = local[:, local.shape[1] - keep:]
         band_mask = torch.sigmoid(logits).unflatten(-1, (2, -1)).permute(0, 2, 3, 1)  # (B, 2, bands, T)
-        new_state = {"conv": projected[..., projected.shape[-1] - keep:], "gru": gru_state,
-                     "phase": last_mid, "local": local}
         return band_mask, new_state
 
-    def local_features(self, features: torch.Tensor) -> torch.Tensor:
-        """Standardised features (B, F, T) -> (B, T, 5, R) for the R refined bands: each band's
-        energy, coherence, balance and (its bin's, in the lowest phase_bins bands, else 0) phase
-        cos and sin."""
-        batch, _, frames = features.shape
+    def _local_index(self, n_features: int) -> torch.Tensor:
+        """(5, R): which input feature is each refined band's energy, coherence, balance, phase cos
+        and sin (its bin's, in the lowest phase_bins bands); n_features (one past the last) where
+        there is none: a constant 0 once standardised. The numpy path gathers with it too."""
         bands, refined = self.features.n_bands, self.refine_bands
-        per_band = features[:, :3 * bands].unflatten(1, (3, bands))[:, :, :refined]  # (B, 3, R, T)
-        phase = features.new_zeros(batch, 2, refined, frames)
-        if self.phase_bins:
-            both = min(self.phase_bins, refined)
-            phase[:, :, :both] = features[:, 3 * bands:].unflatten(1, (2, self.phase_bins))[:, :, :both]
-        return torch.cat([per_band, phase], dim=1).permute(0, 3, 1, 2)
+        index = torch.full((LOCAL_FEATURES, refined), n_features)
+        for kind in range(3):
+            index[kind] = kind * bands + torch.arange(refined)
+        both = min(self.phase_bins, refined)
+        for kind in range(2):
+            index[3 + kind, :both] = 3 * bands + kind * self.phase_bins + torch.arange(both)
+        return index
+
+    def local_features(self, features: torch.Tensor) -> torch.Tensor:
+        """Standardised features (B, F, T) -> the refined bands' local features (B, T, 5, R)."""
+        padded = torch.cat([features, features.new_zeros(features.shape[0], 1, features.shape[2])], dim=1)
+        return padded[:, self.local_index].permute(0, 3, 1, 2)
 
     def refine(self, local: torch.Tensor, logits: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
-        """local: standardised features (B, F, kernel - 1 + T) with the carried frames; logits
-        (B, T, 2 * bands); recurrent (B, T, hidden) -> refined logits (B, T, 2 * bands)."""
+        """local: the refined bands' local features (B, kernel - 1 + T, 5, R) with the carried
+        frames; logits (B, T, 2 * bands); recurrent (B, T, hidden) -> refined logits (B, T, 2 * bands)."""
         batch, frames = logits.shape[:2]
         bands, refined = self.features.n_bands, self.refine_bands
-        per_band = self.local_features(local)                           # (B, k - 1 + T, 5, R)
-        window = torch.cat([per_band[:, j:j + frames] for j in range(self.conv_kernel)], dim=2)
+        window = torch.cat([local[:, j:j + frames] for j in range(self.conv_kernel)], dim=2)
         logits = logits.reshape(batch * frames, 2, bands)
         low = self.refiner(window.flatten(0, 1), logits[..., :refined], recurrent.reshape(batch * frames, -1))
         return torch.cat([low, logits[..., refined:]], dim=-1).reshape(batch, frames, -1)

@@ -88,7 +88,7 @@ class NumpyMaskGRU:
             "conv": np.zeros((batch, self.kernel - 1, self.hidden), np.float32),
             "gru": np.zeros((len(self.gru), batch, self.hidden), np.float32),
             "phase": np.zeros((batch, 1, self.phase_bins), np.complex64),
-            "local": (self.refiner.init_state(batch, self.kernel - 1) if self.refiner is not None else None),
+            **({"local": self.refiner.init_state(batch, self.kernel - 1)} if self.refiner is not None else {}),
         }
 
     def stream(self, x: np.ndarray, state: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
@@ -106,9 +106,8 @@ class NumpyMaskGRU:
         recurrent, gru_state = self._recur(encoded, state["gru"])            # (B, n, hidden)
         head = _gelu(np.concatenate([recurrent, encoded], axis=-1) @ self.head1_wt + self.head1_b)
         logits = (head @ self.head2_wt + self.head2_b).reshape(batch, n, 2, self.n_bands)
-        local_state = state["local"]
         if self.refiner is not None:
-            local_state = self.refiner.refine(features, local_state, logits, recurrent)
+            local_state = self.refiner.refine(features, state["local"], logits, recurrent)
         band_mask = _sigmoid(logits)
         mask = band_mask[..., self.band_of_bin].transpose(0, 2, 1, 3)  # (B, 2, n, bins)
 
@@ -126,8 +125,9 @@ class NumpyMaskGRU:
             "conv": conv_state,
             "gru": gru_state,
             "phase": phase_state,
-            "local": local_state,
         }
+        if self.refiner is not None:
+            new_state["local"] = local_state
         return out[..., :n_samples], new_state
 
     def _encode(self, spec: np.ndarray, carried: np.ndarray,
@@ -201,20 +201,15 @@ class _NumpyRefiner:
     def __init__(self, model) -> None:
         refiner = model.refiner
         self.kernel, self.channels = refiner.kernel, refiner.channels
-        self.n_bands, self.refined, self.phase_bins = model.features.n_bands, model.refine_bands, model.phase_bins
-        self.time_kernel = model.conv_kernel
-        # Which features, standardised, make each refined band's 5 local ones (-1: a constant 0).
-        bands, refined = self.n_bands, self.refined
-        index = np.full((LOCAL_FEATURES, refined), -1)
-        for kind in range(3):
-            index[kind] = kind * bands + np.arange(refined)
-        both = min(self.phase_bins, refined)
-        for kind in range(2):
-            index[3 + kind, :both] = 3 * bands + kind * self.phase_bins + np.arange(both)
+        self.refined, self.time_kernel = model.refine_bands, model.conv_kernel
+        # The model's gather of each refined band's 5 features, standardised here (the index one
+        # past the last feature stands for a constant 0).
+        index = model.local_index.cpu().numpy()                                      # (5, R)
         mean, std = _f32(model.feature_mean)[:, 0], _f32(model.feature_std)[:, 0]
-        self.scale = np.where(index >= 0, 1 / std[index], 0).astype(np.float32)      # (5, R)
-        self.offset = np.where(index >= 0, -mean[index] / std[index], 0).astype(np.float32)
-        self.gather = np.maximum(index, 0)
+        some = index < len(mean)
+        self.gather = np.where(some, index, 0)
+        self.scale = np.where(some, 1 / std[self.gather], 0).astype(np.float32)
+        self.offset = np.where(some, -mean[self.gather] / std[self.gather], 0).astype(np.float32)
         self.first_wt = _taps(refiner.first)
         self.band_bias = _f32(refiner.band_bias) + _f32(refiner.first.bias)[:, None]  # (C, R)
         self.film_wt, self.film_b = np.ascontiguousarray(_f32(refiner.film.weight).T), _f32(refiner.film.bias)
