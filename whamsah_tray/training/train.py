@@ -62,6 +62,8 @@ def main(argv: list[str] | None = None) -> int:
                              "training mixes (after a change of input features or data)")
     parser.add_argument("--hours", type=float, help="training time of the whole run (overrides the config)")
     parser.add_argument("--seed", type=int, help="the run's random seed (overrides the config's)")
+    parser.add_argument("--learning-rate", type=float,
+                        help="peak learning rate (overrides the config's), e.g. lower to fine-tune installed weights")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (smoke tests)")
     args = parser.parse_args(argv)
@@ -73,6 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         config["hours"] = args.hours
     if args.seed is not None:
         config["seed"] = args.seed
+    if args.learning_rate:
+        config["learning_rate"] = args.learning_rate
     run = args.run or Path("runs") / config["name"]
     run.mkdir(parents=True, exist_ok=True)
     if args.threads:

@@ -56,6 +56,7 @@ class NumpyMaskGRU:
         self.band_starts = np.flatnonzero(np.diff(self.band_of_bin, prepend=-1))  # first bin of each band
         self.band_floor = _f32(model.features.band_floor)
         self.phase_bins = model.phase_bins
+        self.salience_scale = np.float32(SALIENCE_FLOOR / max(self.phase_bins, 1))  # x the sum = x the mean
         self.phase_centre = np.exp(-2j * np.pi * np.arange(self.phase_bins) * self.hop / self.n_fft).astype(np.complex64)
         # Standardisation folded into the projection: W (x - m) / s + b = (W / s) x + (b - W m / s).
         mean, std = _f32(model.feature_mean)[:, 0], _f32(model.feature_std)[:, 0]
@@ -97,9 +98,12 @@ class NumpyMaskGRU:
             raise ValueError(f"stream() takes whole hops of {self.hop} samples")
         n = n_samples // self.hop
         signal = np.concatenate([state["input_tail"], x], axis=-1)
-        step = signal.strides[-1]  # frame k = signal[..., k * hop : k * hop + n_fft], as a view
-        frames = np.lib.stride_tricks.as_strided(signal, (batch, 2, n, self.n_fft),
-                                                 signal.strides[:2] + (self.hop * step, step), writeable=False)
+        if n == 1:  # one hop per call (the live engine): the signal is the frame
+            frames = signal[:, :, None]
+        else:
+            step = signal.strides[-1]  # frame k = signal[..., k * hop : k * hop + n_fft], as a view
+            frames = np.lib.stride_tricks.as_strided(signal, (batch, 2, n, self.n_fft),
+                                                     signal.strides[:2] + (self.hop * step, step), writeable=False)
         spec = scipy.fft.rfft(frames * self.window, axis=-1)              # (B, 2, n, bins) complex64
 
         encoded, conv_state, phase_state, features = self._encode(spec, state["conv"], state["phase"])
@@ -108,15 +112,18 @@ class NumpyMaskGRU:
         logits = (head @ self.head2_wt + self.head2_b).reshape(batch, n, 2, self.n_bands)
         if self.refiner is not None:
             local_state = self.refiner.refine(features, state["local"], logits, recurrent)
-        band_mask = _sigmoid(logits)
-        mask = band_mask[..., self.band_of_bin].transpose(0, 2, 1, 3)  # (B, 2, n, bins)
+        band_mask = _sigmoid(logits).transpose(0, 2, 1, 3)                # (B, 2, n, bands)
+        mask = np.take(band_mask, self.band_of_bin, axis=-1)             # (B, 2, n, bins)
 
         history = np.concatenate([state["pending_spec"], spec], axis=2)
         vocal_frames = scipy.fft.irfft(mask * history[:, :, :n], n=self.n_fft, axis=-1)
         vocal_frames *= self.synthesis
-        out = np.zeros((batch, 2, (n - 1) * self.hop + self.n_fft), np.float32)
-        for k in range(n):
-            out[..., k * self.hop:k * self.hop + self.n_fft] += vocal_frames[:, :, k]
+        if n == 1:
+            out = vocal_frames[:, :, 0]
+        else:
+            out = np.zeros((batch, 2, (n - 1) * self.hop + self.n_fft), np.float32)
+            for k in range(n):
+                out[..., k * self.hop:k * self.hop + self.n_fft] += vocal_frames[:, :, k]
         out[..., :self.n_fft - self.hop] += state["output_tail"]
         new_state = {
             "input_tail": signal[..., n_samples:].copy(),
@@ -147,7 +154,7 @@ class NumpyMaskGRU:
         if self.phase_bins:
             z = mid * np.concatenate([previous_mid, mid[:, :-1]], axis=1).conj() * self.phase_centre
             size = np.abs(z)
-            weight = 1 / (size + np.float32(SALIENCE_FLOOR) * size.mean(axis=-1, keepdims=True) + np.float32(EPS))
+            weight = 1 / (size + (size.sum(axis=-1, keepdims=True) * self.salience_scale + np.float32(EPS)))
             features = np.concatenate([features, z.real * weight, z.imag * weight], axis=-1)
         projected = features @ self.project_wt + self.project_b         # (B, n, hidden)
         sequence = np.concatenate([carried, projected], axis=1)        # (B, kernel - 1 + n, hidden)
