@@ -235,9 +235,11 @@ class _NumpyRefiner:
         local = features[..., self.gather] * self.scale + self.offset      # (B, n, 5, R)
         sequence = np.concatenate([carried, local], axis=1)                  # (B, k - 1 + n, 5, R)
         count, refined = batch * n, self.refined
-        x = np.concatenate([sequence[:, j:j + n] for j in range(self.time_kernel)]
-                           + [logits[..., :refined]], axis=2)
-        x = x.reshape(count, -1, refined)                                    # (N, 5k + 2, R)
+        if n == 1:  # one hop per call: the sequence is the window
+            x = np.concatenate([sequence.reshape(batch, -1, refined), logits[:, 0, :, :refined]], axis=1)
+        else:
+            x = np.concatenate([sequence[:, j:j + n] for j in range(self.time_kernel)]
+                               + [logits[..., :refined]], axis=2).reshape(count, -1, refined)  # (N, 5k + 2, R)
         h = self.first_wt @ _band_windows(x, self.kernel, 1)                 # (N, C, R)
         h += self.band_bias
         film = recurrent.reshape(count, -1) @ self.film_wt + self.film_b     # (N, 2C)
