@@ -176,6 +176,7 @@ def test_streaming_equals_whole_sequence_training_path(config):
 @pytest.mark.parametrize("config", [{}, {"gru_layers": 1, "conv_kernel": 5, "lookahead": 2}, {"power_floor": 1e-6},
                                     {"hidden": 384, "power_floor": 1e-6}, {"phase_bins": 128, "power_floor": 1e-6},
                                     {"phase_bins": 128, "power_floor": 1e-6, "refine_channels": 16},
+                                    {"phase_bins": 128, "power_floor": 1e-6, "mask_logit_offset": 0.4},
                                     {"phase_bins": 40, "refine_channels": 8, "refine_kernel": 5, "refine_bands": 200,
                                      "gru_layers": 1, "conv_kernel": 5, "lookahead": 2}])
 def test_numpy_inference_path_equals_the_torch_stream(config):

@@ -551,3 +551,45 @@ def test_averaging_checkpoints_averages_the_weights_and_keeps_the_last_ones_reco
     assert torch.equal(mean["model"]["project.weight"], averaged["model"]["project.weight"])
     with pytest.raises(ValueError, match="last"):
         average_main([str(tmp_path / "bad.pt"), str(paths[0]), str(tmp_path / "installed.pt")])
+
+
+def test_calibration_picks_the_offset_with_the_best_held_out_figures_and_the_export_keeps_it(data_root, tmp_path):
+    """calibrate.py scores each mask logit offset on the held-out musdb7/train track (never on
+    musdb7/test: the fixture's test files are not audio) with the figures `evaluate` gives for a
+    model of that offset, keeps the best sum of the four, and the exported model applies it."""
+    from whamsah_tray.evaluation import evaluate
+    from whamsah_tray.training.calibrate import main as calibrate_main
+    from whamsah_tray.training.calibrate import with_offset
+    from whamsah_tray.training.train import save_checkpoint
+
+    torch.manual_seed(3)
+    network = build_network("mask-gru", {"hidden": 16, "gru_layers": 1, "power_floor": 1e-6})
+    config = {"name": "tiny-rt", "architecture": "mask-gru", "model": network.config}
+    save_checkpoint(tmp_path / "avg.pt", model=network.state_dict(), step=7, elapsed=36.0, config=config)
+    offsets = [-3.0, 0.5, 3.0]
+    assert calibrate_main([str(tmp_path / "avg.pt"), str(tmp_path / "cal.pt"), "--data", str(data_root),
+                           "--offsets", *map(str, offsets)]) == 0
+    calibrated = torch.load(tmp_path / "cal.pt", weights_only=False)
+    record = calibrated["calibration"]
+    assert record["held_out_tracks"] == _names("Held Out", True, 1)
+    held_out = tmp_path / "held_out"
+    held_out.mkdir()
+    (held_out / record["held_out_tracks"][0]).symlink_to(data_root / "musdb7" / "train" / record["held_out_tracks"][0])
+    sums = []
+    for offset, row in zip(offsets, record["offsets"]):
+        summary = evaluate(held_out, with_offset({"config": config, "model": network.state_dict()}, offset)).rows[0].summary
+        assert row == {"offset": offset, **{key: pytest.approx(value, abs=1e-3) for key, value in summary.items()}}
+        sums.append(sum(summary.values()))
+    assert len(set(np.round(sums, 3))) == 3                          # the offsets really change the figures
+    assert record["chosen"] == offsets[int(np.argmax(sums))] == calibrated["config"]["model"]["mask_logit_offset"]
+
+    weights_dir = tmp_path / "weights"
+    assert training_export.main([str(tmp_path / "cal.pt"), "--name", "tiny-cal", "--weights-dir", str(weights_dir)]) == 0
+    manifest = json.loads((weights_dir / "tiny-cal.json").read_text())
+    assert manifest["config"].get("mask_logit_offset", 0.0) == record["chosen"] and manifest["figures"]["calibration"] == record
+    spec = torch.stft(torch.randn(2, 44100), 2048, 512, window=torch.hann_window(2048).sqrt(), return_complex=True)[None]
+    with torch.no_grad():
+        shifted, _ = load_model("tiny-cal", weights_dir=weights_dir).network.band_masks(spec, None)
+        plain, _ = network.eval().band_masks(spec, None)
+    torch.testing.assert_close(torch.logit(shifted.double()), torch.logit(plain.double()) + record["chosen"],
+                               atol=1e-3, rtol=0)

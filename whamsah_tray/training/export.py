@@ -5,7 +5,8 @@ loadable with `torch.load(weights_only=True)`) and its manifest `weights/<name>.
         [--evaluation eval.json] [--bench bench.json] [--weights-dir weights]
 
 Figures from `whamsah-tray evaluate --json` and `whamsah-tray bench --json` go into the manifest's
-"figures" so that `whamsah-tray models` shows what was measured.
+"figures" so that `whamsah-tray models` shows what was measured, as do a calibrated checkpoint's
+held-out figures (calibrate.py).
 """
 
 from __future__ import annotations
@@ -61,6 +62,10 @@ def main(argv: list[str] | None = None) -> int:
                            "wall_hours": round(checkpoint["elapsed"] / 3600 + earlier.get("wall_hours", 0.0), 2),
                            "this_run": {"steps": checkpoint["step"], "hours": round(checkpoint["elapsed"] / 3600, 2)},
                            "config": config}
+    if "calibration" in checkpoint:  # its mask logit offset, measured on held-out tracks (calibrate.py)
+        figures["calibration"] = checkpoint["calibration"]
+    else:
+        figures.pop("calibration", None)
     if "averaged" in checkpoint:  # an average of checkpoints (training/average.py): which ones
         figures["training"]["averaged_checkpoints"] = checkpoint["averaged"]
     manifest = {

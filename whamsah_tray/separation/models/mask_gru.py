@@ -9,7 +9,8 @@
       -> 2-layer GRU (causal) -> [GRU out, conv out] -> MLP -> mask logits per band and channel
          [optional, `refine_channels` C: a sub-band refiner corrects the logits of the lowest
           `refine_bands` bands from each band's neighbourhood (see BandRefiner)]
-      -> sigmoid -> each band's mask applied to all of its bins
+      -> sigmoid (of the logits plus `mask_logit_offset`, calibrated after training on held-out
+         tracks: training/calibrate.py) -> each band's mask applied to all of its bins
 
 Band compression keeps every bin below 2.8 kHz (where vocal harmonics are resolved) and merges
 bins in groups of 2, 4 and 8 above, on the way in and on the way out: the network is small enough
@@ -167,20 +168,25 @@ class MaskGRU(SpectralMaskModel):
                  band_groups: tuple[tuple[int, int, int], ...] = DEFAULT_BAND_GROUPS,
                  n_fft: int = 2048, hop: int = 512, lookahead: int = 1, sample_rate: int = 44100,
                  power_floor: float = 0.0, phase_bins: int = 0, refine_channels: int = 0,
-                 refine_kernel: int = 7, refine_bands: int = 128, **config: Any) -> None:
+                 refine_kernel: int = 7, refine_bands: int = 128, mask_logit_offset: float = 0.0,
+                 **config: Any) -> None:
         band_groups = tuple(tuple(group) for group in band_groups)
         refine = ({"refine_channels": refine_channels, "refine_kernel": refine_kernel, "refine_bands": refine_bands}
                   if refine_channels else {})
         super().__init__(n_fft=n_fft, hop=hop, lookahead=lookahead, sample_rate=sample_rate,
                          hidden=hidden, gru_layers=gru_layers, conv_kernel=conv_kernel,
                          band_groups=[list(group) for group in band_groups], power_floor=power_floor,
-                         **({"phase_bins": phase_bins} if phase_bins else {}), **refine, **config)
+                         **({"phase_bins": phase_bins} if phase_bins else {}), **refine,
+                         **({"mask_logit_offset": mask_logit_offset} if mask_logit_offset else {}), **config)
         if not 0 <= lookahead < conv_kernel:
             raise ValueError("the look-ahead must fit inside the time convolution")
         self.hidden, self.gru_layers, self.conv_kernel = hidden, gru_layers, conv_kernel
         if not 0 <= phase_bins <= self.n_bins:
             raise ValueError(f"phase_bins must be within 0..{self.n_bins}")
         self.phase_bins = phase_bins
+        # Added to every mask logit before the sigmoid: a calibration measured on held-out tracks
+        # after training (training/calibrate.py), 0 while training.
+        self.mask_logit_offset = float(mask_logit_offset)
         self.features = BandFeatures(self.n_bins, band_groups, power_floor)
         n_features = FEATURES_PER_BAND * self.features.n_bands + 2 * phase_bins
         # Input standardisation, measured on training data before training starts.
@@ -243,7 +249,7 @@ class MaskGRU(SpectralMaskModel):
             local = torch.cat([net_state["local"], self.local_features(features)], dim=1)  # (B, k - 1 + T, 5, R)
             logits = self.refine(local, logits, recurrent)
             new_state["local"] = local[:, local.shape[1] - keep:]
-        band_mask = torch.sigmoid(logits).unflatten(-1, (2, -1)).permute(0, 2, 3, 1)  # (B, 2, bands, T)
+        band_mask = torch.sigmoid(logits + self.mask_logit_offset).unflatten(-1, (2, -1)).permute(0, 2, 3, 1)  # (B, 2, bands, T)
         return band_mask, new_state
 
     def _local_index(self, n_features: int) -> torch.Tensor:

@@ -79,6 +79,7 @@ class NumpyMaskGRU:
         self.head1_wt, self.head1_b = np.ascontiguousarray(_f32(first.weight).T), _f32(first.bias)
         self.head2_wt, self.head2_b = np.ascontiguousarray(_f32(last.weight).T), _f32(last.bias)
         self.refiner = _NumpyRefiner(model) if model.refiner is not None else None
+        self.logit_offset = np.float32(model.mask_logit_offset)
 
     def init_state(self, batch: int) -> dict[str, Any]:
         tail = self.n_fft - self.hop
@@ -112,6 +113,8 @@ class NumpyMaskGRU:
         logits = (head @ self.head2_wt + self.head2_b).reshape(batch, n, 2, self.n_bands)
         if self.refiner is not None:
             local_state = self.refiner.refine(features, state["local"], logits, recurrent)
+        if self.logit_offset:
+            logits += self.logit_offset
         band_mask = _sigmoid(logits).transpose(0, 2, 1, 3)                # (B, 2, n, bands)
         mask = np.take(band_mask, self.band_of_bin, axis=-1)             # (B, 2, n, bins)
 
