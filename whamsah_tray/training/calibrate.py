@@ -10,8 +10,9 @@ Why: trained on 88 excerpts, the network is surer of the accompaniment on songs 
 than it should be: on the held-out tracks a positive offset (more of each bin given to the vocals)
 raises both cSDRs while the training tracks' figures peak at 0. The held-out tracks are never
 trained on, and musdb7/test is never read here. The output is the checkpoint with the chosen
-offset in its config and every offset's figures under "calibration" (the export writes them into
-the manifest). Never imported by the app.
+offset and every offset's figures under "calibration" (its training config stays as it was); the
+export builds the model with that offset and writes the figures into the manifest. Never imported
+by the app.
 """
 
 from __future__ import annotations
@@ -77,7 +78,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"offset {offset:5.2f}: " + "  ".join(f"{key} {value:6.2f}" for key, value in figures.items()),
               flush=True)
     best = max(results, key=lambda r: (sum(v for k, v in r.items() if k != "offset"), -abs(r["offset"])))
-    checkpoint["config"]["model"]["mask_logit_offset"] = best["offset"]
     checkpoint["calibration"] = {"held_out_tracks": [name for name, _ in stems], "chosen": best["offset"],
                                  "by": "the largest sum of the four summary figures", "offsets": results}
     save_checkpoint(args.output, **checkpoint)

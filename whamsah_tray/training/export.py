@@ -43,7 +43,9 @@ def main(argv: list[str] | None = None) -> int:
 
     checkpoint = torch.load(args.checkpoint, map_location="cpu", weights_only=False)
     config = checkpoint["config"]
-    network = build_network(config["architecture"], config["model"])
+    calibration = checkpoint.get("calibration")  # training/calibrate.py: a mask logit offset
+    model_config = {**config["model"], **({"mask_logit_offset": calibration["chosen"]} if calibration else {})}
+    network = build_network(config["architecture"], model_config)
     network.load_state_dict(checkpoint["model"])
     args.weights_dir.mkdir(parents=True, exist_ok=True)
     weights = args.weights_dir / f"{args.name}.pt"
@@ -62,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                            "wall_hours": round(checkpoint["elapsed"] / 3600 + earlier.get("wall_hours", 0.0), 2),
                            "this_run": {"steps": checkpoint["step"], "hours": round(checkpoint["elapsed"] / 3600, 2)},
                            "config": config}
-    if "calibration" in checkpoint:  # its mask logit offset, measured on held-out tracks (calibrate.py)
-        figures["calibration"] = checkpoint["calibration"]
+    if calibration:  # the held-out figures of each offset tried
+        figures["calibration"] = calibration
     else:
         figures.pop("calibration", None)
     if "averaged" in checkpoint:  # an average of checkpoints (training/average.py): which ones
