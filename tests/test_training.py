@@ -5,6 +5,7 @@ never reads, the float32 cache, the mixes it draws, the input features' noise fl
 from __future__ import annotations
 
 import hashlib
+import shutil
 import json
 from pathlib import Path
 
@@ -594,3 +595,28 @@ def test_calibration_picks_the_offset_with_the_best_held_out_figures_and_the_exp
         plain, _ = network.eval().band_masks(spec, None)
     torch.testing.assert_close(torch.logit(shifted.double()), torch.logit(plain.double()) + record["chosen"],
                                atol=1e-3, rtol=0)
+
+
+@pytest.mark.skipif(shutil.which("c++") is None and shutil.which("g++") is None,
+                    reason="torch.compile (training's --compile) needs a C++ compiler")
+def test_compiled_feature_and_loss_kernels_give_the_eager_loss_and_gradients():
+    """--compile: the band features and the loss's band sums as torch.compile'd kernels give the
+    same loss and the same gradients as the eager code, and the network's weights (its state
+    dict) do not change by it."""
+    from whamsah_tray.training.objectives import objective_for
+
+    torch.manual_seed(0)
+    eager = build_network("mask-gru", {"hidden": 16, "gru_layers": 1, "phase_bins": 32, "power_floor": 1e-6})
+    compiled = build_network("mask-gru", eager.config)
+    compiled.load_state_dict(eager.state_dict())
+    mixture, vocals = torch.randn(2, 2, 2048 + 15 * 512) * 0.1, torch.randn(2, 2, 2048 + 15 * 512) * 0.05
+    results = []
+    for network, compile in ((eager, False), (compiled, True)):
+        objective = objective_for(network, compile=compile)
+        loss, _ = objective.loss(mixture, vocals + 0.0)
+        loss.backward()
+        results.append((loss.item(), {name: p.grad.clone() for name, p in network.named_parameters()}))
+    assert compiled.compiled_features is not None and compiled.state_dict().keys() == eager.state_dict().keys()
+    assert results[1][0] == pytest.approx(results[0][0], rel=1e-5)
+    for name, gradient in results[0][1].items():
+        torch.testing.assert_close(results[1][1][name], gradient, rtol=1e-4, atol=1e-5 * gradient.abs().max().item())

@@ -72,9 +72,21 @@ def _gain_free_sdr(dot: torch.Tensor, estimate: torch.Tensor, reference: torch.T
     return 10 * torch.log10((target.sum(dim=(1, 3)) + floor) / (error.sum(dim=(1, 3)) + floor))
 
 
+@torch.no_grad()
+def band_power_sums(features, x: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Mixture and vocal spectra (B, 2, bins, T) -> (3, B, 2, bands, T): per band, sum |v|^2,
+    sum Re(v x*) and sum |x|^2."""
+    x, v = x.transpose(-1, -2), v.transpose(-1, -2)                       # bins last: cheap band sums
+    return features.band_sum(torch.stack([
+        v.real.square() + v.imag.square(),
+        v.real * x.real + v.imag * x.imag,
+        x.real.square() + x.imag.square(),
+    ])).transpose(-1, -2)
+
+
 def band_separation_loss(features, mixture_spec: torch.Tensor, vocals_spec: torch.Tensor,
-                         band_mask: torch.Tensor, lookahead: int,
-                         gain_free_weight: float = 0.0) -> tuple[torch.Tensor, dict[str, float]]:
+                         band_mask: torch.Tensor, lookahead: int, gain_free_weight: float = 0.0,
+                         power_sums=band_power_sums) -> tuple[torch.Tensor, dict[str, float]]:
     """`separation_loss` for masks that are constant over each band of `features` (a BandFeatures),
     computed from per-band sums instead of per bin: with vocals v, mixture x and a band's mask m,
     sum over the band |v - m x|^2 = V - 2 m R + m^2 X, where V = sum |v|^2, R = sum Re(v x*) and
@@ -84,17 +96,11 @@ def band_separation_loss(features, mixture_spec: torch.Tensor, vocals_spec: torc
     gain_free_weight w: the loss is (1 - w) * that SDR + w * the SDR after the best gain per
     channel, ~86 Hz group (gain_groups) and segment, as museval's distortion filter allows (a
     mask that takes too little of a source in a region loses less than one that lets the other
-    source in). band_mask: (B, 2, bands, T), [..., k] belonging to frame k - lookahead."""
+    source in). band_mask: (B, 2, bands, T), [..., k] belonging to frame k - lookahead.
+    power_sums: band_power_sums or a compiled form of it (training's --compile)."""
     n = mixture_spec.shape[-1] - lookahead
     with torch.no_grad():
-        x = mixture_spec[..., :n].transpose(-1, -2)                      # (B, 2, T, bins)
-        v = vocals_spec[..., :n].transpose(-1, -2)
-        sums = features.band_sum(torch.stack([
-            v.real.square() + v.imag.square(),
-            v.real * x.real + v.imag * x.imag,
-            x.real.square() + x.imag.square(),
-        ]))                                                               # (3, B, 2, T, bands)
-        vocal_power, cross, mixture_power = (part.transpose(-1, -2) for part in sums)  # (B, 2, bands, T)
+        vocal_power, cross, mixture_power = power_sums(features, mixture_spec[..., :n], vocals_spec[..., :n])
         accompaniment_power = mixture_power - 2 * cross + vocal_power
         def frame_energy(power: torch.Tensor) -> torch.Tensor:
             return power.sum(dim=(1, 2))                                  # (B, T)

@@ -27,7 +27,7 @@ from whamsah_tray.separation.models.mask_gru import MaskGRU
 from whamsah_tray.separation.models.spectral import SpectralMaskModel
 from whamsah_tray.separation.models.whamsahnet import WHAMSAHNet
 from whamsah_tray.training.data import MixSampler, StemSet
-from whamsah_tray.training.losses import band_separation_loss, segment_sdr, separation_loss, waveform_segment_sdr, waveform_separation_loss
+from whamsah_tray.training.losses import band_power_sums, band_separation_loss, segment_sdr, separation_loss, waveform_segment_sdr, waveform_separation_loss
 
 
 class Objective(Protocol):
@@ -42,12 +42,14 @@ class Objective(Protocol):
     def validate(self, stems: StemSet) -> dict[str, float]: ...
 
 
-def objective_for(network: StreamingModel, gain_free_weight: float = 0.0) -> Objective:
-    """gain_free_weight: see losses.band_separation_loss (mask-gru only)."""
-    if gain_free_weight and not isinstance(network, MaskGRU):
-        raise ValueError("gain_free_weight needs a band-mask network (mask-gru)")
+def objective_for(network: StreamingModel, gain_free_weight: float = 0.0, compile: bool = False) -> Objective:
+    """gain_free_weight: see losses.band_separation_loss (mask-gru only). compile: run the
+    band features and the loss's band sums (the per-bin work, no gradient) as torch.compile'd
+    kernels (mask-gru only; needs a C++ compiler)."""
+    if (gain_free_weight or compile) and not isinstance(network, MaskGRU):
+        raise ValueError("gain_free_weight and compile need a band-mask network (mask-gru)")
     if isinstance(network, SpectralMaskModel):
-        return SpectralObjective(network, gain_free_weight)
+        return SpectralObjective(network, gain_free_weight, compile)
     if isinstance(network, WHAMSAHNet):
         return WaveformObjective(network)
     raise ValueError(f"no training objective for architecture '{network.architecture}'")
@@ -65,9 +67,13 @@ def _medians(vocal_scores: list[float], accompaniment_scores: list[float]) -> di
 
 
 class SpectralObjective:
-    def __init__(self, network: SpectralMaskModel, gain_free_weight: float = 0.0) -> None:
+    def __init__(self, network: SpectralMaskModel, gain_free_weight: float = 0.0, compile: bool = False) -> None:
         self.network = network
         self.gain_free_weight = gain_free_weight
+        self.power_sums = band_power_sums
+        if compile:  # fused per-bin work: one pass over the spectra instead of one per operation
+            network.compiled_features = torch.compile(network.features.forward)
+            self.power_sums = torch.compile(band_power_sums)
 
     def segment_length(self, config: dict) -> int:
         return self.network.n_fft + (config["segment_frames"] - 1) * self.network.hop
@@ -91,7 +97,7 @@ class SpectralObjective:
         if isinstance(network, MaskGRU):  # band masks: the loss from per-band sums, far cheaper
             band_mask, _ = network.band_masks(mixture_spec, None)
             return band_separation_loss(network.features, mixture_spec, vocals_spec, band_mask, network.lookahead,
-                                        self.gain_free_weight)
+                                        self.gain_free_weight, self.power_sums)
         mask, _ = network.masks(mixture_spec, None)
         return separation_loss(mixture_spec, vocals_spec, mask, network.lookahead)
 

@@ -65,6 +65,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--learning-rate", type=float,
                         help="peak learning rate (overrides the config's), e.g. lower to fine-tune installed weights")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
+    parser.add_argument("--compile", action="store_true",
+                        help="mask-gru: torch.compile the per-bin feature and loss work (needs a C++ compiler)")
     parser.add_argument("--max-steps", type=int, default=0, help="stop after this many steps (smoke tests)")
     args = parser.parse_args(argv)
     if not args.data and not args.musdb18hq and not args.cache.exists():
@@ -86,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     sets = load_cached(args.data, args.musdb18hq, args.cache)
     torch.manual_seed(config["seed"])
     network = build_network(config["architecture"], config["model"])
-    objective = objective_for(network, config.get("gain_free_weight", 0.0))  # what a step computes, per family
+    objective = objective_for(network, config.get("gain_free_weight", 0.0), args.compile)  # what a step computes, per family
     mixing = {k: tuple(v) if isinstance(v, list) else v for k, v in config.get("mixing", {}).items()}
     sampler = MixSampler(sets, objective.segment_length(config), seed=config["seed"], **mixing)
     optimizer = torch.optim.AdamW(network.parameters(), lr=config["learning_rate"],

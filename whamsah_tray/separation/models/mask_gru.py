@@ -188,6 +188,7 @@ class MaskGRU(SpectralMaskModel):
         # after training (training/calibrate.py), 0 while training.
         self.mask_logit_offset = float(mask_logit_offset)
         self.features = BandFeatures(self.n_bins, band_groups, power_floor)
+        self.compiled_features = None  # training may set a torch.compile'd self.features (objectives.py)
         n_features = FEATURES_PER_BAND * self.features.n_bands + 2 * phase_bins
         # Input standardisation, measured on training data before training starts.
         self.register_buffer("feature_mean", torch.zeros(n_features, 1))
@@ -225,7 +226,7 @@ class MaskGRU(SpectralMaskModel):
     def input_features(self, spec: torch.Tensor, net_state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         """complex (B, 2, bins, T) -> (B, features, T) before standardisation, and the low mid
         bins of the last frame (the next call's previous frame)."""
-        features = self.features(spec)
+        features = (self.compiled_features or self.features)(spec)
         mid = spec[:, 0, :self.phase_bins] + spec[:, 1, :self.phase_bins]
         if self.phase_bins:
             features = torch.cat([features, phase_advance(mid, net_state["phase"], self.hop, self.n_fft)], dim=1)
