@@ -5,8 +5,8 @@ never reads, the float32 cache, the mixes it draws, the input features' noise fl
 from __future__ import annotations
 
 import hashlib
-import shutil
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np

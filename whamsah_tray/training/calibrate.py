@@ -22,9 +22,10 @@ from pathlib import Path
 
 import torch
 
-from whamsah_tray.evaluation import SystemScores, find_tracks, load_track, score_track
+from whamsah_tray.evaluation import SystemScores, TrackStems, find_tracks, load_track, score_track
 from whamsah_tray.separation import separate_array
 from whamsah_tray.separation.models import build_network
+from whamsah_tray.separation.models.mask_gru import MaskGRU
 from whamsah_tray.separation.registry import LoadedModel, ModelInfo
 from whamsah_tray.training.data import _is_validation
 from whamsah_tray.training.train import save_checkpoint
@@ -32,7 +33,7 @@ from whamsah_tray.training.train import save_checkpoint
 DEFAULT_OFFSETS = (0.0, 0.2, 0.4, 0.6, 0.8)
 
 
-def held_out_tracks(data: Path) -> list:
+def held_out_tracks(data: Path) -> list[TrackStems]:
     """The musdb7/train tracks that training holds out (data._is_validation)."""
     tracks = [track for track in find_tracks(data / "musdb7" / "train") if _is_validation(track.name)]
     if not tracks:
@@ -42,10 +43,9 @@ def held_out_tracks(data: Path) -> list:
 
 def with_offset(checkpoint: dict, offset: float) -> LoadedModel:
     config = checkpoint["config"]
-    model_config = {**config["model"], "mask_logit_offset": offset}
-    network = build_network(config["architecture"], model_config)
-    if not hasattr(network, "mask_logit_offset"):
+    if config["architecture"] != MaskGRU.architecture:
         raise SystemExit(f"architecture {config['architecture']} has no mask logits to calibrate")
+    network = build_network(config["architecture"], {**config["model"], "mask_logit_offset": offset})
     network.load_state_dict(checkpoint["model"])
     network.eval()
     info = ModelInfo(name=f"offset {offset:g}", architecture=config["architecture"], config=network.config,
@@ -54,6 +54,7 @@ def with_offset(checkpoint: dict, offset: float) -> LoadedModel:
 
 
 def score(model: LoadedModel, stems: list[tuple[str, tuple]]) -> dict[str, float]:
+    """evaluate()'s summary on stems read once for all the offsets (name, (vocals, accompaniment, rate))."""
     row = SystemScores(model.info.name)
     for name, (vocals, accompaniment, rate) in stems:
         row.tracks.append(score_track(name, vocals, accompaniment,
