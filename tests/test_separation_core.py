@@ -177,6 +177,7 @@ def test_streaming_equals_whole_sequence_training_path(config):
                                     {"hidden": 384, "power_floor": 1e-6}, {"phase_bins": 128, "power_floor": 1e-6},
                                     {"phase_bins": 128, "power_floor": 1e-6, "refine_channels": 16},
                                     {"phase_bins": 128, "power_floor": 1e-6, "mask_logit_offset": 0.4},
+                                    {"phase_bins": 128, "power_floor": 1e-6, "dropout": 0.3},
                                     {"phase_bins": 40, "refine_channels": 8, "refine_kernel": 5, "refine_bands": 200,
                                      "gru_layers": 1, "conv_kernel": 5, "lookahead": 2}])
 def test_numpy_inference_path_equals_the_torch_stream(config):
@@ -208,6 +209,21 @@ def test_numpy_inference_path_equals_the_torch_stream(config):
     expected, got = np.concatenate(expected, -1), np.concatenate(got, -1)
     assert np.abs(expected).max() > 1e-3  # the masks really pass something
     np.testing.assert_allclose(got, expected, atol=1e-6, rtol=1e-4)
+
+
+def test_mask_gru_dropout_acts_in_training_only_and_keeps_the_state_dict():
+    """`dropout` (a training option) changes the masks in train mode, not in eval mode (what the
+    registry and the numpy path run), and adds no weights: its checkpoints load into a plain model."""
+    plain = create_untrained_model("mask-gru", {"phase_bins": 16}, seed=3).network
+    dropped = create_untrained_model("mask-gru", {"phase_bins": 16, "dropout": 0.3}, seed=3).network
+    assert dropped.state_dict().keys() == plain.state_dict().keys()
+    dropped.load_state_dict(plain.state_dict())
+    spec = plain.stft(torch.from_numpy(noise(20 * 512, 2).T[None].copy()))
+    with torch.no_grad():
+        expected = plain.eval().band_masks(spec, None)[0]
+        torch.testing.assert_close(dropped.eval().band_masks(spec, None)[0], expected)
+        trained = dropped.train().band_masks(spec, None)[0]
+    assert (trained - expected).abs().max() > 1e-3
 
 
 def test_the_separator_runs_mask_gru_through_its_numpy_path():

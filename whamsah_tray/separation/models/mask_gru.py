@@ -169,7 +169,7 @@ class MaskGRU(SpectralMaskModel):
                  n_fft: int = 2048, hop: int = 512, lookahead: int = 1, sample_rate: int = 44100,
                  power_floor: float = 0.0, phase_bins: int = 0, refine_channels: int = 0,
                  refine_kernel: int = 7, refine_bands: int = 128, mask_logit_offset: float = 0.0,
-                 **config: Any) -> None:
+                 dropout: float = 0.0, **config: Any) -> None:
         band_groups = tuple(tuple(group) for group in band_groups)
         refine = ({"refine_channels": refine_channels, "refine_kernel": refine_kernel, "refine_bands": refine_bands}
                   if refine_channels else {})
@@ -177,7 +177,8 @@ class MaskGRU(SpectralMaskModel):
                          hidden=hidden, gru_layers=gru_layers, conv_kernel=conv_kernel,
                          band_groups=[list(group) for group in band_groups], power_floor=power_floor,
                          **({"phase_bins": phase_bins} if phase_bins else {}), **refine,
-                         **({"mask_logit_offset": mask_logit_offset} if mask_logit_offset else {}), **config)
+                         **({"mask_logit_offset": mask_logit_offset} if mask_logit_offset else {}),
+                         **({"dropout": dropout} if dropout else {}), **config)
         if not 0 <= lookahead < conv_kernel:
             raise ValueError("the look-ahead must fit inside the time convolution")
         self.hidden, self.gru_layers, self.conv_kernel = hidden, gru_layers, conv_kernel
@@ -187,6 +188,11 @@ class MaskGRU(SpectralMaskModel):
         # Added to every mask logit before the sigmoid: a calibration measured on held-out tracks
         # after training (training/calibrate.py), 0 while training.
         self.mask_logit_offset = float(mask_logit_offset)
+        if not 0 <= dropout < 1:
+            raise ValueError("dropout must be within [0, 1)")
+        # Training only (identity in eval mode; the numpy path has none): on the GRU's input, between
+        # its layers and on the head's input. No parameters, so the state dict is the same with or without.
+        self.dropout = nn.Dropout(dropout)
         self.features = BandFeatures(self.n_bins, band_groups, power_floor)
         self.compiled_features = None  # training may set a torch.compile'd self.features (objectives.py)
         n_features = FEATURES_PER_BAND * self.features.n_bands + 2 * phase_bins
@@ -195,7 +201,8 @@ class MaskGRU(SpectralMaskModel):
         self.register_buffer("feature_std", torch.ones(n_features, 1))
         self.project = nn.Conv1d(n_features, hidden, 1)
         self.encoder = nn.Sequential(nn.Conv1d(hidden, hidden, conv_kernel), nn.GELU())
-        self.gru = nn.GRU(hidden, hidden, num_layers=gru_layers, batch_first=True)
+        self.gru = nn.GRU(hidden, hidden, num_layers=gru_layers, batch_first=True,
+                          dropout=dropout if gru_layers > 1 else 0.0)
         self.head = nn.Sequential(
             nn.Linear(2 * hidden, hidden), nn.GELU(),
             nn.Linear(hidden, 2 * self.features.n_bands),
@@ -242,8 +249,8 @@ class MaskGRU(SpectralMaskModel):
         features = (features - self.feature_mean) / self.feature_std
         projected = torch.cat([net_state["conv"], self.project(features)], dim=-1)
         encoded = self.encoder(projected).transpose(1, 2)                # (B, T, hidden)
-        recurrent, gru_state = self.gru(encoded, net_state["gru"])
-        logits = self.head(torch.cat([recurrent, encoded], dim=-1))    # (B, T, 2 * bands)
+        recurrent, gru_state = self.gru(self.dropout(encoded), net_state["gru"])
+        logits = self.head(self.dropout(torch.cat([recurrent, encoded], dim=-1)))  # (B, T, 2 * bands)
         keep = self.conv_kernel - 1
         new_state = {"conv": projected[..., projected.shape[-1] - keep:], "gru": gru_state, "phase": last_mid}
         if self.refiner is not None:
