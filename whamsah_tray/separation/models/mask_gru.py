@@ -177,8 +177,7 @@ class MaskGRU(SpectralMaskModel):
                          hidden=hidden, gru_layers=gru_layers, conv_kernel=conv_kernel,
                          band_groups=[list(group) for group in band_groups], power_floor=power_floor,
                          **({"phase_bins": phase_bins} if phase_bins else {}), **refine,
-                         **({"mask_logit_offset": mask_logit_offset} if mask_logit_offset else {}),
-                         **({"dropout": dropout} if dropout else {}), **config)
+                         **({"mask_logit_offset": mask_logit_offset} if mask_logit_offset else {}), **config)
         if not 0 <= lookahead < conv_kernel:
             raise ValueError("the look-ahead must fit inside the time convolution")
         self.hidden, self.gru_layers, self.conv_kernel = hidden, gru_layers, conv_kernel
@@ -188,10 +187,10 @@ class MaskGRU(SpectralMaskModel):
         # Added to every mask logit before the sigmoid: a calibration measured on held-out tracks
         # after training (training/calibrate.py), 0 while training.
         self.mask_logit_offset = float(mask_logit_offset)
-        if not 0 <= dropout < 1:
-            raise ValueError("dropout must be within [0, 1)")
         # Training only (identity in eval mode; the numpy path has none): on the GRU's input, between
-        # its layers and on the head's input. No parameters, so the state dict is the same with or without.
+        # its layers and on the head's input. No parameters, so the state dict is the same with or
+        # without; and not in self.config, the record that rebuilds the network for inference (the
+        # manifest's): the training config keeps it.
         self.dropout = nn.Dropout(dropout)
         self.features = BandFeatures(self.n_bins, band_groups, power_floor)
         self.compiled_features = None  # training may set a torch.compile'd self.features (objectives.py)
