@@ -53,7 +53,8 @@ class NumpyMaskGRU:
         self.synthesis = _f32(model.window / model.ola_gain)
         self.n_bands = model.features.n_bands
         self.band_of_bin = model.features.band_of_bin.cpu().numpy()
-        self.band_starts = np.flatnonzero(np.diff(self.band_of_bin, prepend=-1))  # first bin of each band
+        band_starts = np.flatnonzero(np.diff(self.band_of_bin, prepend=-1))  # first bin of each band
+        self.float_band_starts = 2 * band_starts  # the same in a complex64 spectrum seen as float32 (re, im)
         self.band_floor = _f32(model.features.band_floor)
         self.phase_bins = model.phase_bins
         self.salience_scale = np.float32(SALIENCE_FLOOR / max(self.phase_bins, 1))  # x the sum = x the mean
@@ -147,12 +148,14 @@ class NumpyMaskGRU:
         frames to carry, the last frame's low mid bins and the features (B, n, F), unstandardised."""
         n = spec.shape[2]
         left, right = spec[:, 0], spec[:, 1]                             # (B, n, bins)
-        power = spec.real ** 2 + spec.imag ** 2                          # (B, 2, n, bins)
-        per_bin = np.stack([power[:, 0], power[:, 1], (left * right.conj()).real], axis=2)  # (B, n, 3, bins)
-        bands = np.add.reduceat(per_bin, self.band_starts, axis=-1)      # (B, n, 3, bands)
-        total = bands[:, :, 0] + bands[:, :, 1] + self.band_floor
-        features = np.concatenate([total ** np.float32(0.15), 2.0 * bands[:, :, 2] / total,
-                                   (bands[:, :, 0] - bands[:, :, 1]) / total], axis=-1)
+        # Band sums straight from (re, im) pairs: a band of bins is a run of floats, so one sum per
+        # band gives |L|^2 (or |R|^2) from the squares, and Re(L R*) = Lre Rre + Lim Rim from L x R.
+        floats = spec.view(np.float32)                                   # (B, 2, n, 2 bins)
+        power = np.add.reduceat(floats * floats, self.float_band_starts, axis=-1)          # (B, 2, n, bands)
+        cross = np.add.reduceat(floats[:, 0] * floats[:, 1], self.float_band_starts, axis=-1)  # (B, n, bands)
+        total = power[:, 0] + power[:, 1] + self.band_floor
+        features = np.concatenate([total ** np.float32(0.15), 2.0 * cross / total,
+                                   (power[:, 0] - power[:, 1]) / total], axis=-1)
         mid = left[..., :self.phase_bins] + right[..., :self.phase_bins]  # (B, n, P)
         if self.phase_bins:
             z = mid * np.concatenate([previous_mid, mid[:, :-1]], axis=1).conj() * self.phase_centre
