@@ -517,12 +517,21 @@ def test_a_tiny_training_run_checkpoints_resumes_and_exports_an_installable_mode
     # A later session continues from the installed weights, and resumes that run in turn: the
     # manifest still counts the earlier run's steps.
     later = common[:-3] + [str(tmp_path / "later"), "--threads", "1", "--init-from", str(weights_dir / "tiny-rt.pt")]
-    assert training_main.main(later + ["--max-steps", "2", "--seed", "41"]) == 0
-    assert torch.load(tmp_path / "later" / "last.pt", weights_only=False)["config"]["seed"] == 41
+    assert training_main.main(later + ["--max-steps", "2", "--seed", "41", "--dropout", "0.2"]) == 0
+    later_config = torch.load(tmp_path / "later" / "last.pt", weights_only=False)["config"]
+    assert later_config["seed"] == 41
+    assert later_config["model"]["dropout"] == 0.2
     assert training_main.main(later + ["--resume", "--max-steps", "4"]) == 0
     assert training_export.main([str(tmp_path / "later" / "last.pt"), "--name", "tiny-rt2",
                                  "--weights-dir", str(weights_dir)]) == 0
     assert json.loads((weights_dir / "tiny-rt2.json").read_text())["figures"]["training"]["steps"] == 5 + 4
+
+    # Or from a training checkpoint (e.g. an average of snapshots): its own record counts its steps.
+    from_checkpoint = common[:-3] + [str(tmp_path / "from-checkpoint"), "--threads", "1",
+                                     "--init-from", str(run / "last.pt"), "--max-steps", "1"]
+    assert training_main.main(from_checkpoint) == 0
+    started = torch.load(tmp_path / "from-checkpoint" / "last.pt", weights_only=False)["config"]["init_from"]
+    assert started["steps"] == 5
 
 
 def test_averaging_checkpoints_averages_the_weights_and_keeps_the_last_ones_record(tmp_path):

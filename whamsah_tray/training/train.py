@@ -45,6 +45,20 @@ def save_checkpoint(path: Path, **payload) -> None:
     os.replace(temporary, path)
 
 
+def initial_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
+    """The state dict to start from and the training behind it ({"steps", "wall_hours"}): of
+    installed weights from their manifest, of a training checkpoint (or an average of them, or a
+    calibrated one) from its own record, counted as export.py counts it."""
+    loaded = torch.load(path, map_location="cpu", weights_only=True)
+    if "model" in loaded and "step" in loaded:
+        before = loaded.get("config", {}).get("init_from", {})
+        return loaded["model"], {"steps": loaded["step"] + before.get("steps", 0),
+                                 "wall_hours": round(loaded.get("elapsed", 0.0) / 3600 + before.get("wall_hours", 0.0), 2)}
+    manifest = path.with_suffix(".json")
+    earlier = json.loads(manifest.read_text()).get("figures", {}).get("training", {}) if manifest.exists() else {}
+    return loaded, {"steps": earlier.get("steps", 0), "wall_hours": earlier.get("wall_hours", 0.0)}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, required=True)
@@ -54,8 +68,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run", type=Path)
     parser.add_argument("--resume", action="store_true")
     parser.add_argument("--init-from", type=Path, metavar="WEIGHTS",
-                        help="start from installed weights (e.g. weights/whamsah-rt.pt) with a fresh "
-                             "optimiser: how training continues in a later session; a narrower mask-gru "
+                        help="start from installed weights (e.g. weights/whamsah-rt.pt) or a training checkpoint "
+                             "(or an average of them) with a fresh optimiser: how training continues in a "
+                             "later session; a narrower mask-gru "
                              "is widened to the config's hidden size, computing the same masks")
     parser.add_argument("--restandardise", action="store_true",
                         help="with --init-from: measure the input standardisation again on this run's "
@@ -64,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, help="the run's random seed (overrides the config's)")
     parser.add_argument("--learning-rate", type=float,
                         help="peak learning rate (overrides the config's), e.g. lower to fine-tune installed weights")
+    parser.add_argument("--dropout", type=float,
+                        help="mask-gru's train-time dropout (overrides the config's model.dropout)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: all cores)")
     parser.add_argument("--compile", action="store_true",
                         help="mask-gru: torch.compile the per-bin feature and loss work (needs a C++ compiler)")
@@ -79,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
         config["seed"] = args.seed
     if args.learning_rate:
         config["learning_rate"] = args.learning_rate
+    if args.dropout is not None:
+        config["model"]["dropout"] = args.dropout
     run = args.run or Path("runs") / config["name"]
     run.mkdir(parents=True, exist_ok=True)
     if args.threads:
@@ -106,11 +125,9 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_rng_state(checkpoint["torch_rng"])
         print(f"resumed at step {step}, {elapsed / 3600:.2f} h trained")
     elif args.init_from:
-        how = load_initial_weights(network, torch.load(args.init_from, map_location="cpu", weights_only=True))
-        manifest = args.init_from.with_suffix(".json")
-        earlier = json.loads(manifest.read_text()).get("figures", {}).get("training", {}) if manifest.exists() else {}
-        config["init_from"] = {"weights": str(args.init_from), "steps": earlier.get("steps", 0),
-                               "wall_hours": earlier.get("wall_hours", 0.0)}
+        state, earlier = initial_weights(args.init_from)
+        how = load_initial_weights(network, state)
+        config["init_from"] = {"weights": str(args.init_from), **earlier}
         print(f"starting from {args.init_from} ({config['init_from']['steps']} earlier steps), {how}")
         if args.restandardise:
             objective.prepare(sampler)
