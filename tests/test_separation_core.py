@@ -23,6 +23,9 @@ from whamsah_tray.separation.offline import stream_through
 from whamsah_tray.separation.registry import sha256_of
 
 SMALL = {"hidden": 32, "gru_layers": 1}
+# The low-latency windows: 2048-sample analysis frames, output complete 1024 samples after a
+# frame starts, three frames of look-ahead (the time convolution covers one past frame).
+ASYMMETRIC = {"synthesis_window": 1024, "conv_kernel": 5, "lookahead": 3}
 
 
 def random_model(seed: int = 0, **config):
@@ -117,6 +120,29 @@ def test_reported_latency_is_window_plus_lookahead():
     model = random_model()
     assert model.network.n_fft == 2048 and model.network.lookahead == 1
     assert StreamingSeparator(model).latency == 2048 + 512 == model.info.latency_samples
+    # A short synthesis window: its length, not the analysis frame's, plus the look-ahead.
+    model = random_model(**ASYMMETRIC)
+    assert StreamingSeparator(model).latency == 1024 + 3 * 512 == model.info.latency_samples
+
+
+@pytest.mark.parametrize("config", [{}, ASYMMETRIC, {"synthesis_window": 1536, "lookahead": 0}])
+def test_unmasked_frames_give_back_the_input_exactly_at_the_latency(config):
+    """The windows' perfect reconstruction: a mask of 1 everywhere returns the input, delayed by
+    the network's delay, for the symmetric sqrt-Hann pair and the asymmetric low-latency pair."""
+    network = random_model(**config).network
+    network.masks = lambda spec, state: (torch.ones(spec.shape), state)
+    audio = torch.from_numpy(noise(60 * 512, 2).T[None].copy())
+    with torch.no_grad():
+        vocals, _ = network.stream(audio, network.init_state(1))
+    delay = network.delay
+    assert delay == network.latency_samples - network.hop
+    torch.testing.assert_close(vocals[..., delay:], audio[..., :-delay], atol=2e-6, rtol=0)
+
+
+@pytest.mark.parametrize("synthesis_window", [512, 768, 1000, 4096])
+def test_a_synthesis_window_that_cannot_reconstruct_is_refused(synthesis_window):
+    with pytest.raises(ValueError, match="synthesis window"):
+        random_model(synthesis_window=synthesis_window)
 
 
 @pytest.mark.parametrize("plan", ["64", "333", "varying"])
@@ -129,7 +155,7 @@ def test_identity_model_returns_the_input_as_vocals_at_the_latency(plan):
     assert np.abs(instrumental).max() < 1e-5
 
 
-@pytest.mark.parametrize("config", [{}, {"phase_bins": 40, "refine_channels": 8}])
+@pytest.mark.parametrize("config", [{}, {"phase_bins": 40, "refine_channels": 8}, ASYMMETRIC])
 def test_output_never_depends_on_input_newer_than_the_latency(config):
     separator_a, separator_b = StreamingSeparator(random_model(**config)), StreamingSeparator(random_model(**config))
     a = noise(30000, 2, seed=1)
@@ -153,7 +179,8 @@ def test_reset_forgets_the_past():
     np.testing.assert_array_equal(first, again)
 
 
-@pytest.mark.parametrize("config", [{}, {"phase_bins": 40}, {"phase_bins": 40, "refine_channels": 8, "refine_bands": 60}])
+@pytest.mark.parametrize("config", [{}, {"phase_bins": 40}, {"phase_bins": 40, "refine_channels": 8, "refine_bands": 60},
+                                    {"phase_bins": 40, **ASYMMETRIC}])
 def test_streaming_equals_whole_sequence_training_path(config):
     """The trainer runs masks() over a whole sequence; the engine runs it a hop at a time."""
     model = random_model(**config)
@@ -166,10 +193,11 @@ def test_streaming_equals_whole_sequence_training_path(config):
         mask, _ = network.masks(spec, None)
         lookahead = network.lookahead
         vocals_spec = mask[..., lookahead:] * spec[..., : spec.shape[-1] - lookahead]
-        sequence = network.istft_frames(vocals_spec)[0].numpy().T[history:]
+        # istft_frames starts where frame 0's synthesis window does: n_fft - M samples in
+        sequence = network.istft_frames(vocals_spec)[0].numpy().T[history - (network.n_fft - network.synthesis_length):]
     separator = StreamingSeparator(model)
     streamed, _ = run_blocks(separator, audio, [777] * 100)
-    complete = len(sequence) - network.n_fft  # the sequence's last frames lack their overlaps
+    complete = len(sequence) - network.synthesis_length  # the sequence's last frames lack their overlaps
     np.testing.assert_allclose(streamed[separator.latency:][:complete], sequence[:complete], atol=2e-5)
 
 
@@ -179,7 +207,8 @@ def test_streaming_equals_whole_sequence_training_path(config):
                                     {"phase_bins": 128, "power_floor": 1e-6, "mask_logit_offset": 0.4},
                                     {"phase_bins": 128, "power_floor": 1e-6, "dropout": 0.3},
                                     {"phase_bins": 40, "refine_channels": 8, "refine_kernel": 5, "refine_bands": 200,
-                                     "gru_layers": 1, "conv_kernel": 5, "lookahead": 2}])
+                                     "gru_layers": 1, "conv_kernel": 5, "lookahead": 2},
+                                    {"phase_bins": 128, "power_floor": 1e-6, "mask_logit_offset": 0.4, **ASYMMETRIC}])
 def test_numpy_inference_path_equals_the_torch_stream(config):
     """The live path (numpy) and the training path (torch) of the default architecture at its
     full size: the same numbers for any split of the input into hops, batch of 2 (a 4-channel

@@ -339,6 +339,48 @@ def test_weights_without_a_refiner_start_a_refined_network_at_the_same_masks_and
                                 refined.state_dict()) == "loaded as it is"  # a refiner's own weights load as they are
 
 
+def test_weights_with_less_look_ahead_start_a_longer_time_convolution_at_the_same_masks_later():
+    """--init-from weights with kernel 3 / look-ahead 1 into kernel 5 / look-ahead 3 (the same past
+    frame): the time convolution's output is the old one two frames later exactly, and once the GRU
+    has forgotten its two extra steps of start-up the masks are the old ones for the same frames;
+    a training step then moves the new look-ahead taps off zero."""
+    from whamsah_tray.training.losses import band_separation_loss
+    from whamsah_tray.training.widen import load_initial_weights
+
+    torch.manual_seed(0)
+    config = {"hidden": 24, "gru_layers": 2, "phase_bins": 16, "power_floor": 1e-6}
+    old = build_network("mask-gru", {**config, "conv_kernel": 3, "lookahead": 1})
+    with torch.no_grad():
+        old.feature_std.uniform_(0.5, 2.0)
+        for parameter in old.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+    grown = build_network("mask-gru", {**config, "conv_kernel": 5, "lookahead": 3, "synthesis_window": 1024})
+    assert (load_initial_weights(grown, old.state_dict())
+            == "time convolution grown from 3 to 5 taps, the new look-ahead taps zero")
+    mixture = 0.1 * torch.randn(2, 2, 2048 + 59 * 512)
+    vocals = 0.5 * mixture + 0.02 * torch.randn_like(mixture)
+    spec = old.stft(mixture)  # the same frames for both (the grown one's windows are tested elsewhere)
+
+    def encoded(network):
+        state = network.init_net_state(2)
+        features = (network.input_features(spec, state)[0] - network.feature_mean) / network.feature_std
+        return network.encoder(torch.cat([state["conv"], network.project(features)], dim=-1))
+
+    with torch.no_grad():
+        torch.testing.assert_close(encoded(grown)[..., 2:], encoded(old)[..., :-2], atol=1e-6, rtol=0)
+        old_masks, grown_masks = old.band_masks(spec, None)[0], grown.band_masks(spec, None)[0]
+    # index k of the masks is frame k - lookahead: frame f is old[f + 1], grown[f + 3]
+    torch.testing.assert_close(grown_masks[..., 2 + 20:], old_masks[..., 20:-2], atol=1e-5, rtol=0)
+
+    optimizer = torch.optim.SGD(grown.parameters(), lr=0.1)
+    grown_spec = grown.stft(mixture)
+    loss, _ = band_separation_loss(grown.features, grown_spec, grown.stft(vocals), grown.band_masks(grown_spec, None)[0],
+                                   grown.lookahead)
+    loss.backward()
+    optimizer.step()
+    assert grown.encoder[0].weight[..., 3:].abs().max() > 0
+
+
 @pytest.mark.parametrize("lookahead", [0, 1])
 def test_the_band_loss_gives_the_per_bin_losss_value_and_gradients(lookahead):
     """band_separation_loss (per-band sums, what training uses for mask-gru) against

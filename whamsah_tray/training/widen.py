@@ -83,9 +83,21 @@ def with_more_inputs(state: dict[str, torch.Tensor], extra: int) -> dict[str, to
             "project.weight": torch.cat([weight, weight.new_zeros(weight.shape[0], extra, 1)], dim=1)}
 
 
+def with_longer_kernel(state: dict[str, torch.Tensor], kernel: int) -> dict[str, torch.Tensor]:
+    """`state` of a mask-gru given a time convolution of `kernel` taps over the same past frames,
+    i.e. more look-ahead: the old taps stay on the frames they read, the new look-ahead taps start
+    at zero. The convolution's output is then the old one `kernel - old kernel` frames later, so
+    the masks are the old ones for each frame once the GRU has left behind its extra steps of
+    start-up (tested)."""
+    weight = state["encoder.0.weight"]
+    extra = kernel - weight.shape[-1]
+    return {**state, "encoder.0.weight": torch.cat([weight, weight.new_zeros(*weight.shape[:2], extra)], dim=-1)}
+
+
 def load_initial_weights(network: torch.nn.Module, state: dict[str, torch.Tensor]) -> str:
     """Load `state` into `network`: as it is, or grown when the network is a mask-gru with more
-    input features (new ones start unused), more hidden units and/or a sub-band refiner the
+    input features (new ones start unused), more look-ahead taps in its time convolution over the
+    same past frames (new ones start at zero), more hidden units and/or a sub-band refiner the
     weights lack (it starts with zero corrections). Returns a line saying which."""
     if not isinstance(network, MaskGRU) or "project.weight" not in state:
         network.load_state_dict(state)
@@ -99,6 +111,10 @@ def load_initial_weights(network: torch.nn.Module, state: dict[str, torch.Tensor
     if extra > 0:
         state = with_more_inputs(state, extra)
         how.append(f"{extra} new input features, unused at first")
+    kernel = state["encoder.0.weight"].shape[-1]
+    if kernel < network.conv_kernel:
+        state = with_longer_kernel(state, network.conv_kernel)
+        how.append(f"time convolution grown from {kernel} to {network.conv_kernel} taps, the new look-ahead taps zero")
     if hidden_size(state) < network.hidden:
         widen_into(network, state)
         how.append(f"widened from {hidden_size(state)} to {network.hidden} hidden units")

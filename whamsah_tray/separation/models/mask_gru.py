@@ -1,11 +1,13 @@
 """WHAMSAH-RT, the default model: a causal band-compressed GRU mask network for CPUs.
 
-    stereo STFT (2048 / 512, sqrt-Hann)
+    stereo STFT (2048 / 512, sqrt-Hann; or, with `synthesis_window` M, the asymmetric
+    low-latency window pair of spectral.py: the same 2048-sample frames, output after M samples)
       -> per band: compressed energy, L/R coherence (how centred), L/R balance    (3 x 321 bands)
          [optional, `phase_bins` P: the phase advance of the mid signal in the lowest P bins since
           the previous frame, less a bin-centre sinusoid's, as a salience-weighted unit vector]
       -> per-frame linear projection, then Conv1d over time, kernel 3: one frame back, this
-         frame, one frame ahead (the look-ahead)
+         frame, one frame ahead (the look-ahead); kernel 5 with look-ahead 3: one frame back and
+         three ahead
       -> 2-layer GRU (causal) -> [GRU out, conv out] -> MLP -> mask logits per band and channel
          [optional, `refine_channels` C: a sub-band refiner corrects the logits of the lowest
           `refine_bands` bands from each band's neighbourhood (see BandRefiner)]
@@ -23,8 +25,9 @@ partial lies (a bin is 21.5 Hz wide; the phase advance resolves a partial's freq
 and how it moves from frame to frame, e.g. a voice's vibrato and glides against an instrument's
 steady pitch, in the range where most of the error is (150 Hz - 1 kHz).
 
-Latency: 2048 + 1 * 512 samples = 58.0 ms at 44.1 kHz. Shapes in docstrings are
-(batch, channels=2, bins, frames).
+Latency: synthesis window + look-ahead: 2048 + 1 * 512 samples = 58.0 ms at 44.1 kHz with the
+symmetric windows, 1024 + 3 * 512 = 58.0 ms with M = 1024 and three frames of look-ahead. Shapes in
+docstrings are (batch, channels=2, bins, frames).
 """
 
 from __future__ import annotations

@@ -50,7 +50,8 @@ class NumpyMaskGRU:
         self.n_fft, self.hop, self.lookahead = model.n_fft, model.hop, model.lookahead
         self.n_bins, self.hidden, self.kernel = model.n_bins, model.hidden, model.conv_kernel
         self.window = _f32(model.window)
-        self.synthesis = _f32(model.window / model.ola_gain)
+        self.synthesis = _f32(model.synthesis)               # the frame's last M samples
+        self.synthesis_length = len(self.synthesis)
         self.n_bands = model.features.n_bands
         self.band_of_bin = model.features.band_of_bin.cpu().numpy()
         band_starts = np.flatnonzero(np.diff(self.band_of_bin, prepend=-1))  # first bin of each band
@@ -83,10 +84,9 @@ class NumpyMaskGRU:
         self.logit_offset = np.float32(model.mask_logit_offset)
 
     def init_state(self, batch: int) -> dict[str, Any]:
-        tail = self.n_fft - self.hop
         return {
-            "input_tail": np.zeros((batch, 2, tail), np.float32),
-            "output_tail": np.zeros((batch, 2, tail), np.float32),
+            "input_tail": np.zeros((batch, 2, self.n_fft - self.hop), np.float32),
+            "output_tail": np.zeros((batch, 2, self.synthesis_length - self.hop), np.float32),
             "pending_spec": np.zeros((batch, 2, self.lookahead, self.n_bins), np.complex64),
             "conv": np.zeros((batch, self.kernel - 1, self.hidden), np.float32),
             "gru": np.zeros((len(self.gru), batch, self.hidden), np.float32),
@@ -120,15 +120,16 @@ class NumpyMaskGRU:
         mask = np.take(band_mask, self.band_of_bin, axis=-1)             # (B, 2, n, bins)
 
         history = np.concatenate([state["pending_spec"], spec], axis=2)
-        vocal_frames = scipy.fft.irfft(mask * history[:, :, :n], n=self.n_fft, axis=-1)
+        m = self.synthesis_length
+        vocal_frames = scipy.fft.irfft(mask * history[:, :, :n], n=self.n_fft, axis=-1)[..., self.n_fft - m:]
         vocal_frames *= self.synthesis
         if n == 1:
             out = vocal_frames[:, :, 0]
         else:
-            out = np.zeros((batch, 2, (n - 1) * self.hop + self.n_fft), np.float32)
+            out = np.zeros((batch, 2, (n - 1) * self.hop + m), np.float32)
             for k in range(n):
-                out[..., k * self.hop:k * self.hop + self.n_fft] += vocal_frames[:, :, k]
-        out[..., :self.n_fft - self.hop] += state["output_tail"]
+                out[..., k * self.hop:k * self.hop + m] += vocal_frames[:, :, k]
+        out[..., :m - self.hop] += state["output_tail"]
         new_state = {
             "input_tail": signal[..., n_samples:].copy(),
             "output_tail": out[..., n_samples:].copy(),
