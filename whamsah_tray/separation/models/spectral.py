@@ -69,9 +69,9 @@ class SpectralMaskModel(StreamingModel):
             raise ValueError("n_fft must be a multiple of hop")
         self.n_fft, self.hop, self.lookahead, self.sample_rate = n_fft, hop, lookahead, sample_rate
         self.n_bins = n_fft // 2 + 1
-        self.synthesis_length = synthesis_window or n_fft
-        self.delay = self.synthesis_length - hop + lookahead * hop
         analysis, synthesis = stft_windows(n_fft, hop, synthesis_window)
+        self.synthesis_length = len(synthesis)  # M
+        self.delay = self.synthesis_length - hop + lookahead * hop
         self.register_buffer("window", analysis, persistent=False)
         self.register_buffer("synthesis", synthesis, persistent=False)  # (M,), overlap-add gain divided out
 
