@@ -193,8 +193,9 @@ def test_streaming_equals_whole_sequence_training_path(config):
         mask, _ = network.masks(spec, None)
         lookahead = network.lookahead
         vocals_spec = mask[..., lookahead:] * spec[..., : spec.shape[-1] - lookahead]
-        # istft_frames starts where frame 0's synthesis window does: n_fft - M samples in
-        sequence = network.istft_frames(vocals_spec)[0].numpy().T[history - (network.n_fft - network.synthesis_length):]
+        # istft_frames starts where frame 0's synthesis window does, n_fft - M samples in: the
+        # audio's first sample is M - hop further on
+        sequence = network.istft_frames(vocals_spec)[0].numpy().T[network.synthesis_length - network.hop:]
     separator = StreamingSeparator(model)
     streamed, _ = run_blocks(separator, audio, [777] * 100)
     complete = len(sequence) - network.synthesis_length  # the sequence's last frames lack their overlaps

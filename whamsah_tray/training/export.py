@@ -19,6 +19,7 @@ import torch
 
 from whamsah_tray.separation.models import build_network
 from whamsah_tray.separation.registry import sha256_of
+from whamsah_tray.training.train import training_totals
 
 TRAINING_DATA = (
     "../shared/data: MUSDB18 7-second excerpts (musdb7/train minus 6 held-out tracks), MIR-1K, "
@@ -59,9 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         figures["evaluation"] = json.loads(args.evaluation.read_text())["summary"]
     if args.bench:
         figures["bench"] = json.loads(args.bench.read_text())
-    earlier = config.get("init_from", {})  # a run that continued from installed weights
-    figures["training"] = {"steps": checkpoint["step"] + earlier.get("steps", 0),
-                           "wall_hours": round(checkpoint["elapsed"] / 3600 + earlier.get("wall_hours", 0.0), 2),
+    figures["training"] = {**training_totals(checkpoint),  # with the weights the run started from
                            "this_run": {"steps": checkpoint["step"], "hours": round(checkpoint["elapsed"] / 3600, 2)},
                            "config": config}
     if calibration:  # the held-out figures of each offset tried

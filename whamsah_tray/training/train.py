@@ -45,15 +45,22 @@ def save_checkpoint(path: Path, **payload) -> None:
     os.replace(temporary, path)
 
 
+def training_totals(checkpoint: dict) -> dict[str, float]:
+    """{"steps", "wall_hours"} behind a training checkpoint (or an average of them): its run's own
+    plus those of the weights the run started from (config["init_from"]). The manifest's figures
+    (export.py) and a later run's starting record (initial_weights) both count this way."""
+    before = checkpoint.get("config", {}).get("init_from", {})
+    return {"steps": checkpoint["step"] + before.get("steps", 0),
+            "wall_hours": round(checkpoint.get("elapsed", 0.0) / 3600 + before.get("wall_hours", 0.0), 2)}
+
+
 def initial_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, float]]:
     """The state dict to start from and the training behind it ({"steps", "wall_hours"}): of
     installed weights from their manifest, of a training checkpoint (or an average of them, or a
-    calibrated one) from its own record, counted as export.py counts it."""
+    calibrated one) from its own record (training_totals)."""
     loaded = torch.load(path, map_location="cpu", weights_only=True)
     if "model" in loaded and "step" in loaded:
-        before = loaded.get("config", {}).get("init_from", {})
-        return loaded["model"], {"steps": loaded["step"] + before.get("steps", 0),
-                                 "wall_hours": round(loaded.get("elapsed", 0.0) / 3600 + before.get("wall_hours", 0.0), 2)}
+        return loaded["model"], training_totals(loaded)
     manifest = path.with_suffix(".json")
     earlier = json.loads(manifest.read_text()).get("figures", {}).get("training", {}) if manifest.exists() else {}
     return loaded, {"steps": earlier.get("steps", 0), "wall_hours": earlier.get("wall_hours", 0.0)}
