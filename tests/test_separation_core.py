@@ -155,7 +155,8 @@ def test_identity_model_returns_the_input_as_vocals_at_the_latency(plan):
     assert np.abs(instrumental).max() < 1e-5
 
 
-@pytest.mark.parametrize("config", [{}, {"phase_bins": 40, "refine_channels": 8}, ASYMMETRIC])
+@pytest.mark.parametrize("config", [{}, {"phase_bins": 40, "refine_channels": 8},
+                                    {"phase_bins": 40, "refine_channels": 8, "refine_memory": True}, ASYMMETRIC])
 def test_output_never_depends_on_input_newer_than_the_latency(config):
     separator_a, separator_b = StreamingSeparator(random_model(**config)), StreamingSeparator(random_model(**config))
     a = noise(30000, 2, seed=1)
@@ -180,6 +181,7 @@ def test_reset_forgets_the_past():
 
 
 @pytest.mark.parametrize("config", [{}, {"phase_bins": 40}, {"phase_bins": 40, "refine_channels": 8, "refine_bands": 60},
+                                    {"phase_bins": 40, "refine_channels": 8, "refine_bands": 60, "refine_memory": True},
                                     {"phase_bins": 40, **ASYMMETRIC}])
 def test_streaming_equals_whole_sequence_training_path(config):
     """The trainer runs masks() over a whole sequence; the engine runs it a hop at a time."""
@@ -205,6 +207,7 @@ def test_streaming_equals_whole_sequence_training_path(config):
 @pytest.mark.parametrize("config", [{}, {"gru_layers": 1, "conv_kernel": 5, "lookahead": 2}, {"power_floor": 1e-6},
                                     {"hidden": 384, "power_floor": 1e-6}, {"phase_bins": 128, "power_floor": 1e-6},
                                     {"phase_bins": 128, "power_floor": 1e-6, "refine_channels": 16},
+                                    {"phase_bins": 128, "power_floor": 1e-6, "refine_channels": 16, "refine_memory": True},
                                     {"phase_bins": 128, "power_floor": 1e-6, "mask_logit_offset": 0.4},
                                     {"phase_bins": 128, "power_floor": 1e-6, "dropout": 0.3},
                                     {"phase_bins": 40, "refine_channels": 8, "refine_kernel": 5, "refine_bands": 200,

@@ -306,10 +306,12 @@ def test_a_widened_mask_gru_computes_the_narrow_ones_masks_and_then_learns(layer
         assert wide.project.weight[:, -2 * phase_bins:].abs().max() > 0
 
 
-def test_weights_without_a_refiner_start_a_refined_network_at_the_same_masks_and_it_learns():
-    """--init-from trained weights into a network with a sub-band refiner: the masks are those of
-    the weights at step 0 (the refiner's corrections are zero), and a training step moves the
-    refiner's output weights off zero, so it starts to correct them."""
+@pytest.mark.parametrize("memory", [False, True])
+def test_weights_without_a_refiner_start_a_refined_network_at_the_same_masks_and_it_learns(memory):
+    """--init-from trained weights into a network with a sub-band refiner (with or without its
+    per-band memory): the masks are those of the weights at step 0 (the refiner's corrections are
+    zero), and a training step moves the refiner's output weights off zero, so it starts to
+    correct them."""
     from whamsah_tray.training.losses import band_separation_loss
     from whamsah_tray.training.widen import load_initial_weights
 
@@ -320,7 +322,7 @@ def test_weights_without_a_refiner_start_a_refined_network_at_the_same_masks_and
         for parameter in plain.parameters():
             parameter.add_(0.05 * torch.randn_like(parameter))
     refined = build_network("mask-gru", {"hidden": 24, "gru_layers": 1, "phase_bins": 16, "power_floor": 1e-6,
-                                         "refine_channels": 8, "refine_bands": 40})
+                                         "refine_channels": 8, "refine_bands": 40, "refine_memory": memory})
     assert load_initial_weights(refined, plain.state_dict()) == "a new sub-band refiner, its corrections zero at first"
     mixture = 0.1 * torch.randn(2, 2, 2048 + 29 * 512)
     vocals = 0.5 * mixture + 0.02 * torch.randn_like(mixture)
@@ -335,8 +337,38 @@ def test_weights_without_a_refiner_start_a_refined_network_at_the_same_masks_and
     optimizer.step()
     assert refined.refiner.out.weight.abs().max() > 0
     assert load_initial_weights(build_network("mask-gru", {"hidden": 24, "gru_layers": 1, "phase_bins": 16,
-                                                           "refine_channels": 8, "refine_bands": 40}),
+                                                           "refine_channels": 8, "refine_bands": 40,
+                                                           "refine_memory": memory}),
                                 refined.state_dict()) == "loaded as it is"  # a refiner's own weights load as they are
+
+
+def test_train_only_freezes_everything_else():
+    """Config `train_only` ["refiner."]: the optimiser gets the refiner's parameters only, a step
+    changes them and leaves the trunk exactly as it was (no gradient is computed for it)."""
+    from whamsah_tray.training.losses import band_separation_loss
+
+    torch.manual_seed(0)
+    network = build_network("mask-gru", {"hidden": 24, "gru_layers": 1, "phase_bins": 16, "power_floor": 1e-6,
+                                         "refine_channels": 8, "refine_bands": 40, "refine_memory": True})
+    trainable = training_main.trainable_parameters(network, ["refiner."])
+    refiner_names = {name for name, _ in network.named_parameters() if name.startswith("refiner.")}
+    assert {id(p) for p in trainable} == {id(p) for name, p in network.named_parameters() if name in refiner_names}
+    before = {name: p.detach().clone() for name, p in network.named_parameters()}
+    mixture = 0.1 * torch.randn(2, 2, 2048 + 29 * 512)
+    spec = network.stft(mixture)
+    optimizer = torch.optim.SGD(trainable, lr=0.1)
+    loss, _ = band_separation_loss(network.features, spec, network.stft(0.5 * mixture),
+                                   network.band_masks(spec, None)[0], network.lookahead)
+    loss.backward()
+    optimizer.step()
+    for name, parameter in network.named_parameters():
+        if name in refiner_names:
+            assert parameter.grad is not None
+        else:
+            assert parameter.grad is None and torch.equal(parameter, before[name]), name
+    assert not torch.equal(network.refiner.out.weight, before["refiner.out.weight"])
+    with pytest.raises(ValueError, match="matches no parameter"):
+        training_main.trainable_parameters(network, ["nothing."])
 
 
 def test_weights_with_less_look_ahead_start_a_longer_time_convolution_at_the_same_masks_later():

@@ -66,6 +66,23 @@ def initial_weights(path: Path) -> tuple[dict[str, torch.Tensor], dict[str, floa
     return loaded, {"steps": earlier.get("steps", 0), "wall_hours": earlier.get("wall_hours", 0.0)}
 
 
+def trainable_parameters(network: torch.nn.Module, prefixes: list[str] | None) -> list[torch.nn.Parameter]:
+    """All parameters, or (config `train_only`: a list of name prefixes, e.g. ["refiner."]) only
+    those whose names start with one of them; the others are frozen (no gradient is computed
+    for them, so a frozen trunk runs forward only)."""
+    if not prefixes:
+        return list(network.parameters())
+    chosen = []
+    for name, parameter in network.named_parameters():
+        keep = any(name.startswith(prefix) for prefix in prefixes)
+        parameter.requires_grad_(keep)
+        if keep:
+            chosen.append(parameter)
+    if not chosen:
+        raise ValueError(f"train_only {prefixes} matches no parameter of this network")
+    return chosen
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--config", type=Path, required=True)
@@ -117,8 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     objective = objective_for(network, config.get("gain_free_weight", 0.0), args.compile)  # what a step computes, per family
     mixing = {k: tuple(v) if isinstance(v, list) else v for k, v in config.get("mixing", {}).items()}
     sampler = MixSampler(sets, objective.segment_length(config), seed=config["seed"], **mixing)
-    optimizer = torch.optim.AdamW(network.parameters(), lr=config["learning_rate"],
-                                  weight_decay=config["weight_decay"])
+    trainable = trainable_parameters(network, config.get("train_only"))
+    optimizer = torch.optim.AdamW(trainable, lr=config["learning_rate"], weight_decay=config["weight_decay"])
     step, elapsed, best = 0, 0.0, -math.inf
     checkpoint_path = run / "last.pt"
     if args.resume and checkpoint_path.exists():
@@ -163,7 +180,7 @@ def main(argv: list[str] | None = None) -> int:
         loss, figures = objective.loss(mixture, vocals)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(network.parameters(), 5.0)
+        torch.nn.utils.clip_grad_norm_(trainable, 5.0)
         optimizer.step()
         step += 1
         for key, value in figures.items():

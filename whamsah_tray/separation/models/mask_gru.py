@@ -133,18 +133,27 @@ class BandRefiner(nn.Module):
     unchanged at step 0).
 
         local (B, frames, 5, bands) + logits (B, 2, bands)  -> conv (kernel K) -> FiLM -> ReLU
+          [-> + a GRU over time per band (`memory`)]
           -> conv (kernel K, dilation 2) -> ReLU -> 1x1 conv -> (B, 2, bands) logit corrections
+
+    With `memory` each band also keeps a small recurrent state (a GRU of C units over the frames,
+    its weights shared by all bands, added to the channels): what this band's partial has been
+    doing over the last few hundred milliseconds (a voice's vibrato and glides, an instrument's
+    steady pitch or decay), which the three frames of the window cannot show and the full-band GRU
+    sees only through its 256-wide bottleneck.
 
     ReLU rather than the full-band path's GELU: the live path computes it per band and frame, and
     an exact GELU (erf) there would cost more than the convolutions.
     """
 
-    def __init__(self, n_bands: int, hidden: int, channels: int, kernel: int, frames: int) -> None:
+    def __init__(self, n_bands: int, hidden: int, channels: int, kernel: int, frames: int,
+                 memory: bool = False) -> None:
         """n_bands: how many (of the lowest) bands it refines."""
         super().__init__()
         if kernel % 2 == 0:
             raise ValueError("refine_kernel must be odd")
-        self.channels, self.kernel = channels, kernel
+        self.channels, self.kernel, self.n_bands = channels, kernel, n_bands
+        self.memory = nn.GRU(channels, channels, batch_first=True) if memory else None
         self.first = nn.Conv1d(frames * LOCAL_FEATURES + 2, channels, kernel, padding=kernel // 2)
         self.band_bias = nn.Parameter(torch.zeros(channels, n_bands))
         self.film = nn.Linear(hidden, 2 * channels)
@@ -154,14 +163,22 @@ class BandRefiner(nn.Module):
             nn.init.zeros_(layer.weight)
             nn.init.zeros_(layer.bias)
 
-    def forward(self, local: torch.Tensor, logits: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
+    def forward(self, local: torch.Tensor, logits: torch.Tensor, recurrent: torch.Tensor,
+                batch: int = 1, memory: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """local: (N, frames * 5, bands), logits: (N, 2, bands), recurrent: (N, hidden), where N is
-        batch x frames, bands the refined ones. -> their corrected logits (N, 2, bands)."""
+        batch x frames (batch-major), bands the refined ones; memory: the per-band GRU state
+        (1, batch x bands, C), None = zero. -> their corrected logits (N, 2, bands) and the new
+        memory (None without it)."""
         scale, shift = self.film(recurrent).unsqueeze(-1).chunk(2, dim=1)    # (N, C, 1) each
         h = self.first(torch.cat([local, logits], dim=1)) + self.band_bias
         h = torch.relu(h * (1 + scale) + shift)
+        if self.memory is not None:
+            frames, channels, bands = h.shape[0] // batch, self.channels, self.n_bands
+            sequences = h.reshape(batch, frames, channels, bands).permute(0, 3, 1, 2).reshape(batch * bands, frames, channels)
+            remembered, memory = self.memory(sequences, memory)
+            h = h + remembered.reshape(batch, bands, frames, channels).permute(0, 2, 3, 1).reshape(h.shape)
         h = torch.relu(self.second(h))
-        return logits + self.out(h)
+        return logits + self.out(h), memory
 
 
 class MaskGRU(SpectralMaskModel):
@@ -171,10 +188,11 @@ class MaskGRU(SpectralMaskModel):
                  band_groups: tuple[tuple[int, int, int], ...] = DEFAULT_BAND_GROUPS,
                  n_fft: int = 2048, hop: int = 512, lookahead: int = 1, sample_rate: int = 44100,
                  power_floor: float = 0.0, phase_bins: int = 0, refine_channels: int = 0,
-                 refine_kernel: int = 7, refine_bands: int = 128, mask_logit_offset: float = 0.0,
-                 dropout: float = 0.0, **config: Any) -> None:
+                 refine_kernel: int = 7, refine_bands: int = 128, refine_memory: bool = False,
+                 mask_logit_offset: float = 0.0, dropout: float = 0.0, **config: Any) -> None:
         band_groups = tuple(tuple(group) for group in band_groups)
-        refine = ({"refine_channels": refine_channels, "refine_kernel": refine_kernel, "refine_bands": refine_bands}
+        refine = ({"refine_channels": refine_channels, "refine_kernel": refine_kernel, "refine_bands": refine_bands,
+                   **({"refine_memory": True} if refine_memory else {})}
                   if refine_channels else {})
         super().__init__(n_fft=n_fft, hop=hop, lookahead=lookahead, sample_rate=sample_rate,
                          hidden=hidden, gru_layers=gru_layers, conv_kernel=conv_kernel,
@@ -212,7 +230,8 @@ class MaskGRU(SpectralMaskModel):
         if refine_channels and not 0 < refine_bands <= self.features.n_bands:
             raise ValueError(f"refine_bands must be within 1..{self.features.n_bands}")
         self.refine_bands = refine_bands if refine_channels else 0
-        self.refiner = (BandRefiner(refine_bands, hidden, refine_channels, refine_kernel, conv_kernel)
+        self.refiner = (BandRefiner(refine_bands, hidden, refine_channels, refine_kernel, conv_kernel,
+                                    memory=bool(refine_memory))
                         if refine_channels else None)
         if self.refiner is not None:
             self.register_buffer("local_index", self._local_index(n_features), persistent=False)
@@ -230,6 +249,9 @@ class MaskGRU(SpectralMaskModel):
             # The refiner's past frames of local features (zero: the training mean).
             **({"local": self.feature_mean.new_zeros(batch, self.conv_kernel - 1, LOCAL_FEATURES, self.refine_bands)}
                if self.refiner is not None else {}),
+            # The refiner's per-band memory (GRU state of each band's C channels).
+            **({"memory": self.feature_mean.new_zeros(1, batch * self.refine_bands, self.refiner.channels)}
+               if self.refiner is not None and self.refiner.memory is not None else {}),
         }
 
     def input_features(self, spec: torch.Tensor, net_state: dict[str, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -257,8 +279,10 @@ class MaskGRU(SpectralMaskModel):
         new_state = {"conv": projected[..., projected.shape[-1] - keep:], "gru": gru_state, "phase": last_mid}
         if self.refiner is not None:
             local = torch.cat([net_state["local"], self.local_features(features)], dim=1)  # (B, k - 1 + T, 5, R)
-            logits = self.refine(local, logits, recurrent)
+            logits, memory = self.refine(local, logits, recurrent, net_state.get("memory"))
             new_state["local"] = local[:, local.shape[1] - keep:]
+            if memory is not None:
+                new_state["memory"] = memory
         band_mask = torch.sigmoid(logits + self.mask_logit_offset).unflatten(-1, (2, -1)).permute(0, 2, 3, 1)  # (B, 2, bands, T)
         return band_mask, new_state
 
@@ -280,15 +304,18 @@ class MaskGRU(SpectralMaskModel):
         padded = torch.cat([features, features.new_zeros(features.shape[0], 1, features.shape[2])], dim=1)
         return padded[:, self.local_index].permute(0, 3, 1, 2)
 
-    def refine(self, local: torch.Tensor, logits: torch.Tensor, recurrent: torch.Tensor) -> torch.Tensor:
+    def refine(self, local: torch.Tensor, logits: torch.Tensor, recurrent: torch.Tensor,
+               memory: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """local: the refined bands' local features (B, kernel - 1 + T, 5, R) with the carried
-        frames; logits (B, T, 2 * bands); recurrent (B, T, hidden) -> refined logits (B, T, 2 * bands)."""
+        frames; logits (B, T, 2 * bands); recurrent (B, T, hidden); memory: the per-band memory or
+        None -> refined logits (B, T, 2 * bands) and the new memory."""
         batch, frames = logits.shape[:2]
         bands, refined = self.features.n_bands, self.refine_bands
         window = torch.cat([local[:, j:j + frames] for j in range(self.conv_kernel)], dim=2)
         logits = logits.reshape(batch * frames, 2, bands)
-        low = self.refiner(window.flatten(0, 1), logits[..., :refined], recurrent.reshape(batch * frames, -1))
-        return torch.cat([low, logits[..., refined:]], dim=-1).reshape(batch, frames, -1)
+        low, memory = self.refiner(window.flatten(0, 1), logits[..., :refined], recurrent.reshape(batch * frames, -1),
+                                   batch, memory)
+        return torch.cat([low, logits[..., refined:]], dim=-1).reshape(batch, frames, -1), memory
 
     def masks(self, spec: torch.Tensor, net_state: Any) -> tuple[torch.Tensor, Any]:
         band_mask, new_state = self.band_masks(spec, net_state)

@@ -91,7 +91,7 @@ class NumpyMaskGRU:
             "conv": np.zeros((batch, self.kernel - 1, self.hidden), np.float32),
             "gru": np.zeros((len(self.gru), batch, self.hidden), np.float32),
             "phase": np.zeros((batch, 1, self.phase_bins), np.complex64),
-            **({"local": self.refiner.init_state(batch, self.kernel - 1)} if self.refiner is not None else {}),
+            **(self.refiner.init_state(batch, self.kernel - 1) if self.refiner is not None else {}),
         }
 
     def stream(self, x: np.ndarray, state: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
@@ -113,7 +113,7 @@ class NumpyMaskGRU:
         head = _gelu(np.concatenate([recurrent, encoded], axis=-1) @ self.head1_wt + self.head1_b)
         logits = (head @ self.head2_wt + self.head2_b).reshape(batch, n, 2, self.n_bands)
         if self.refiner is not None:
-            local_state = self.refiner.refine(features, state["local"], logits, recurrent)
+            refiner_state = self.refiner.refine(features, state, logits, recurrent)
         if self.logit_offset:
             logits += self.logit_offset
         band_mask = _sigmoid(logits).transpose(0, 2, 1, 3)                # (B, 2, n, bands)
@@ -139,7 +139,7 @@ class NumpyMaskGRU:
             "phase": phase_state,
         }
         if self.refiner is not None:
-            new_state["local"] = local_state
+            new_state.update(refiner_state)
         return out[..., :n_samples], new_state
 
     def _encode(self, spec: np.ndarray, carried: np.ndarray,
@@ -229,18 +229,43 @@ class _NumpyRefiner:
         self.film_wt, self.film_b = np.ascontiguousarray(_f32(refiner.film.weight).T), _f32(refiner.film.bias)
         self.second_wt, self.second_b = _taps(refiner.second), _f32(refiner.second.bias)[:, None]
         self.out_wt, self.out_b = _f32(refiner.out.weight)[:, :, 0], _f32(refiner.out.bias)[:, None]
+        self.memory = None
+        if refiner.memory is not None:  # the per-band GRU: (W_ih^T, b_ih, W_hh^T, b_hh), gates r, z, n
+            gru = refiner.memory
+            self.memory = (np.ascontiguousarray(_f32(gru.weight_ih_l0).T), _f32(gru.bias_ih_l0),
+                           np.ascontiguousarray(_f32(gru.weight_hh_l0).T), _f32(gru.bias_hh_l0))
 
-    def init_state(self, batch: int, frames: int) -> np.ndarray:
-        return np.zeros((batch, frames, LOCAL_FEATURES, self.refined), np.float32)
+    def init_state(self, batch: int, frames: int) -> dict[str, np.ndarray]:
+        state = {"local": np.zeros((batch, frames, LOCAL_FEATURES, self.refined), np.float32)}
+        if self.memory is not None:
+            state["memory"] = np.zeros((batch, self.refined, self.channels), np.float32)
+        return state
 
-    def refine(self, features: np.ndarray, carried: np.ndarray, logits: np.ndarray,
-               recurrent: np.ndarray) -> np.ndarray:
-        """features: (B, n, F) unstandardised; carried: (B, k - 1, 5, R) standardised local
-        features of the frames before; logits: (B, n, 2, bands), corrected in place;
-        recurrent: (B, n, hidden). Returns the frames to carry."""
+    def _remember(self, h: np.ndarray, batch: int, n: int, memory: np.ndarray) -> np.ndarray:
+        """The per-band GRU over the n frames: h (N, C, R) gains its output in place; memory
+        (B, R, C) the state before. Returns the state after."""
+        w_ih, b_ih, w_hh, b_hh = self.memory
+        c = self.channels
+        frames = h.reshape(batch, n, c, self.refined)
+        inputs = frames.transpose(0, 1, 3, 2) @ w_ih + b_ih                     # (B, n, R, 3C)
+        for t in range(n):
+            gi = inputs[:, t]
+            gh = memory @ w_hh + b_hh
+            rz = _sigmoid(gi[..., :2 * c] + gh[..., :2 * c])
+            candidate = np.tanh(gi[..., 2 * c:] + rz[..., :c] * gh[..., 2 * c:])
+            memory = candidate + rz[..., c:] * (memory - candidate)
+            frames[:, t] += memory.transpose(0, 2, 1)
+        return memory
+
+    def refine(self, features: np.ndarray, state: dict[str, np.ndarray], logits: np.ndarray,
+               recurrent: np.ndarray) -> dict[str, np.ndarray]:
+        """features: (B, n, F) unstandardised; state["local"]: (B, k - 1, 5, R) standardised local
+        features of the frames before (and state["memory"] the per-band GRU's, with one); logits:
+        (B, n, 2, bands), corrected in place; recurrent: (B, n, hidden). Returns the refiner's
+        new state (the frames to carry, the memory)."""
         batch, n = logits.shape[:2]
         local = features[..., self.gather] * self.scale + self.offset      # (B, n, 5, R)
-        sequence = np.concatenate([carried, local], axis=1)                  # (B, k - 1 + n, 5, R)
+        sequence = np.concatenate([state["local"], local], axis=1)          # (B, k - 1 + n, 5, R)
         count, refined = batch * n, self.refined
         if n == 1:  # one hop per call: the sequence is the window
             x = np.concatenate([sequence.reshape(batch, -1, refined), logits[:, 0, :, :refined]], axis=1)
@@ -253,9 +278,12 @@ class _NumpyRefiner:
         h *= 1 + film[:, :self.channels, None]
         h += film[:, self.channels:, None]
         np.maximum(h, 0, out=h)
+        new_state = {"local": sequence[:, n:].copy()}
+        if self.memory is not None:
+            new_state["memory"] = self._remember(h, batch, n, state["memory"])
         h = self.second_wt @ _band_windows(h, self.kernel, 2)
         h += self.second_b
         np.maximum(h, 0, out=h)
         correction = self.out_wt @ h + self.out_b                           # (N, 2, R)
         logits[..., :refined] += correction.reshape(batch, n, 2, refined)
-        return sequence[:, n:].copy()
+        return new_state
