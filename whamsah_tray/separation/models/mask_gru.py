@@ -10,7 +10,8 @@
          three ahead
       -> 2-layer GRU (causal) -> [GRU out, conv out] -> MLP -> mask logits per band and channel
          [optional, `refine_channels` C: a sub-band refiner corrects the logits of the lowest
-          `refine_bands` bands from each band's neighbourhood (see BandRefiner)]
+          `refine_bands` bands from each band's neighbourhood (see BandRefiner); with
+          `refine_memory`, also from each band's own recent past (a small per-band GRU)]
       -> sigmoid (of the logits plus `mask_logit_offset`, calibrated after training on held-out
          tracks: training/calibrate.py) -> each band's mask applied to all of its bins
 
