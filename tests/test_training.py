@@ -608,6 +608,37 @@ def test_a_tiny_training_run_checkpoints_resumes_and_exports_an_installable_mode
     assert started["steps"] == 5
 
 
+def test_init_from_twice_merges_a_trunk_and_a_refiners_own_weights(data_root, tmp_path):
+    """--init-from TRUNK --init-from REFINER (a checkpoint holding only refiner.* tensors, as in
+    weights/in-training/): the network starts with both, the later file's tensors winning, and
+    counts the later file's training."""
+    from whamsah_tray.training.train import save_checkpoint
+
+    config = json.loads(_tiny_config(tmp_path).read_text())
+    config["model"].update({"phase_bins": 8, "refine_channels": 4, "refine_bands": 20, "refine_memory": True})
+    config["hours"] = 1e-9  # no step: the checkpoint holds the weights it started from
+    config_path = tmp_path / "refined.json"
+    config_path.write_text(json.dumps(config))
+    torch.manual_seed(3)
+    refined = build_network("mask-gru", config["model"])
+    with torch.no_grad():
+        for parameter in refined.parameters():
+            parameter.normal_(0, 0.1)
+    trunk = {k: v for k, v in refined.state_dict().items() if not k.startswith("refiner.")}
+    torch.save(trunk, tmp_path / "trunk.pt")
+    refiner = {k: v for k, v in refined.state_dict().items() if k.startswith("refiner.")}
+    save_checkpoint(tmp_path / "refiner.pt", model=refiner, step=7, elapsed=3600.0,
+                    config={"init_from": {"steps": 100, "wall_hours": 2.0}})
+    run = tmp_path / "merged"
+    assert training_main.main(["--config", str(config_path), "--data", str(data_root), "--cache", str(tmp_path / "c.npz"),
+                               "--run", str(run), "--threads", "1",
+                               "--init-from", str(tmp_path / "trunk.pt"), "--init-from", str(tmp_path / "refiner.pt")]) == 0
+    saved = torch.load(run / "last.pt", weights_only=False)
+    for key, value in refined.state_dict().items():
+        torch.testing.assert_close(saved["model"][key], value, msg=key)
+    assert saved["config"]["init_from"]["steps"] == 107 and saved["config"]["init_from"]["wall_hours"] == 3.0
+
+
 def test_averaging_checkpoints_averages_the_weights_and_keeps_the_last_ones_record(tmp_path):
     from whamsah_tray.training.average import main as average_main
     from whamsah_tray.training.train import save_checkpoint

@@ -91,11 +91,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cache", type=Path, default=Path("data_cache/training_stems.npz"))
     parser.add_argument("--run", type=Path)
     parser.add_argument("--resume", action="store_true")
-    parser.add_argument("--init-from", type=Path, metavar="WEIGHTS",
+    parser.add_argument("--init-from", type=Path, metavar="WEIGHTS", action="append",
                         help="start from installed weights (e.g. weights/whamsah-rt.pt) or a training checkpoint "
                              "(or an average of them) with a fresh optimiser: how training continues in a "
                              "later session; a narrower mask-gru "
-                             "is widened to the config's hidden size, computing the same masks")
+                             "is widened to the config's hidden size, computing the same masks. Given more "
+                             "than once, the files' tensors are merged in order (a later file's replace an "
+                             "earlier's: e.g. the shipped weights, then a refiner's own, "
+                             "weights/in-training/*.pt) and the training count is the last file's")
     parser.add_argument("--restandardise", action="store_true",
                         help="with --init-from: measure the input standardisation again on this run's "
                              "training mixes (after a change of input features or data)")
@@ -149,10 +152,14 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_rng_state(checkpoint["torch_rng"])
         print(f"resumed at step {step}, {elapsed / 3600:.2f} h trained")
     elif args.init_from:
-        state, earlier = initial_weights(args.init_from)
+        state, earlier = {}, {}
+        for path in args.init_from:
+            more, earlier = initial_weights(path)
+            state.update(more)
         how = load_initial_weights(network, state)
-        config["init_from"] = {"weights": str(args.init_from), **earlier}
-        print(f"starting from {args.init_from} ({config['init_from']['steps']} earlier steps), {how}")
+        names = " + ".join(str(path) for path in args.init_from)
+        config["init_from"] = {"weights": names, **earlier}
+        print(f"starting from {names} ({config['init_from']['steps']} earlier steps), {how}")
         if args.restandardise:
             objective.prepare(sampler)
     else:
