@@ -616,7 +616,7 @@ def test_init_from_twice_merges_a_trunk_and_a_refiners_own_weights(data_root, tm
 
     config = json.loads(_tiny_config(tmp_path).read_text())
     config["model"].update({"phase_bins": 8, "refine_channels": 4, "refine_bands": 20, "refine_memory": True})
-    config["hours"] = 1e-9  # no step: the checkpoint holds the weights it started from
+    config["hours"] = 0  # no step: the checkpoint holds the weights it started from
     config_path = tmp_path / "refined.json"
     config_path.write_text(json.dumps(config))
     torch.manual_seed(3)
