@@ -153,7 +153,7 @@ class BandRefiner(nn.Module):
         super().__init__()
         if kernel % 2 == 0:
             raise ValueError("refine_kernel must be odd")
-        self.channels, self.kernel, self.n_bands = channels, kernel, n_bands
+        self.channels, self.kernel = channels, kernel
         self.memory = nn.GRU(channels, channels, batch_first=True) if memory else None
         self.first = nn.Conv1d(frames * LOCAL_FEATURES + 2, channels, kernel, padding=kernel // 2)
         self.band_bias = nn.Parameter(torch.zeros(channels, n_bands))
@@ -174,7 +174,8 @@ class BandRefiner(nn.Module):
         h = self.first(torch.cat([local, logits], dim=1)) + self.band_bias
         h = torch.relu(h * (1 + scale) + shift)
         if self.memory is not None:
-            frames, channels, bands = h.shape[0] // batch, self.channels, self.n_bands
+            count, channels, bands = h.shape
+            frames = count // batch
             sequences = h.reshape(batch, frames, channels, bands).permute(0, 3, 1, 2).reshape(batch * bands, frames, channels)
             remembered, memory = self.memory(sequences, memory)
             h = h + remembered.reshape(batch, bands, frames, channels).permute(0, 2, 3, 1).reshape(h.shape)

@@ -47,6 +47,16 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def _gru_cell(gi: np.ndarray, h: np.ndarray, w_hh: np.ndarray, b_hh: np.ndarray) -> np.ndarray:
+    """One step of torch.nn.GRU (gates in r, z, n order): gi = x @ W_ih^T + b_ih (..., 3H) and the
+    state h (..., H) before -> the state after."""
+    hidden = h.shape[-1]
+    gh = h @ w_hh + b_hh
+    rz = _sigmoid(gi[..., :2 * hidden] + gh[..., :2 * hidden])
+    candidate = np.tanh(gi[..., 2 * hidden:] + rz[..., :hidden] * gh[..., 2 * hidden:])
+    return candidate + rz[..., hidden:] * (h - candidate)                    # (1 - z) n + z h
+
+
 def _f32(tensor) -> np.ndarray:
     return np.ascontiguousarray(tensor.detach().cpu().numpy(), dtype=np.float32)
 
@@ -180,7 +190,7 @@ class NumpyMaskGRU:
         return _gelu(encoded), sequence[:, n:].copy(), mid[:, n - 1:].copy(), features
 
     def _recur(self, sequence: np.ndarray, h0: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """torch.nn.GRU (gates in r, z, n order), layer by layer over the n frames."""
+        """torch.nn.GRU, layer by layer over the n frames (_gru_cell per frame)."""
         hidden = self.hidden
         final = np.empty_like(h0)
         for layer, (w_ih, b_ih, w_hh, b_hh) in enumerate(self.gru):
@@ -188,12 +198,7 @@ class NumpyMaskGRU:
             h = h0[layer]
             outputs = np.empty(sequence.shape[:2] + (hidden,), np.float32)
             for t in range(sequence.shape[1]):
-                gi = inputs[:, t]
-                gh = h @ w_hh + b_hh
-                rz = _sigmoid(gi[:, :2 * hidden] + gh[:, :2 * hidden])
-                r, z = rz[:, :hidden], rz[:, hidden:]
-                candidate = np.tanh(gi[:, 2 * hidden:] + r * gh[:, 2 * hidden:])
-                h = candidate + z * (h - candidate)                       # (1 - z) n + z h
+                h = _gru_cell(inputs[:, t], h, w_hh, b_hh)
                 outputs[:, t] = h
             final[layer] = h
             sequence = outputs
@@ -252,15 +257,10 @@ class _NumpyRefiner:
         """The per-band GRU over the n frames: h (N, C, R) gains its output in place; memory
         (B, R, C) the state before. Returns the state after."""
         w_ih, b_ih, w_hh, b_hh = self.memory
-        c = self.channels
-        frames = h.reshape(batch, n, c, self.refined)
+        frames = h.reshape(batch, n, self.channels, self.refined)
         inputs = frames.transpose(0, 1, 3, 2) @ w_ih + b_ih                     # (B, n, R, 3C)
         for t in range(n):
-            gi = inputs[:, t]
-            gh = memory @ w_hh + b_hh
-            rz = _sigmoid(gi[..., :2 * c] + gh[..., :2 * c])
-            candidate = np.tanh(gi[..., 2 * c:] + rz[..., :c] * gh[..., 2 * c:])
-            memory = candidate + rz[..., c:] * (memory - candidate)
+            memory = _gru_cell(inputs[:, t], memory, w_hh, b_hh)
             frames[:, t] += memory.transpose(0, 2, 1)
         return memory
 
