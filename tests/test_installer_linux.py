@@ -66,8 +66,14 @@ def test_install_then_uninstall_for_one_user(tmp_path):
                             capture_output=True, text=True, env=env, timeout=120)
     assert "start at login: on" in status.stdout
 
+    installed_weights = venv / "share" / "whamsah-tray" / "weights"
+    shipped = sorted(path.name for path in (REPO_ROOT / "weights").iterdir() if path.is_file())
+    assert sorted(path.name for path in installed_weights.iterdir()) == shipped  # not weights/in-training/
     if list((REPO_ROOT / "weights").glob("*.json")):
-        assert list((venv / "share" / "whamsah-tray" / "weights").glob("*.json"))
+        # The installed app (not an editable install) finds them there on its own.
+        models = subprocess.run([str(launcher), "models"], capture_output=True, text=True, timeout=120,
+                                env={k: v for k, v in env.items() if k != "WHAMSAH_TRAY_WEIGHTS"})
+        assert models.returncode == 0 and "* whamsah-rt " in models.stdout, models.stdout + models.stderr
 
     profile = home / ".config" / "whamsah-tray" / "profile.toml"
     profile.parent.mkdir(parents=True, exist_ok=True)

@@ -98,7 +98,9 @@ say "installing the app from $REPO_ROOT"
 if compgen -G "$REPO_ROOT/weights/*.json" >/dev/null; then
   say "models: $VENV/share/whamsah-tray/weights"
   mkdir -p "$VENV/share/whamsah-tray/weights"
-  cp -r "$REPO_ROOT/weights/." "$VENV/share/whamsah-tray/weights/"
+  # The top-level files only (manifests, weights, model card): weights/in-training/ holds parts of
+  # unfinished runs that no manifest names.
+  find "$REPO_ROOT/weights" -maxdepth 1 -type f -exec cp {} "$VENV/share/whamsah-tray/weights/" \;
 else
   say "note: no model in $REPO_ROOT/weights yet; the tray passes audio through until one is installed"
 fi

@@ -29,6 +29,12 @@ mkdir -p "$APP_HOME"
 "$VENV/bin/python" -m pip install --quiet "torch==2.13.0"   # macOS wheels are CPU/MPS builds
 "$VENV/bin/python" -m pip install --quiet "$REPO_ROOT"
 
+# The models: an installed app looks in <venv>/share/whamsah-tray/weights (the registry's
+# weights_dirs). The top-level files only: weights/in-training/ holds parts of unfinished runs.
+say "models: $VENV/share/whamsah-tray/weights"
+mkdir -p "$VENV/share/whamsah-tray/weights"
+find "$REPO_ROOT/weights" -maxdepth 1 -type f -exec cp {} "$VENV/share/whamsah-tray/weights/" \;
+
 mkdir -p "$BIN_DIR"
 ln -sf "$VENV/bin/whamsah-tray" "$BIN_DIR/whamsah-tray"
 

@@ -53,6 +53,13 @@ if ($LASTEXITCODE -ne 0) { throw "pip could not install torch" }
 & $VenvPython -m pip install --quiet $RepoRoot
 if ($LASTEXITCODE -ne 0) { throw "pip could not install the app from $RepoRoot" }
 
+# The models: an installed app looks in <venv>\share\whamsah-tray\weights (the registry's
+# weights_dirs). The top-level files only: weights\in-training holds parts of unfinished runs.
+$Weights = Join-Path $Venv "share\whamsah-tray\weights"
+Say "models: $Weights"
+New-Item -ItemType Directory -Force -Path $Weights | Out-Null
+Get-ChildItem -Path (Join-Path $RepoRoot "weights") -File | Copy-Item -Destination $Weights -Force
+
 function New-Shortcut($Path, $Target, $Arguments) {
     $shell = New-Object -ComObject WScript.Shell
     $s = $shell.CreateShortcut($Path)
