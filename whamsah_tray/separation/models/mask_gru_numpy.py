@@ -47,14 +47,25 @@ def _sigmoid(x: np.ndarray) -> np.ndarray:
     return x
 
 
-def _gru_cell(gi: np.ndarray, h: np.ndarray, w_hh: np.ndarray, b_hh: np.ndarray) -> np.ndarray:
-    """One step of torch.nn.GRU (gates in r, z, n order): gi = x @ W_ih^T + b_ih (..., 3H) and the
-    state h (..., H) before -> the state after."""
-    hidden = h.shape[-1]
-    gh = h @ w_hh + b_hh
-    rz = _sigmoid(gi[..., :2 * hidden] + gh[..., :2 * hidden])
-    candidate = np.tanh(gi[..., 2 * hidden:] + rz[..., :hidden] * gh[..., 2 * hidden:])
-    return candidate + rz[..., hidden:] * (h - candidate)                    # (1 - z) n + z h
+def _gru_cell(gi: np.ndarray, gh: np.ndarray, h: np.ndarray, axis: int = -1) -> np.ndarray:
+    """One step of torch.nn.GRU, gates in r, z, n order along `axis` (negative): gi = W_ih x + b_ih
+    and gh = W_hh h + b_hh, each holding the 3H gates along that axis (both overwritten), and the
+    state h before -> the state after."""
+    hidden = h.shape[axis]
+    after_axis = (slice(None),) * (-1 - axis)
+    def gates(x: np.ndarray, first: int, count: int = 1) -> np.ndarray:
+        return x[(Ellipsis, slice(first * hidden, (first + count) * hidden)) + after_axis]
+    rz = gates(gi, 0, 2)
+    rz += gates(gh, 0, 2)
+    _sigmoid(rz)
+    candidate = gates(gh, 2)
+    candidate *= gates(rz, 0)
+    candidate += gates(gi, 2)
+    np.tanh(candidate, out=candidate)
+    after = h - candidate                                                   # (1 - z) n + z h
+    after *= gates(rz, 1)
+    after += candidate
+    return after
 
 
 def _f32(tensor) -> np.ndarray:
@@ -198,7 +209,7 @@ class NumpyMaskGRU:
             h = h0[layer]
             outputs = np.empty(sequence.shape[:2] + (hidden,), np.float32)
             for t in range(sequence.shape[1]):
-                h = _gru_cell(inputs[:, t], h, w_hh, b_hh)
+                h = _gru_cell(inputs[:, t], h @ w_hh + b_hh, h)
                 outputs[:, t] = h
             final[layer] = h
             sequence = outputs
@@ -242,26 +253,28 @@ class _NumpyRefiner:
         self.second_wt, self.second_b = _taps(refiner.second), _f32(refiner.second.bias)[:, None]
         self.out_wt, self.out_b = _f32(refiner.out.weight)[:, :, 0], _f32(refiner.out.bias)[:, None]
         self.memory = None
-        if refiner.memory is not None:  # the per-band GRU: (W_ih^T, b_ih, W_hh^T, b_hh), gates r, z, n
-            gru = refiner.memory
-            self.memory = (np.ascontiguousarray(_f32(gru.weight_ih_l0).T), _f32(gru.bias_ih_l0),
-                           np.ascontiguousarray(_f32(gru.weight_hh_l0).T), _f32(gru.bias_hh_l0))
+        if refiner.memory is not None:  # the per-band GRU: (W_ih, b_ih, W_hh, b_hh), gates r, z, n
+            gru = refiner.memory            # as (3C, C) matrices and (3C, 1) columns: bands stay last
+            self.memory = (_f32(gru.weight_ih_l0), _f32(gru.bias_ih_l0)[:, None],
+                           _f32(gru.weight_hh_l0), _f32(gru.bias_hh_l0)[:, None])
 
     def init_state(self, batch: int, frames: int) -> dict[str, np.ndarray]:
         state = {"local": np.zeros((batch, frames, LOCAL_FEATURES, self.refined), np.float32)}
         if self.memory is not None:
-            state["memory"] = np.zeros((batch, self.refined, self.channels), np.float32)
+            state["memory"] = np.zeros((batch, self.channels, self.refined), np.float32)
         return state
 
     def _remember(self, h: np.ndarray, batch: int, n: int, memory: np.ndarray) -> np.ndarray:
         """The per-band GRU over the n frames: h (N, C, R) gains its output in place; memory
-        (B, R, C) the state before. Returns the state after."""
+        (B, C, R) the state before. Returns the state after. Channels by bands, as h is: the gates
+        are (B, 3C, R) products with the bands last, so no transposes and contiguous gate slices."""
         w_ih, b_ih, w_hh, b_hh = self.memory
         frames = h.reshape(batch, n, self.channels, self.refined)
-        inputs = frames.transpose(0, 1, 3, 2) @ w_ih + b_ih                     # (B, n, R, 3C)
+        inputs = w_ih @ frames                                              # (B, n, 3C, R)
+        inputs += b_ih
         for t in range(n):
-            memory = _gru_cell(inputs[:, t], memory, w_hh, b_hh)
-            frames[:, t] += memory.transpose(0, 2, 1)
+            memory = _gru_cell(inputs[:, t], w_hh @ memory + b_hh, memory, axis=-2)
+            frames[:, t] += memory
         return memory
 
     def refine(self, features: np.ndarray, state: dict[str, np.ndarray], logits: np.ndarray,
