@@ -69,9 +69,9 @@ install_system_packages() {
 if [ -z "$python" ]; then
   if [ -x /usr/bin/python3 ]; then python=/usr/bin/python3; else python=$(command -v python3); fi
 fi
-"$python" - <<'PY' || { echo "install.sh: Python >= 3.10 is needed ($python)" >&2; exit 1; }
+"$python" - <<'PY' || { echo "install.sh: Python >= 3.11 is needed ($python)" >&2; exit 1; }
 import sys
-raise SystemExit(0 if sys.version_info >= (3, 10) else 1)
+raise SystemExit(0 if sys.version_info >= (3, 11) else 1)
 PY
 
 say "virtual environment: $VENV"

@@ -19,9 +19,9 @@ autostart=1
 
 say() { printf '==> %s\n' "$*"; }
 
-python=$(command -v python3) || { echo "install.sh: python3 (>= 3.10) is needed: https://www.python.org/downloads/macos/" >&2; exit 1; }
-"$python" -c 'import sys; raise SystemExit(sys.version_info < (3, 10))' \
-  || { echo "install.sh: Python >= 3.10 is needed ($python)" >&2; exit 1; }
+python=$(command -v python3) || { echo "install.sh: python3 (>= 3.11) is needed: https://www.python.org/downloads/macos/" >&2; exit 1; }
+"$python" -c 'import sys; raise SystemExit(sys.version_info < (3, 11))' \
+  || { echo "install.sh: Python >= 3.11 is needed ($python)" >&2; exit 1; }
 
 say "virtual environment: $VENV"
 mkdir -p "$APP_HOME"

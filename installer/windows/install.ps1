@@ -9,7 +9,7 @@
     "Start at login" check creates and removes (whamsah_tray/app/autostart.py makes it the same way,
     through the WScript.Shell COM object);
   - guidance for VB-Cable, the virtual audio cable the tray listens to.
-  Written for Windows 10/11 with Python >= 3.10 from python.org; the project's CI runs on Linux and
+  Written for Windows 10/11 with Python >= 3.11 from python.org; the project's CI runs on Linux and
   cannot run this script.
 
 .EXAMPLE
@@ -37,8 +37,8 @@ if (-not $Python) {
     $py = Get-Command py -ErrorAction SilentlyContinue
     if ($py) { $Python = "py"; $PythonArgs = @("-3") } else { $Python = "python"; $PythonArgs = @() }
 } else { $PythonArgs = @() }
-& $Python @PythonArgs -c "import sys; raise SystemExit(sys.version_info < (3, 10))"
-if ($LASTEXITCODE -ne 0) { throw "Python >= 3.10 is needed: https://www.python.org/downloads/windows/" }
+& $Python @PythonArgs -c "import sys; raise SystemExit(sys.version_info < (3, 11))"
+if ($LASTEXITCODE -ne 0) { throw "Python >= 3.11 is needed: https://www.python.org/downloads/windows/" }
 
 Say "virtual environment: $Venv"
 New-Item -ItemType Directory -Force -Path $AppHome | Out-Null
