@@ -128,10 +128,22 @@ class TrayActions:
     def devices(self, kind: str) -> list[tuple[str, list[str]]]:
         return self.engine.devices(kind)
 
-    def choose_device(self, kind: str, name: str) -> None:
-        """`name` "" means the system default."""
-        self.store.update("audio", **{f"{kind}_device": name})
-        self.engine.set_device(kind, name)
+    def choose_device(self, kind: str, name: str, host_api: str = "") -> None:
+        """`name` "" means the automatic choice (the system default, for the input a virtual cable
+        first). `host_api`: the API the menu listed the device under. Both streams open through one
+        host API, so a device of another API (on Windows the menu lists MME, DirectSound, WASAPI...)
+        moves the engine to that API; the other direction keeps its device if that API has one of
+        the same name, else takes its default there."""
+        if not name or not host_api or host_api == self.view().host_api:
+            self.store.update("audio", **{f"{kind}_device": name})
+            self.engine.set_device(kind, name)
+            return
+        other = "output" if kind == "input" else "input"
+        kept = self.remembered_device(other)
+        if kept not in dict(self.engine.devices(other)).get(host_api, []):
+            kept = ""
+        self.store.update("audio", host_api=host_api, **{f"{kind}_device": name, f"{other}_device": kept})
+        self.engine.set_devices(host_api=host_api, **{kind: name, other: kept})
 
     def host_apis(self) -> list[str]:
         return self.engine.host_apis()

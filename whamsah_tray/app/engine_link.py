@@ -292,6 +292,10 @@ class EngineLink:
         """`name` "" is the system default (None would mean "unchanged" to the controller)."""
         self._command("set_devices", **{kind: name})
 
+    def set_devices(self, input: str, output: str, host_api: str) -> None:
+        """Both devices (by name, "" the default) on `host_api` at once: one reopening."""
+        self._command("set_devices", input=input, output=output, host_api=host_api)
+
     def set_host_api(self, name: str) -> None:
         self._command("set_devices", input="", output="", host_api=name)
 

@@ -67,8 +67,9 @@ def _device_menu(pystray, actions: "TrayActions", kind: str) -> Any:
             for name in names:
                 entries.append(pystray.MenuItem(
                     name,
-                    (lambda n: lambda icon, menu_item: actions.choose_device(kind, n))(name),
-                    checked=(lambda n: lambda menu_item: bool(remembered) and current == n)(name),
+                    (lambda n, api: lambda icon, menu_item: actions.choose_device(kind, n, api))(name, host_api),
+                    checked=(lambda n, api: lambda menu_item: bool(remembered) and current == n
+                             and view.host_api == api)(name, host_api),
                     radio=True,
                 ))
         return entries
