@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import tomllib
+from pathlib import Path
 
 import pytest
 import tomli_w
@@ -137,6 +138,41 @@ def test_unreadable_file_is_moved_aside_and_defaults_are_used(tmp_path, content)
     store.flush()
     assert tomllib.loads(path.read_text())["levels"]["vocals"] == 0
     assert result.moved_aside_to.read_bytes() == content
+
+
+def test_a_file_that_cannot_be_read_is_never_written_over(tmp_path, monkeypatch):
+    """E.g. a profile left owned by root after a `sudo` run. The tests run as root, whom file modes
+    do not stop, so the read failure is made by patching Path.read_bytes for that one path."""
+    path = tmp_path / "profile.toml"
+    path.write_text("[levels]\nvocals = 30\n")
+    real_read = Path.read_bytes
+    def refuse(self):
+        if self == path:
+            raise PermissionError(13, "Permission denied")
+        return real_read(self)
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    store = ProfileStore(path, debounce_s=0.01)
+    result = store.load()
+    assert result.profile == Profile() and result.moved_aside_to is None
+    assert "cannot read" in result.error and "will not be saved" in result.error
+    store.update("levels", vocals=0)
+    store.flush()
+    assert path.read_text() == "[levels]\nvocals = 30\n"  # the user's file, untouched
+    assert store.last_write_error and "not saving" in store.last_write_error
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["profile.toml"]
+
+
+def test_a_broken_file_that_cannot_be_moved_aside_is_never_written_over(tmp_path, monkeypatch):
+    """The move aside fails (patched: as root no directory mode stops it)."""
+    path = tmp_path / "profile.toml"
+    path.write_bytes(b"[levels\nvocals = ")
+    monkeypatch.setattr(ProfileStore, "_move_aside", lambda self: None)
+    store = ProfileStore(path, debounce_s=0.01)
+    result = store.load()
+    assert "not valid TOML" in result.error and "will not be saved" in result.error
+    store.update("levels", vocals=0)
+    store.flush()
+    assert path.read_bytes() == b"[levels\nvocals = "
 
 
 def test_two_broken_files_in_the_same_second_do_not_overwrite_each_other(tmp_path):

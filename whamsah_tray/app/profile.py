@@ -236,6 +236,9 @@ class ProfileStore:
         self._timer: threading.Timer | None = None
         self._dirty = False
         self.last_write_error: str | None = None
+        # Set when the file is there but could not be read or moved aside: writing would replace
+        # it, so this session's changes are not saved (the user was told at load).
+        self._kept_unwritten: str | None = None
 
     @property
     def profile(self) -> Profile:
@@ -251,17 +254,23 @@ class ProfileStore:
                 self._profile, self._document = Profile(), {}
             return LoadResult(Profile(), [])
         except OSError as error:
-            # Cannot even read it (permissions, a directory...): leave it alone, use defaults.
+            # Cannot even read it (permissions, a directory...): leave it alone, use defaults, and
+            # never write over it.
+            reason = f"cannot read {self.path}: {error.strerror or error}"
             with self._lock:
                 self._profile, self._document = Profile(), {}
-            return LoadResult(Profile(), [], error=f"cannot read {self.path}: {error.strerror or error}")
+                self._kept_unwritten = reason
+            return LoadResult(Profile(), [], error=f"{reason}; settings changed now will not be saved")
         try:
             document = tomllib.loads(data.decode("utf-8"))
         except (UnicodeDecodeError, tomllib.TOMLDecodeError) as error:
             moved = self._move_aside()
+            reason = f"{self.path} is not valid TOML ({error})"
             with self._lock:
                 self._profile, self._document = Profile(), {}
-            reason = f"{self.path} is not valid TOML ({error})"
+                self._kept_unwritten = None if moved else f"{reason} and could not be moved aside"
+            if not moved:
+                reason += "; it could not be moved aside, so settings changed now will not be saved"
             return LoadResult(Profile(), [], moved_aside_to=moved, error=reason)
         profile, warnings = profile_from_document(document)
         with self._lock:
@@ -318,6 +327,9 @@ class ProfileStore:
                 self._timer.cancel()
                 self._timer = None
             if not self._dirty:
+                return
+            if self._kept_unwritten:
+                self.last_write_error = f"not saving the profile: {self._kept_unwritten}"
                 return
             document = document_from_profile(self._profile, self._document)
             self._document = document
