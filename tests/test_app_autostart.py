@@ -8,6 +8,8 @@ import plistlib
 import subprocess
 import sys
 
+import pytest
+
 from whamsah_tray.app import autostart
 from whamsah_tray.app.autostart import LinuxAutostart, MacAutostart, WindowsAutostart, desktop_entry
 
@@ -111,6 +113,17 @@ def test_windows_failure_is_reported(tmp_path):
         assert "Access denied" in str(error)
     else:
         raise AssertionError("a failed shortcut must raise")
+
+
+def test_windows_powershell_that_hangs_is_reported_as_an_os_error(tmp_path):
+    """mocked: no Windows here (the timeout is simulated). The tray's menu action catches OSError."""
+    def hanging(command, **kwargs):
+        raise subprocess.TimeoutExpired(command, kwargs["timeout"])
+
+    entry = WindowsAutostart(appdata=tmp_path, run=hanging)
+    with pytest.raises(OSError, match="did not answer"):
+        entry.enable(["x.exe"])
+    assert not entry.is_enabled()
 
 
 def test_macos_launch_agent_plist(tmp_path):

@@ -127,8 +127,11 @@ class WindowsAutostart:
             "$s.WindowStyle = 7; $s.Save()"
         )
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        result = self._run(["powershell", "-NoProfile", "-NonInteractive", "-Command", script],
-                           capture_output=True, text=True, timeout=30)
+        try:
+            result = self._run(["powershell", "-NoProfile", "-NonInteractive", "-Command", script],
+                               capture_output=True, text=True, timeout=30)
+        except subprocess.TimeoutExpired:
+            raise OSError(f"could not create {self.path}: PowerShell did not answer in 30 s") from None
         if result.returncode != 0:
             raise OSError(f"could not create {self.path}: {result.stderr.strip() or result.returncode}")
 

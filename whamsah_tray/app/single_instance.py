@@ -37,8 +37,11 @@ class SingleInstance:
 
                 fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:
-            file.seek(0)
-            other = file.read().strip() or "?"
+            try:  # on Windows the holder's lock on byte 0 is mandatory: reading it fails there
+                file.seek(0)
+                other = file.read().strip() or "?"
+            except OSError:
+                other = "?"
             file.close()
             raise AlreadyRunningError(
                 f"WHAMSAH Tray is already running (process {other}); use its tray icon, or quit it first"
