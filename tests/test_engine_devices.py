@@ -123,3 +123,22 @@ def test_a_running_engine_asks_the_sound_server_only_after_it_changed(desktop, p
         assert engine.status.state is EngineState.RUNNING  # and nothing of ours was lost
     finally:
         engine.close()
+
+
+def test_wasapi_devices_are_opened_with_auto_conversion():
+    """WASAPI's shared mode opens only at the device's mix-format rate unless PortAudio converts:
+    the session asks for that on WASAPI devices, and for nothing elsewhere. Checked on the settings
+    object only (mocked devices: no Windows here; on ALSA the real streams of the tests below open
+    with no extra settings)."""
+    import sounddevice
+
+    from whamsah_tray.engine.devices import AudioDevice
+    from whamsah_tray.engine.session import _host_settings
+
+    def device(host_api):
+        return AudioDevice("CABLE Output (VB-Audio Virtual Cable)", host_api, 3, 2, 0, 48000.0)
+
+    wasapi = _host_settings(device("Windows WASAPI"))
+    assert isinstance(wasapi, sounddevice.WasapiSettings)
+    assert wasapi._streaminfo.flags & sounddevice._lib.paWinWasapiAutoConvert
+    assert _host_settings(device("MME")) is None and _host_settings(device("ALSA")) is None

@@ -6,8 +6,9 @@ input from a FilePlayer instead of a device. Both use the same
 callback and worker, so a file gets exactly the live path (levels, bypass, dry fallback).
 
 The stream runs at the model's rate when both devices accept it (PulseAudio, CoreAudio and
-WASAPI with auto-conversion resample for us, with less delay than soxr's bursts); otherwise at the
-output device's default rate, and the worker resamples (pipeline.py).
+WASAPI with auto-conversion, which `_host_settings` asks for, resample for us, with less delay than
+soxr's bursts); otherwise at the output's or the input's default rate, and the worker resamples
+(pipeline.py).
 
 Latency, in frames at the stream rate (see worker.py):
     delay = pipeline latency (model) + the model's compute time for a hop (measured)
@@ -69,6 +70,15 @@ class StreamSettings:
     margin_s: float = 0.01  # scheduling jitter (a model's own compute time is measured: worker.py)
     prefer_rate: int = 44100  # the model's rate
     torch_threads: int = 1
+
+
+def _host_settings(device: AudioDevice):
+    """PortAudio's host-API-specific stream settings for `device`: on WASAPI, shared mode with
+    auto-conversion, so that a device opens at a rate other than its mix format's (the cable and
+    the speakers at different rates, or at the model's 44.1 kHz); elsewhere none."""
+    if "wasapi" in device.host_api.lower():
+        return _sounddevice().WasapiSettings(auto_convert=True)
+    return None
 
 
 @contextlib.contextmanager
@@ -136,12 +146,16 @@ class LiveSession:
         sd = _sounddevice()
         in_channels, out_channels = self._channels()
         rates = [self.settings.prefer_rate, int(self.output.default_samplerate)]
+        if self.input is not None:
+            rates.append(int(self.input.default_samplerate))
         with PORTAUDIO_LOCK, _environment(self._environment()):
             for rate in dict.fromkeys(rates):
                 try:
-                    sd.check_output_settings(self.output.index, channels=out_channels, samplerate=rate, dtype="float32")
+                    sd.check_output_settings(self.output.index, channels=out_channels, samplerate=rate,
+                                             dtype="float32", extra_settings=_host_settings(self.output))
                     if self.input is not None:
-                        sd.check_input_settings(self.input.index, channels=in_channels, samplerate=rate, dtype="float32")
+                        sd.check_input_settings(self.input.index, channels=in_channels, samplerate=rate,
+                                                dtype="float32", extra_settings=_host_settings(self.input))
                     return rate
                 except (sd.PortAudioError, ValueError):
                     continue
@@ -161,14 +175,17 @@ class LiveSession:
                 if self.input is None:
                     self._add_stream(sd.OutputStream(device=self.output.index, channels=out_channels,
                                                      callback=self.callback.output_only,
-                                                     latency=self.settings.file_io_latency_s, **common))
+                                                     latency=self.settings.file_io_latency_s,
+                                                     extra_settings=_host_settings(self.output), **common))
                 else:
                     self._add_stream(sd.InputStream(device=self.input.index, channels=in_channels,
                                                     callback=self.callback.input_block,
-                                                    latency=self.settings.input_latency_s, **common))
+                                                    latency=self.settings.input_latency_s,
+                                                    extra_settings=_host_settings(self.input), **common))
                     self._add_stream(sd.OutputStream(device=self.output.index, channels=out_channels,
                                                      callback=self.callback.output_block,
-                                                     latency=self.settings.output_latency_s, **common))
+                                                     latency=self.settings.output_latency_s,
+                                                     extra_settings=_host_settings(self.output), **common))
             if self.player is not None:
                 self.player.start()
             self.worker.start()
