@@ -99,3 +99,19 @@ def test_after_stop_the_keys_do_nothing(desktop):
     desktop.run("xdotool", "key", "ctrl+alt+v")
     time.sleep(0.4)
     assert recorder.calls == []
+
+
+def test_without_accessibility_permission_on_macos_every_hotkey_is_reported(desktop, monkeypatch):
+    """mocked: no macOS here. sys.platform and the permission check are patched; pynput's own
+    behaviour there (a logged warning, then no key events) is what this guards against."""
+    from whamsah_tray.app import hotkeys
+
+    assert hotkeys.macos_may_watch_keys()  # no pyobjc here: it cannot tell, so it lets pynput try
+    monkeypatch.setattr(hotkeys.sys, "platform", "darwin")
+    monkeypatch.setattr(hotkeys, "macos_may_watch_keys", lambda: False)
+    manager = HotkeyManager({"toggle_vocals": "<ctrl>+<alt>+v", "bypass": "nonsense+++"},
+                            {"toggle_vocals": lambda: None, "bypass": lambda: None})
+    problems = manager.start()
+    assert {p.action for p in problems} == {"toggle_vocals", "bypass"}
+    assert any("Accessibility" in p.message() for p in problems if p.action == "toggle_vocals")
+    assert manager.active == {} and manager._listener is None

@@ -11,6 +11,7 @@ send commands to the engine's queue and never wait for audio or I/O.
 from __future__ import annotations
 
 import logging
+import sys
 from dataclasses import dataclass
 from typing import Callable, Mapping
 
@@ -74,6 +75,17 @@ def check_bindings(bindings: Mapping[str, str]) -> tuple[dict[str, str], list[Ho
     return usable, problems
 
 
+def macos_may_watch_keys() -> bool:
+    """macOS: whether this process is a trusted accessibility client, which a global keyboard
+    listener needs (pynput itself only logs a warning when it is not). True when it cannot tell."""
+    try:
+        import HIServices  # pyobjc, installed with pynput on macOS
+
+        return bool(HIServices.AXIsProcessTrusted())
+    except Exception:  # noqa: BLE001 - no pyobjc or an old one: let pynput try
+        return True
+
+
 class HotkeyManager:
     """Owns one pynput GlobalHotKeys listener for all usable bindings."""
 
@@ -93,6 +105,11 @@ class HotkeyManager:
                 problems.append(HotkeyProblem(action, self.bindings[action], "unknown action"))
         if not usable:
             return problems
+        if sys.platform == "darwin" and not macos_may_watch_keys():
+            # pynput would start, log a warning and never see a key.
+            reason = ("macOS has not given this app Accessibility permission (System Settings → Privacy & "
+                      "Security → Accessibility); allow it, then start the tray again")
+            return problems + [HotkeyProblem(a, c, reason) for a, c in usable.items()]
         from pynput import keyboard
 
         handlers = {combo: self._guarded(action) for action, combo in usable.items()}
