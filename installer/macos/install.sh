@@ -19,6 +19,9 @@ autostart=1
 
 say() { printf '==> %s\n' "$*"; }
 
+# PyTorch publishes no x86-64 macOS wheels after 2.2, so torch 2.13.0 installs on Apple silicon only.
+[ "$(uname -m)" = "arm64" ] || { echo "install.sh: needs a Mac with Apple silicon (arm64): torch 2.13.0 has no Intel macOS build" >&2; exit 1; }
+
 python=$(command -v python3) || { echo "install.sh: python3 (>= 3.11) is needed: https://www.python.org/downloads/macos/" >&2; exit 1; }
 "$python" -c 'import sys; raise SystemExit(sys.version_info < (3, 11))' \
   || { echo "install.sh: Python >= 3.11 is needed ($python)" >&2; exit 1; }
