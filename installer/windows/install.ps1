@@ -27,7 +27,8 @@ $Venv = Join-Path $AppHome "venv"
 $Launcher = Join-Path $Venv "Scripts\whamsah-tray.exe"
 # pythonw-based launcher: the tray must not open a console window at login.
 $GuiLauncher = Join-Path $Venv "Scripts\pythonw.exe"
-$Icon = Join-Path $RepoRoot "assets\whamsah-tray.ico"
+# The shortcuts' icon is copied into the venv (removed with it), not read from this checkout.
+$Icon = Join-Path $Venv "share\whamsah-tray\whamsah-tray.ico"
 $Programs = [Environment]::GetFolderPath("Programs")
 $Startup = [Environment]::GetFolderPath("Startup")
 
@@ -59,6 +60,7 @@ $Weights = Join-Path $Venv "share\whamsah-tray\weights"
 Say "models: $Weights"
 New-Item -ItemType Directory -Force -Path $Weights | Out-Null
 Get-ChildItem -Path (Join-Path $RepoRoot "weights") -File | Copy-Item -Destination $Weights -Force
+Copy-Item -Path (Join-Path $RepoRoot "assets\whamsah-tray.ico") -Destination $Icon -Force
 
 function New-Shortcut($Path, $Target, $Arguments) {
     $shell = New-Object -ComObject WScript.Shell
