@@ -251,7 +251,7 @@ class ProfileStore:
             data = self.path.read_bytes()
         except FileNotFoundError:
             with self._lock:
-                self._profile, self._document = Profile(), {}
+                self._profile, self._document, self._kept_unwritten = Profile(), {}, None
             return LoadResult(Profile(), [])
         except OSError as error:
             # Cannot even read it (permissions, a directory...): leave it alone, use defaults, and
@@ -274,7 +274,7 @@ class ProfileStore:
             return LoadResult(Profile(), [], moved_aside_to=moved, error=reason)
         profile, warnings = profile_from_document(document)
         with self._lock:
-            self._profile, self._document = profile, document
+            self._profile, self._document, self._kept_unwritten = profile, document, None
         for warning in warnings:
             log.warning("profile: %s", warning)
         return LoadResult(profile, warnings)
