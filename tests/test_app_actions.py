@@ -97,3 +97,13 @@ def test_the_automatic_choice_stays_on_the_api_in_use(tmp_path):
     actions.choose_device("input", "", "")
     assert engine.commands == [("set_device", "input", "")]
     assert _saved_audio(store)["input_device"] == ""
+
+
+def test_choosing_a_host_api_starts_both_directions_from_its_defaults(tmp_path):
+    engine = StandInEngine("MME")
+    actions, store = _actions(tmp_path, engine)
+    actions.choose_device("input", CABLE_MME, "MME")
+    actions.choose_host_api("Windows WASAPI")
+    assert engine.commands[-1] == ("set_devices", "", "", "Windows WASAPI")
+    audio = _saved_audio(store)
+    assert (audio["host_api"], audio["input_device"], audio["output_device"]) == ("Windows WASAPI", "", "")

@@ -142,16 +142,19 @@ class TrayActions:
         kept = self.remembered_device(other)
         if kept not in dict(self.engine.devices(other)).get(host_api, []):
             kept = ""
-        self.store.update("audio", host_api=host_api, **{f"{kind}_device": name, f"{other}_device": kept})
-        self.engine.set_devices(host_api=host_api, **{kind: name, other: kept})
+        self._use_host_api(host_api, **{kind: name, other: kept})
 
     def host_apis(self) -> list[str]:
         return self.engine.host_apis()
 
     def choose_host_api(self, name: str) -> None:
         # Devices are remembered per host API by name; a new API starts from its defaults.
-        self.store.update("audio", host_api=name, input_device="", output_device="")
-        self.engine.set_host_api(name)
+        self._use_host_api(name, input="", output="")
+
+    def _use_host_api(self, host_api: str, input: str, output: str) -> None:
+        """Both devices (by name, "" the default) on `host_api`: remembered, and one reopening."""
+        self.store.update("audio", host_api=host_api, input_device=input, output_device=output)
+        self.engine.set_devices(input=input, output=output, host_api=host_api)
 
     def models(self) -> list[tuple[str, str]]:
         return self.engine.models()

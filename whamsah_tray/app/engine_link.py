@@ -296,9 +296,6 @@ class EngineLink:
         """Both devices (by name, "" the default) on `host_api` at once: one reopening."""
         self._command("set_devices", input=input, output=output, host_api=host_api)
 
-    def set_host_api(self, name: str) -> None:
-        self._command("set_devices", input="", output="", host_api=name)
-
     def set_model(self, name: str) -> None:
         self._command("set_model", name or None)
 
