@@ -3,6 +3,7 @@ aside, atomic and debounced writes. Real files in a temporary folder; no display
 
 from __future__ import annotations
 
+import threading
 import time
 import tomllib
 from pathlib import Path
@@ -196,6 +197,34 @@ def test_writes_are_debounced_and_atomic(tmp_path):
     assert tomllib.loads(path.read_text())["levels"]["vocals"] == 100
     # Only the profile itself is left: the temporary file was renamed over it.
     assert sorted(p.name for p in tmp_path.iterdir()) == ["profile.toml"]
+
+
+def test_a_slow_timer_write_never_leaves_an_older_profile_on_disk(tmp_path, monkeypatch):
+    # The timer thread snapshots the profile and then writes it; a disk that is slow right then
+    # (simulated: the real write, 0.3 s late) must not let a later flush return before the file is
+    # there, nor let the timer's older snapshot land over the newer one.
+    import whamsah_tray.app.profile as profile_module
+
+    real_write = profile_module.write_atomically
+    timer_started = threading.Event()
+
+    def slow_on_the_timer(path, data):
+        if threading.current_thread() is not threading.main_thread():
+            timer_started.set()
+            time.sleep(0.3)
+        real_write(path, data)
+
+    monkeypatch.setattr(profile_module, "write_atomically", slow_on_the_timer)
+    path = tmp_path / "profile.toml"
+    store = ProfileStore(path, debounce_s=0.0)
+    store.load()
+    store.update("levels", vocals=10)
+    assert timer_started.wait(2)  # the timer holds the vocals=10 snapshot, still writing
+    store.update("levels", vocals=20)
+    store.flush()  # what the app does at quit
+    assert tomllib.loads(path.read_text())["levels"]["vocals"] == 20
+    time.sleep(0.4)  # every write has finished by now
+    assert tomllib.loads(path.read_text())["levels"]["vocals"] == 20
 
 
 def test_update_validates_values_from_the_app(tmp_path):

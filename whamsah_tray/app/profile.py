@@ -9,7 +9,8 @@ default with a warning), keeps keys it does not know, moves an unreadable file a
 
 Threads: `ProfileStore.update` is called from the tray's GUI thread, the hotkey listener thread and
 engine observer callbacks; one lock guards the current profile and the raw document. The debounced
-write runs on a `threading.Timer` thread and takes the same lock only to snapshot the document.
+write runs on a `threading.Timer` thread and takes the same lock only to snapshot the document;
+a second lock, held from snapshot to rename, keeps writes in order (never an older one last).
 """
 
 from __future__ import annotations
@@ -231,6 +232,10 @@ class ProfileStore:
         self.path = Path(path) if path is not None else default_profile_path()
         self.debounce_s = debounce_s
         self._lock = threading.Lock()
+        # Held by a flush from its snapshot to the end of its write: writes land in the order of
+        # their snapshots (a timer's older snapshot can never replace a newer file), and a flush
+        # returns only once any write in flight is on disk. `update()` never waits for it.
+        self._write_lock = threading.Lock()
         self._profile = Profile()
         self._document: dict[str, Any] = {}
         self._timer: threading.Timer | None = None
@@ -322,6 +327,10 @@ class ProfileStore:
 
     def flush(self) -> None:
         """Write now if anything changed since the last write (called at quit and by the timer)."""
+        with self._write_lock:
+            self._flush_locked()
+
+    def _flush_locked(self) -> None:
         with self._lock:
             if self._timer is not None:
                 self._timer.cancel()
