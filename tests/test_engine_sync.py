@@ -192,12 +192,19 @@ def _projection_gains(recording_48k: np.ndarray, stems_48k: list[np.ndarray], la
     return [float(g) for g in gains], residual
 
 
+def _gains_db(recording_48k: np.ndarray, stems_48k: list[np.ndarray], lag: float) -> tuple[list[float], float]:
+    gains, residual = _projection_gains(recording_48k, stems_48k, lag)
+    return [20 * np.log10(max(abs(g), 1e-6)) for g in gains], residual
+
+
 def test_vocals_at_0_percent_remove_the_voice_and_keep_the_accompaniment(desktop, portaudio, shared_data):
     from whamsah_tray.audio_io import read_audio
     from whamsah_tray.separation import load_model
 
+    from whamsah_tray.separation.offline import separate_array
+
     try:
-        load_model()
+        model = load_model()
     except ModelLoadingError as error:
         pytest.skip(f"the default model's weights are not installed yet: {error}")
     tracks = sorted(p for p in (shared_data / "musdb7" / "test").iterdir() if p.is_dir())
@@ -207,6 +214,11 @@ def test_vocals_at_0_percent_remove_the_voice_and_keep_the_accompaniment(desktop
     accompaniment, _ = read_audio(tracks[0] / "accompaniment.ogg")
     stems = [soxr.resample(s[:int(5 * rate)], rate, RATE).astype(np.float32) for s in (vocals, accompaniment)]
     mixture = stems[0] + stems[1]
+    # What the model itself keeps of each stem, separating the same audio offline: the live engine
+    # must match it. How much accompaniment a mask takes with the voice is the model's figure
+    # (measured: -0.8 to -1.7 dB on the first 5 s of the six first test tracks), not the engine's.
+    _, offline_instrumental = separate_array(mixture, RATE, model)
+    (offline_vocal_db, offline_accompaniment_db), _ = _gains_db(offline_instrumental, stems, 0.0)
     engine, _ = start_engine(None, vocals=0)
     try:
         # The attempt judged is a clean one: no block played dry (a late worker on a loaded machine
@@ -220,16 +232,19 @@ def test_vocals_at_0_percent_remove_the_voice_and_keep_the_accompaniment(desktop
                 play_into("cable", mixture)
             dry = engine.status.dry_frames - dry_before
             found = match(mixture, rec["audio"])
-            gains, residual = _projection_gains(rec["audio"], stems, found.lag)
-            attempts.append((dry > 0, residual, *(20 * np.log10(max(abs(g), 1e-6)) for g in gains)))
+            gains_db, residual = _gains_db(rec["audio"], stems, found.lag)
+            attempts.append((dry > 0, residual, *gains_db))
             if not dry and residual < 0.2:  # measured here: 0.14-0.23 clean, 0.48-0.89 slipped
                 break
         _, residual, vocal_db, accompaniment_db = min(attempts)
         print("attempts (played dry, unexplained energy, vocal dB, accompaniment dB):",
               ", ".join(f"({d}, {r:.3f}, {v:+.1f}, {a:+.1f})" for d, r, v, a in attempts))
-        print(f"vocal stem {vocal_db:+.1f} dB, accompaniment {accompaniment_db:+.1f} dB")
+        print(f"vocal stem {vocal_db:+.1f} dB, accompaniment {accompaniment_db:+.1f} dB; "
+              f"offline {offline_vocal_db:+.1f} dB, {offline_accompaniment_db:+.1f} dB")
         assert vocal_db <= -10.0, f"vocal stem only {vocal_db:.1f} dB down"
-        assert abs(accompaniment_db) <= 2.0, f"accompaniment changed by {accompaniment_db:.1f} dB"
+        assert abs(accompaniment_db - offline_accompaniment_db) <= 1.0, \
+            f"accompaniment {accompaniment_db:+.1f} dB live against {offline_accompaniment_db:+.1f} dB offline"
+        assert abs(accompaniment_db) <= 3.0, f"accompaniment changed by {accompaniment_db:.1f} dB"
     finally:
         engine.close()
 
