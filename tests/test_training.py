@@ -616,7 +616,7 @@ def test_init_from_twice_merges_a_trunk_and_a_refiners_own_weights(data_root, tm
 
     config = json.loads(_tiny_config(tmp_path).read_text())
     config["model"].update({"phase_bins": 8, "refine_channels": 4, "refine_bands": 20, "refine_memory": True})
-    config["hours"] = 0  # no step: the checkpoint holds the weights it started from
+    config["hours"] = 1.0  # overridden below: --hours 0, no step, the checkpoint holds the weights it started from
     config_path = tmp_path / "refined.json"
     config_path.write_text(json.dumps(config))
     torch.manual_seed(3)
@@ -631,7 +631,7 @@ def test_init_from_twice_merges_a_trunk_and_a_refiners_own_weights(data_root, tm
                     config={"init_from": {"steps": 100, "wall_hours": 2.0}})
     run = tmp_path / "merged"
     assert training_main.main(["--config", str(config_path), "--data", str(data_root), "--cache", str(tmp_path / "c.npz"),
-                               "--run", str(run), "--threads", "1",
+                               "--run", str(run), "--threads", "1", "--hours", "0", "--max-steps", "1",
                                "--init-from", str(tmp_path / "trunk.pt"), "--init-from", str(tmp_path / "refiner.pt")]) == 0
     saved = torch.load(run / "last.pt", weights_only=False)
     for key, value in refined.state_dict().items():

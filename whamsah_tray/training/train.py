@@ -117,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("give --data and/or --musdb18hq")
 
     config = json.loads(args.config.read_text())
-    if args.hours:
+    if args.hours is not None:  # 0: no training step, the starting network written as last.pt
         config["hours"] = args.hours
     if args.seed is not None:
         config["seed"] = args.seed
