@@ -200,7 +200,6 @@ def _gains_db(recording_48k: np.ndarray, stems_48k: list[np.ndarray], lag: float
 def test_vocals_at_0_percent_remove_the_voice_and_keep_the_accompaniment(desktop, portaudio, shared_data):
     from whamsah_tray.audio_io import read_audio
     from whamsah_tray.separation import load_model
-
     from whamsah_tray.separation.offline import separate_array
 
     try:
