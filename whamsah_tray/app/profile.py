@@ -328,9 +328,10 @@ class ProfileStore:
     def flush(self) -> None:
         """Write now if anything changed since the last write (called at quit and by the timer)."""
         with self._write_lock:
-            self._flush_locked()
+            self._write_if_changed()
 
-    def _flush_locked(self) -> None:
+    def _write_if_changed(self) -> None:
+        # Called with the write lock held (flush).
         with self._lock:
             if self._timer is not None:
                 self._timer.cancel()
