@@ -128,12 +128,17 @@ def test_icon_docks_in_the_tray_and_draws_the_engine_state(tray):
     assert drive.wait_until(lambda: tray.app._drawn_state in (IconState.RUNNING, IconState.DRY), 5), \
         f"the icon shows {tray.app._drawn_state} for a running engine"
     g = tray.icon_geometry()
+    # The tray host repaints from its own main loop, a moment after the app hands it the image:
+    # look until the screen shows the drawn state's colour (the other screenshot tests do the same).
+    shown = drive.wait_until(
+        lambda: drive.colour_share(drive.screenshot(g), BACKGROUND[tray.app._drawn_state]) > 0.25, 5)
     pixels = drive.screenshot(g)
+    expected = tray.app._drawn_state
+    assert shown, (f"the docked icon never showed {expected.name}'s colour {BACKGROUND[expected]}; "
+                   f"its centre is {tuple(int(v) for v in pixels[g.height // 2, g.width // 2])}")
     panel = tuple(int(v) for v in pixels[0, 0])  # the tray host's background, at the icon's corner
     different = np.any(np.abs(pixels - np.array(panel)) > 30, axis=-1).mean()
     assert different > 0.3, f"only {different:.0%} of the docked icon differs from the tray background"
-    expected = tray.app._drawn_state
-    assert drive.colour_share(pixels, BACKGROUND[expected]) > 0.25
 
 
 def _checked(menu, text: str) -> list[str]:
