@@ -609,8 +609,8 @@ def test_a_tiny_training_run_checkpoints_resumes_and_exports_an_installable_mode
 
 
 def test_init_from_twice_merges_a_trunk_and_a_refiners_own_weights(data_root, tmp_path):
-    """--init-from TRUNK --init-from REFINER (a checkpoint holding only refiner.* tensors, as in
-    weights/in-training/): the network starts with both, the later file's tensors winning, and
+    """--init-from TRUNK --init-from REFINER (a checkpoint holding only refiner.* tensors, as
+    weights/in-training/ held in sessions 15-17): the network starts with both, the later file's tensors winning, and
     counts the later file's training."""
     from whamsah_tray.training.train import save_checkpoint
 

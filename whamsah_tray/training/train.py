@@ -97,8 +97,8 @@ def main(argv: list[str] | None = None) -> int:
                              "later session; a narrower mask-gru "
                              "is widened to the config's hidden size, computing the same masks. Given more "
                              "than once, the files' tensors are merged in order (a later file's replace an "
-                             "earlier's: e.g. the shipped weights, then a refiner's own, "
-                             "weights/in-training/*.pt) and the training count is the last file's")
+                             "earlier's: e.g. the shipped weights, then a checkpoint holding only a refiner's "
+                             "tensors) and the training count is the last file's")
     parser.add_argument("--restandardise", action="store_true",
                         help="with --init-from: measure the input standardisation again on this run's "
                              "training mixes (after a change of input features or data)")
