@@ -79,7 +79,9 @@ class AudioCallback:
         self.valid = (delay, delay)  # nothing is due before the first full delay
         # counters
         self.callbacks = 0
-        self.short_frames = 0  # frames played dry because the worker's mix was missing
+        # frames that left without the full mix (dry, or fading to dry) because the worker's mix
+        # was missing or about to run out: whatever the path, the status counts them
+        self.short_frames = 0
         self.status_flags = 0  # callbacks whose PortAudio status reported an over/underflow
         self.output_flags = 0  # of which on the output side (an underflow: the device ran dry)
         self.errors = 0
@@ -256,6 +258,8 @@ class AudioCallback:
             else:
                 fading_in = self._fading_in
             self._fading_in = fading_in
+            if not fading_in:  # fading to dry, or dry: the mix came too close to its deadline
+                self.short_frames += frames
             if fading_in and self._wet_weight >= 1.0:
                 mix[:] = wet
             elif not fading_in and self._wet_weight <= 0.0:

@@ -111,8 +111,15 @@ class LiveSession:
         pipeline = make_pipeline(self.sample_rate)
         # The mix for a block must be ready one block ahead of its input: a block, the resamplers'
         # bursts, and the margin for the worker's scheduling (the model's compute time: worker.py).
+        # Async mode's one callback stores a file block and plays the same positions, so its mix
+        # must be ready a whole callback block ahead; with the deep file buffers PortAudio calls
+        # back with blocks of up to the buffer's length (25 ms here on the ALSA pulse plugin, more
+        # on other hosts), far more than a sync-mode block. A margin of an 11.6 ms block let each
+        # file block's mix arrive after it was due: the file played dry, unseparated. A file has
+        # no live input to keep up with, so it gets a block of the whole buffer's length.
         block = settings.blocksize or int(VARIABLE_BLOCK_S * self.sample_rate)
-        self.margin = block + pipeline.resampler_holdback(block) + int(settings.margin_s * self.sample_rate)
+        ahead = block if input is not None else max(block, int(settings.file_io_latency_s * self.sample_rate))
+        self.margin = ahead + pipeline.resampler_holdback(ahead) + int(settings.margin_s * self.sample_rate)
         delay = delay_for(pipeline, self.margin)  # the worker adds the model's compute time when it starts
         # Room for that compute time, and for a model with a longer latency chosen later.
         capacity = delay + MAX_CALLBACK_FRAMES + int((2 + MAX_COMPUTE_S) * self.sample_rate)
