@@ -16,6 +16,9 @@ Fixtures
 - `untrained_model_installed` (session): that model saved with a manifest as the installed model
   TEST_MODEL in a temporary weights folder; returns {"WHAMSAH_TRAY_WEIGHTS": folder} to pass to
   `run_cli(..., extra_env=...)`. Never a shipped model.
+- `listener_excerpt` (session): stems for the listener tests (tests/listener.py): a musdb7/test
+  excerpt, or a synthetic stand-in without the shared data. `offline_vocals_off`: the default
+  model's offline instrumental of it, as (vocal dB, accompaniment dB).
 
 Helper: `run_cli(*args, extra_env=None)` runs `python -m whamsah_tray ARGS` from this source tree
 in a subprocess and returns the CompletedProcess (text stdout/stderr).
@@ -243,6 +246,31 @@ def shared_song(shared_data: Path) -> Path:
     if not songs:
         pytest.skip(f"no song in {shared_data / 'songs'}")
     return songs[0]
+
+
+@pytest.fixture(scope="session")
+def listener_excerpt():
+    """An excerpt with true stems for the listener tests (tests/listener.py): the first
+    musdb7/test track when ../shared/data is there, else a synthetic stand-in (never skips for
+    the data's absence: the weaker check keeps running)."""
+    from listener import load_excerpt
+
+    return load_excerpt(SHARED_DATA if SHARED_DATA.is_dir() else None)
+
+
+@pytest.fixture(scope="session")
+def offline_vocals_off(listener_excerpt):
+    """(vocal dB, accompaniment dB) of the default model's instrumental stem of that excerpt,
+    separated offline: what vocals 0 % should sound like on every path."""
+    from listener import offline_gains_db
+    from whamsah_tray.errors import ModelLoadingError
+    from whamsah_tray.separation import load_model
+
+    try:
+        model = load_model()
+    except ModelLoadingError as error:
+        pytest.fail(f"the shipped default model does not load: {error}")
+    return offline_gains_db(listener_excerpt, model)
 
 
 TEST_MODEL = "test-untrained"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from dataclasses import replace
 
 from whamsah_tray.cli.run import add_engine_arguments, engine_settings, print_event, summary
 from whamsah_tray.errors import AudioFileError, DeviceError
@@ -47,9 +48,15 @@ def run(args: argparse.Namespace) -> int:
                 errors[-1] if errors else "playback did not start")
         print(f"whamsah-tray: playing '{args.file}' ({info.duration_s:.1f} s); {summary(engine.status)}",
               file=sys.stderr, flush=True)
+        playing = engine.status
         while not finished and engine.state is EngineState.PLAYING_FILE:
             time.sleep(0.1)
-        print(summary(engine.status))
+            playing = engine.status if engine.state is EngineState.PLAYING_FILE else playing
+        # The devices, rate and latency of the playback (closed by now), with the engine's counters
+        # of the whole run (they outlive the stream).
+        final = engine.status
+        print(summary(replace(playing, dry_frames=final.dry_frames, resyncs=final.resyncs, xruns=final.xruns,
+                              output_xruns=final.output_xruns, realignments=final.realignments)))
     finally:
         engine.close()
     return 0

@@ -146,7 +146,9 @@ class EngineStatus:
     position_s: float
     duration_s: float
     paused: bool
-    dry_frames: int  # output frames played dry because the worker was late (dropouts of the wet path)
+    # Counters since the engine was made, over every session (sync and files) it opened and closed,
+    # so that a summary after a file ended or a device switch still says what the listener got:
+    dry_frames: int  # output frames that left without the full mix (dry, or fading to dry)
     resyncs: int
     xruns: int  # callbacks whose PortAudio status flagged an over/underflow
     output_xruns: int  # of which on the output side
@@ -172,6 +174,7 @@ class EngineController:
         self._status_lock = threading.Lock()
         self._state = EngineState.STOPPED
         self._session: LiveSession | None = None
+        self._closed_counters = _counters(None)  # of the sessions closed so far
         self._model = None
         self._model_name: str | None = None
         self._model_error: str | None = None
@@ -215,6 +218,7 @@ class EngineController:
             session, state = self._session, self._state
             settings = self._settings
             model_name, model_error = self._model_name, self._model_error
+            closed = self._closed_counters
         player = session.player if session is not None else None
         callback = session.callback if session is not None else None
         position = duration = 0.0
@@ -239,11 +243,7 @@ class EngineController:
             position_s=position,
             duration_s=duration,
             paused=bool(player.paused) if player is not None else False,
-            dry_frames=callback.short_frames if callback is not None else 0,
-            resyncs=session.worker.resyncs if session is not None else 0,
-            xruns=callback.status_flags if callback is not None else 0,
-            output_xruns=callback.output_flags if callback is not None else 0,
-            realignments=callback.realignments if callback is not None else 0,
+            **_add(closed, _counters(session)),
         )
 
     def wait_for(self, predicate: Callable[[EngineStatus], bool], timeout: float) -> bool:
@@ -518,6 +518,7 @@ class EngineController:
             return
         with self._status_lock:
             self._session = None
+            self._closed_counters = _add(self._closed_counters, _counters(session))
         session.close()
 
     def _do_set_devices(self, input: str | None, output: str | None, host_api: str | None) -> None:
@@ -687,6 +688,20 @@ class EngineController:
         except DeviceError as error:
             log.warning("restoring the sound server's routing failed: %s", error)
         self._set_state(EngineState.STOPPED)
+
+
+def _counters(session: LiveSession | None) -> dict[str, int]:
+    """The dropout counters of one session (zeros for None), named as in EngineStatus."""
+    if session is None:
+        return dict.fromkeys(("dry_frames", "resyncs", "xruns", "output_xruns", "realignments"), 0)
+    callback = session.callback
+    return {"dry_frames": callback.short_frames, "resyncs": session.worker.resyncs,
+            "xruns": callback.status_flags, "output_xruns": callback.output_flags,
+            "realignments": callback.realignments}
+
+
+def _add(first: dict[str, int], second: dict[str, int]) -> dict[str, int]:
+    return {key: first[key] + second[key] for key in first}
 
 
 def _load_model(name: str | None):
