@@ -302,6 +302,66 @@ def test_play_file_dialog_plays_a_shared_excerpt_into_the_output_sink(tray, desk
     assert not {i.text: i for i in tray.app.icon.menu.items}["Stop file"].enabled
 
 
+def test_play_file_dialog_plays_the_song_as_karaoke(tray, desktop, listener_excerpt, offline_vocals_off, tmp_path):
+    """Vocals at 0 % from the menu, then Play file… in the real dialog: what the speakers play is
+    the song without its voice, as the same model separates it offline (tests/listener.py)."""
+    from listener import assert_vocals_removed, stem_gains_db
+
+    folder = tmp_path / "karaoke"
+    folder.mkdir()
+    song = listener_excerpt.write_mixture(folder / "song.wav")
+    tray.app.store.update("file_dialog", last_folder=str(folder))
+    tray.choose("Vocals", "0 %")
+    tray.wait_engine(lambda s: round(s.vocals) == 0, "vocals 0 %")
+    try:
+        best = None
+        for _ in range(3):  # the best of up to 3 recordings (a recording on a busy machine may slip)
+            with recording(f"{desktop.speakers}.monitor") as rec:
+                tray.choose("Play file…")
+                window = desktop.run("xdotool", "search", "--sync", "--onlyvisible", "--name",
+                                     "^Open audio file$", timeout=20).split()[0]
+                desktop.run("xdotool", "windowfocus", "--sync", window)
+                desktop.run("xdotool", "type", "--delay", "20", song.name)
+                desktop.run("xdotool", "key", "Return")
+                tray.wait_engine(lambda s: s.state.value == "playing_file", "playing the chosen file")
+                tray.wait_engine(lambda s: s.state.value == "running", "back to sync mode at the end", 30)
+            residual = stem_gains_db(rec["audio"], listener_excerpt)[2]
+            if best is None or residual < best[0]:
+                best = (residual, rec["audio"])
+            if residual < 0.2:
+                break
+        assert_vocals_removed(best[1], listener_excerpt, offline_vocals_off, "tray: Play file… at vocals 0 %")
+    finally:
+        tray.choose("Vocals", "100 %")
+        tray.wait_engine(lambda s: round(s.vocals) == 100, "vocals back to 100 %")
+
+
+def test_the_vocals_hotkey_turns_the_cable_into_karaoke(tray, desktop, listener_excerpt, offline_vocals_off):
+    """Sync mode: an app plays the song into the cable; after Ctrl+Alt+V (a real X key event) the
+    speakers play it without its voice."""
+    from engine_audio import play_into
+    from listener import assert_vocals_removed, stem_gains_db
+
+    tray.wait_engine(lambda s: s.state.value == "running" and round(s.vocals) == 100, "running at vocals 100 %")
+    time.sleep(0.3)
+    desktop.run("xdotool", "key", "ctrl+alt+v")
+    tray.wait_engine(lambda s: round(s.vocals) == 0, "vocals muted by ctrl+alt+v")
+    try:
+        best = None
+        for _ in range(3):
+            with recording(f"{desktop.speakers}.monitor") as rec:
+                play_into(desktop.cable, listener_excerpt.mixture)
+            residual = stem_gains_db(rec["audio"], listener_excerpt)[2]
+            if best is None or residual < best[0]:
+                best = (residual, rec["audio"])
+            if residual < 0.2:
+                break
+        assert_vocals_removed(best[1], listener_excerpt, offline_vocals_off, "tray: Ctrl+Alt+V in sync mode")
+    finally:
+        desktop.run("xdotool", "key", "ctrl+alt+v")
+        tray.wait_engine(lambda s: round(s.vocals) == 100, "vocals back by ctrl+alt+v")
+
+
 def test_play_file_hotkey_opens_the_dialog_and_cancel_changes_nothing(tray, desktop):
     desktop.run("xdotool", "key", "ctrl+alt+o")
     window = desktop.run("xdotool", "search", "--sync", "--onlyvisible", "--name", "^Open audio file$",
