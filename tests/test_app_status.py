@@ -54,7 +54,8 @@ def test_tooltip_lists_problems_and_the_backend_limitation():
 def test_tooltip_shows_the_file_being_played():
     view = dataclasses.replace(RUNNING, state="playing_file", file="/music/Song.flac", position_s=12.4,
                                duration_s=201.0, paused=True)
-    assert "Paused Song.flac (12/201 s)" in tooltip(view)
+    assert "Paused Song.flac (0:12 / 3:21)" in tooltip(view)
+    assert "(1:01:05 / 1:02:00)" in tooltip(dataclasses.replace(view, position_s=3665.4, duration_s=3720))
 
 
 def test_short_tooltip_cuts_at_a_line_end_for_windows():

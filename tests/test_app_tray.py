@@ -292,7 +292,12 @@ def test_play_file_dialog_plays_a_shared_excerpt_into_the_output_sink(tray, desk
     tray.wait_profile("file_dialog", "last_folder", str(folder))
 
     items = {i.text: i for i in tray.app.icon.menu.items}
-    assert items["Stop file"].enabled and items["Pause"].enabled
+    assert items["Stop file"].enabled and items["Pause"].enabled and items["Restart"].enabled
+    assert drive.wait_until(lambda: re.search(r"Playing excerpt\.ogg \(0:0\d / 0:0\d\)", tray.app.tooltip_text()), 3), \
+        tray.app.tooltip_text()
+    tray.wait_engine(lambda s: s.position_s > 1.0, "1 s into the file")
+    tray.choose("Restart")
+    tray.wait_engine(lambda s: s.state.value == "playing_file" and s.position_s < 0.8, "the file from its start")
     tray.choose("Pause")
     tray.wait_engine(lambda s: s.paused, "paused")
     tray.choose("Resume")

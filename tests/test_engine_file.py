@@ -167,3 +167,105 @@ def test_a_file_corrupt_half_way_plays_what_can_be_read_and_says_so(engine, tmp_
     assert controller.wait_for(lambda s: s.state is EngineState.STOPPED and any(
         isinstance(e, FileProgress) and e.finished for e in events), 15), controller.status
     assert controller.state is EngineState.STOPPED
+
+
+def _tone(seconds: float, rate: int, frequency: float, channels: int, level: float = 0.3) -> np.ndarray:
+    t = np.arange(int(seconds * rate)) / rate
+    tone = level * np.sin(2 * np.pi * frequency * t)
+    return np.repeat(tone[:, None], channels, axis=1).astype(np.float32)
+
+
+def _peak_hz(audio: np.ndarray, rate: int = RATE) -> float:
+    """The strongest frequency of channel 0, refined by parabolic interpolation of the log spectrum."""
+    x = audio[:, 0].astype(np.float64) * np.hanning(len(audio))
+    spectrum = np.log(np.abs(np.fft.rfft(x, 8 * len(x))) + 1e-12)
+    k = int(np.argmax(spectrum))
+    a, b, c = spectrum[k - 1], spectrum[k], spectrum[k + 1]
+    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * rate / (8 * len(x))
+
+
+@pytest.mark.parametrize("rate,channels", [(8000, 1), (11025, 2), (96000, 2), (192000, 6)])
+def test_a_file_at_any_rate_and_channel_count_plays_at_its_pitch_and_speed(engine, tmp_path, rate, channels):
+    """A 1.5 s tone of 1 kHz (at 8 kHz: 440 Hz, below its Nyquist frequency with room) must come
+    out at the same frequency (within 5 cents) and last 1.5 s (within 20 ms)."""
+    controller, _ = engine
+    frequency = 440.0 if rate <= 8000 else 1000.0
+    path = _write(tmp_path / f"tone-{rate}-{channels}.flac" if rate <= 96000 else tmp_path / "tone.wav",
+                  _tone(1.5, rate, frequency, channels), rate)
+    best = None
+    for _ in range(ATTEMPTS):
+        audio = _play_and_record(controller, path, 1.5)
+        loud = np.nonzero(np.abs(audio[:, 0]) > 0.05)[0]
+        assert len(loud), "nothing was played"
+        duration = (loud[-1] - loud[0]) / RATE
+        found_hz = _peak_hz(audio[loud[0] + 2400:loud[-1] - 2400])
+        cents = 1200 * np.log2(found_hz / frequency)
+        if best is None or abs(duration - 1.5) < abs(best[0] - 1.5):
+            best = (duration, cents)
+        if abs(duration - 1.5) < 0.02:
+            break
+    duration, cents = best
+    assert abs(cents) < 5, f"pitch off by {cents:.1f} cents"
+    assert abs(duration - 1.5) < 0.02, f"played for {duration:.3f} s"
+
+
+def _largest_step(audio: np.ndarray) -> float:
+    return float(np.abs(np.diff(audio, axis=0)).max())
+
+
+def test_a_second_file_replaces_the_first_without_a_click(engine, tmp_path):
+    """Playing file B while file A plays: A fades out, B starts; no sample steps further than the
+    tones' own steps (a cut mid-wave would step by up to twice the amplitude)."""
+    controller, _ = engine
+    first = _write(tmp_path / "a.wav", _tone(4.0, 44100, 220.0, 2), 44100)
+    second = _write(tmp_path / "b.wav", _tone(1.5, 44100, 330.0, 2), 44100)
+    own_step = _largest_step(soxr.resample(_tone(1.0, 44100, 330.0, 2), 44100, RATE))
+    worst = None
+    for _ in range(ATTEMPTS):
+        with recording() as rec:
+            controller.play_file(first)
+            assert controller.wait_for(lambda s: s.state is EngineState.PLAYING_FILE and s.position_s > 1.0, 10)
+            controller.play_file(second)
+            assert controller.wait_for(lambda s: s.file_path == str(second) and s.position_s > 0.2, 10)
+            assert controller.wait_for(lambda s: s.state is not EngineState.PLAYING_FILE, 10)
+        audio = rec["audio"]
+        step = _largest_step(audio)
+        worst = step if worst is None else min(worst, step)
+        if step <= 1.5 * own_step:
+            break
+    assert np.abs(audio).max() > 0.25  # the tones were played
+    assert worst <= 1.5 * own_step, f"a step of {worst:.3f} (the tones' own: {own_step:.3f})"
+    # and the second file is what played last
+    tail = audio[np.nonzero(np.abs(audio[:, 0]) > 0.05)[0][-1] - 9600:][:4800]
+    assert abs(_peak_hz(tail) - 330.0) < 2.0
+
+
+def test_restart_and_seek_play_from_the_asked_position(engine, tmp_path):
+    controller, _ = engine
+    content = band_limited_noise(4.0, rate=44100, top_hz=9000, seed=7)
+    path = _write(tmp_path / "long.wav", content, 44100)
+    reference = soxr.resample(content, 44100, RATE).astype(np.float32)
+    head = reference[:int(0.5 * RATE)]
+    best = None
+    for _ in range(ATTEMPTS):
+        with recording() as rec:
+            controller.play_file(path)
+            assert controller.wait_for(lambda s: s.state is EngineState.PLAYING_FILE and s.position_s > 1.5, 10)
+            controller.restart()
+            assert controller.wait_for(lambda s: s.state is EngineState.PLAYING_FILE and s.position_s < 0.5, 5)
+            assert controller.wait_for(lambda s: s.position_s > 1.0, 5)
+            controller.seek(2.5)  # then on to 2.5 s: the last 1.5 s play
+            assert controller.wait_for(lambda s: s.position_s >= 2.5, 5), controller.status
+            assert controller.wait_for(lambda s: s.state is not EngineState.PLAYING_FILE, 10)
+        audio = rec["audio"]
+        first = match(head, audio)
+        # the head again, after the first play's start
+        again = match(head, audio[int(first.lag) + int(1.0 * RATE):])
+        tail = match(reference[int(2.6 * RATE):int(3.6 * RATE)], audio[int(first.lag) + int(1.0 * RATE):])
+        found = (first.correlation, again.correlation, tail.correlation)
+        best = found if best is None or min(found) > min(best) else best
+        if min(found) > 0.95:
+            break
+    assert min(best) > 0.95, best
+    controller.seek(-10.0, relative=True)  # nothing plays: ignored, no error
+    assert controller.state is EngineState.STOPPED

@@ -142,8 +142,9 @@ def read_audio(path: str | os.PathLike) -> tuple[np.ndarray, int]:
     return np.ascontiguousarray(audio, dtype=np.float32), int(sample_rate)
 
 
-def iter_audio_blocks(path: str | os.PathLike, blocksize: int) -> Iterator[np.ndarray]:
-    """Yields float32 blocks (blocksize, channels) of a file from the start; the last may be shorter.
+def iter_audio_blocks(path: str | os.PathLike, blocksize: int, start_frame: int = 0) -> Iterator[np.ndarray]:
+    """Yields float32 blocks (blocksize, channels) of a file from frame `start_frame` (file rate)
+    on; the last may be shorter; nothing when start_frame is past the end.
 
     Decodes as it goes (little memory for long files); raises AudioFileError before the first
     block for a file that cannot be read, and while iterating if it turns out corrupt.
@@ -157,11 +158,15 @@ def iter_audio_blocks(path: str | os.PathLike, blocksize: int) -> Iterator[np.nd
     except (soundfile.SoundFileError, RuntimeError):
         # Only the audioread fallback gets here (audio_file_info already accepted the file).
         audio, _ = _read_with_audioread(path)
-        for start in range(0, len(audio), blocksize):
+        for start in range(max(0, start_frame), len(audio), blocksize):
             yield audio[start : start + blocksize]
         return
     with sound_file:
         try:
+            if start_frame > 0:
+                if start_frame >= sound_file.frames > 0:
+                    return
+                _skip_to(sound_file, start_frame, blocksize)
             for block in sound_file.blocks(blocksize, dtype="float32", always_2d=True):
                 yield block
         except (soundfile.SoundFileError, RuntimeError) as error:
@@ -169,6 +174,22 @@ def iter_audio_blocks(path: str | os.PathLike, blocksize: int) -> Iterator[np.nd
                 f"cannot read {_name(info.path)}: corrupt after {sound_file.tell()} frames "
                 f"({_libsndfile_reason(error)})"
             ) from error
+
+
+def _skip_to(sound_file: soundfile.SoundFile, frame: int, blocksize: int) -> None:
+    """Moves to `frame`: a seek where the format allows one, else by decoding up to it."""
+    if sound_file.seekable():
+        try:
+            sound_file.seek(frame)
+            return
+        except (soundfile.SoundFileError, RuntimeError):
+            sound_file.seek(0)
+    left = frame
+    while left > 0:
+        read = len(sound_file.read(min(blocksize, left), dtype="float32", always_2d=True))
+        if read == 0:
+            return
+        left -= read
 
 
 def _current_umask() -> int:

@@ -119,6 +119,12 @@ class TrayActions:
     def stop_file(self) -> None:
         self.engine.stop_file()
 
+    def restart_file(self) -> None:
+        self.engine.restart_file()
+
+    def back_10_s(self) -> None:
+        self.engine.seek_file(-10.0)
+
     # -- devices, host API, model ----------------------------------------------------------------
 
     def remembered_device(self, kind: str) -> str:

@@ -288,6 +288,13 @@ class EngineLink:
     def stop_file(self) -> None:
         self._command("stop_file")
 
+    def restart_file(self) -> None:
+        self._command("restart")
+
+    def seek_file(self, seconds: float) -> None:
+        """On (or back, negative) from where the file is now."""
+        self._command("seek", seconds, relative=True)
+
     def set_device(self, kind: str, name: str) -> None:
         """`name` "" is the system default (None would mean "unchanged" to the controller)."""
         self._command("set_devices", **{kind: name})

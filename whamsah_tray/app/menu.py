@@ -3,7 +3,7 @@ from the engine's current state (`TrayActions.view()`), never from what was last
 calls `icon.update_menu()` after each engine event, so the menu follows the engine.
 
 Menu: Vocals ▸, Instrumental ▸ (0-100 % radio), Mute vocals (the default action), Bypass,
-Play file…, Pause/Resume, Stop file, Input ▸, Output ▸ (grouped by host API), Host API ▸, Model ▸,
+Play file…, Pause/Resume, Back 10 s, Restart, Stop file, Input ▸, Output ▸ (grouped by host API), Host API ▸, Model ▸,
 Capture app ▸ / Create or Remove virtual cable (Linux), Start at login, Open profile folder, Quit.
 
 Threads: built and evaluated on the tray's GUI thread; item actions run there too and only call
@@ -151,6 +151,8 @@ def build_menu(pystray, actions: "TrayActions") -> Any:
         item("Play file…", act(actions.open_file_dialog)),
         item(lambda i: "Resume" if view().paused else "Pause", act(actions.toggle_pause),
              enabled=lambda i: view().playing_file),
+        item("Back 10 s", act(actions.back_10_s), enabled=lambda i: view().playing_file),
+        item("Restart", act(actions.restart_file), enabled=lambda i: view().playing_file),
         item("Stop file", act(actions.stop_file), enabled=lambda i: view().playing_file),
         pystray.Menu.SEPARATOR,
         item("Input", _device_menu(pystray, actions, "input")),

@@ -79,10 +79,17 @@ def _file_line(view: EngineView) -> str:
     import os
 
     name = os.path.basename(view.file or "")
-    where = f"{view.position_s:.0f}"
+    where = _clock(view.position_s)
     if view.duration_s:
-        where += f"/{view.duration_s:.0f}"
-    return f"{'Paused' if view.paused else 'Playing'} {name} ({where} s)"
+        where += f" / {_clock(view.duration_s)}"
+    return f"{'Paused' if view.paused else 'Playing'} {name} ({where})"
+
+
+def _clock(seconds: float) -> str:
+    """m:ss (h:mm:ss from an hour on), as players show a position."""
+    whole = int(max(0.0, seconds))
+    hours, rest = divmod(whole, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
 def tooltip(view: EngineView, problems: list[str] = (), limitation: str | None = None) -> str:

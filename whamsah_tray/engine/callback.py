@@ -113,6 +113,11 @@ class AudioCallback:
         self._fade_ramp = (np.arange(1, max_frames + 1) * self._fade_step).astype(np.float32)
         self._moved = np.zeros((max_frames, channels), dtype=np.float32)
         self._crossfade = np.minimum(self._fade_ramp, 1.0)
+        # Set by the controller before it closes a stream the user still hears (another file, a
+        # seek, Stop file, a device switch): the output fades to silence over FADE_S and stays
+        # silent, so that the stream can be closed without a click.
+        self.closing = False
+        self._closing_gain = 1.0
 
     # --- entry points: sounddevice calls these on its audio threads ---------------------------
     def input_block(self, indata, frames, time, status) -> None:
@@ -149,10 +154,14 @@ class AudioCallback:
                 move = self._out_of_step(lead, frames, received)
                 if move:
                     self._move_to(self.out_position + move, outdata, frames)
+                    if self.closing:
+                        self._fade_out(outdata, frames)
                     return
             start = self.out_position
             self._play(start, outdata, frames)
             self.out_position = start + frames
+            if self.closing:
+                self._fade_out(outdata, frames)
         except Exception:  # silence is the safe output
             self.errors += 1
             outdata.fill(0.0)
@@ -166,6 +175,8 @@ class AudioCallback:
             block = self._source_block[:frames]
             self.source.read_into(block)
             self._store_and_play(block, outdata, frames)
+            if self.closing:
+                self._fade_out(outdata, frames)
         except Exception:
             self.errors += 1
             outdata.fill(0.0)
@@ -176,6 +187,8 @@ class AudioCallback:
             self.status_flags += 1
         try:
             self._store_and_play(indata, outdata, frames)
+            if self.closing:
+                self._fade_out(outdata, frames)
         except Exception:
             self.errors += 1
             outdata.fill(0.0)
@@ -204,6 +217,17 @@ class AudioCallback:
             self.fall_backs += 1
             return received - self.start_lag - self.out_position
         return 0
+
+    def _fade_out(self, outdata, frames: int) -> None:
+        """Closing: the output ramps from its current gain to silence over FADE_S, then stays silent."""
+        if self._closing_gain <= 0.0:
+            outdata.fill(0.0)
+            return
+        weights = self._weights[:frames]
+        np.subtract(self._closing_gain, self._fade_ramp[:frames], out=weights)
+        np.maximum(weights, 0.0, out=weights)
+        outdata *= weights[:, None]
+        self._closing_gain = float(weights[-1])
 
     def _move_to(self, new_start: int, outdata, frames: int) -> None:
         """Plays from new_start instead of the next position, crossfading from the old one."""

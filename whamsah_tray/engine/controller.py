@@ -21,7 +21,9 @@ the controller thread; results and failures come back as events):
     set_devices(input=None, output=None, host_api=None)   by name; missing -> system default
     set_model(name)                      None = default model; built off the audio path, then
                                          swapped in by reference
-    play_file(path) / pause() / resume() / toggle_pause() / stop_file()
+    play_file(path) / pause() / resume() / toggle_pause() / stop_file()   a new file replaces the
+                                         one playing; every switch fades out what plays first
+    seek(seconds, relative=False) / restart()   the playing file from another position
     create_cable(make_default=False) / remove_cable()     Linux: our own PulseAudio/PipeWire cable
     capture_app(index) / release_app(index)               Linux: move one app into / out of the cable
     close(timeout=5.0)                   (blocking) stop, release captured apps, restore the
@@ -224,7 +226,7 @@ class EngineController:
         position = duration = 0.0
         if player is not None:
             played = max(0, player.consumed - (callback.delay if not player.paused else 0))
-            position = min(played / player.sample_rate, player.duration_s)
+            position = min(player.start_s + played / player.sample_rate, player.duration_s)
             duration = player.duration_s
         return EngineStatus(
             state=state,
@@ -314,6 +316,14 @@ class EngineController:
 
     def stop_file(self) -> None:
         self._put("stop_file")
+
+    def seek(self, seconds: float, relative: bool = False) -> None:
+        """The playing file from `seconds` into it (relative: that far on from where it is now;
+        negative goes back). Nothing without a file."""
+        self._put("seek", float(seconds), bool(relative))
+
+    def restart(self) -> None:
+        self.seek(0.0)
 
     def create_cable(self, make_default: bool = False) -> None:
         self._put("create_cable", make_default)
@@ -464,7 +474,7 @@ class EngineController:
 
     def _do_stop(self) -> None:
         self._sync_wanted = False
-        self._close_session()
+        self._close_session(fade=True)
         self._lost_since = None
         self._set_state(EngineState.STOPPED)
 
@@ -512,10 +522,14 @@ class EngineController:
                                   session.output.name))
         self._emit(ModelChanged(self._model_name, 1000.0 * session.latency_s, self._model_error))
 
-    def _close_session(self) -> None:
+    def _close_session(self, fade: bool = False) -> None:
+        """fade: the user still hears this stream (not one that ended or whose device is lost):
+        fade it to silence before closing it, so that the switch never clicks."""
         session = self._session
         if session is None:
             return
+        if fade:
+            session.fade_out()
         with self._status_lock:
             self._session = None
             self._closed_counters = _add(self._closed_counters, _counters(session))
@@ -531,14 +545,14 @@ class EngineController:
             changes["host_api"] = host_api
         self._settings = replace(self._settings, **changes)
         if self._session is not None and self._session.player is None:
-            self._close_session()
+            self._close_session(fade=True)
             self._open_sync(first_attempt=True)
         elif self._session is None:
             self._emit(DevicesChanged(self._settings.host_api or "", self._settings.input_device or "",
                                       self._settings.output_device or ""))
 
     # --- async mode ----------------------------------------------------------------------
-    def _do_play_file(self, path: str) -> None:
+    def _do_play_file(self, path: str, start_s: float = 0.0) -> None:
         self._wait_for_model()
         devices = list_devices(refresh=self._session is None)
         if self._session is not None:
@@ -547,11 +561,12 @@ class EngineController:
         else:
             output, missing = devices.select(self._settings.output_device, OUTPUT, self._settings.host_api)
         try:
-            session = LiveSession(output, None, self._make_pipeline, self._settings.stream, file_path=path)
+            session = LiveSession(output, None, self._make_pipeline, self._settings.stream, file_path=path,
+                                  file_start_s=start_s)
         except AudioFileError as error:
             self._tell(Severity.ERROR, str(error))
             return
-        self._close_session()
+        self._close_session(fade=True)  # what plays now (another file, sync mode) fades out first
         try:
             session.open()
         except DeviceError as error:
@@ -573,8 +588,22 @@ class EngineController:
         if self._session is None or self._session.player is None:
             return
         self._progress(finished=True)
-        self._close_session()
+        self._close_session(fade=True)
         self._after_file()
+
+    def _do_seek(self, seconds: float, relative: bool) -> None:
+        """The playing file from another position (seconds into it, or on from where it is now):
+        its stream fades out and a new one starts there with a short fade-in."""
+        session = self._session
+        if session is None or session.player is None:
+            return
+        status = self.status
+        target = status.position_s + seconds if relative else seconds
+        target = min(max(0.0, target), max(0.0, status.duration_s - 0.05))
+        paused = session.player.paused
+        self._do_play_file(str(session.player.path), start_s=target)
+        if paused and self._session is not None and self._session.player is not None:
+            self._session.player.paused = True
 
     def _after_file(self) -> None:
         """Back to sync mode if it was running, else stopped."""
@@ -681,7 +710,7 @@ class EngineController:
 
     def _do_close(self) -> None:
         self._sync_wanted = False
-        self._close_session()
+        self._close_session(fade=True)
         try:
             if pulse.available():
                 self._cable.close(remove=False)

@@ -37,15 +37,19 @@ PREBUFFER_S = 0.5
 
 
 class FilePlayer:
-    def __init__(self, path: str | Path, sample_rate: int, channels: int = 2, max_frames: int = 8192) -> None:
+    def __init__(self, path: str | Path, sample_rate: int, channels: int = 2, max_frames: int = 8192,
+                 start_s: float = 0.0) -> None:
         """Checks the file (raises AudioFileError for a missing, empty, corrupt or non-audio one)
-        on the calling thread; decoding starts with start()."""
+        on the calling thread; decoding starts with start(), at `start_s` seconds into the file
+        (a restart or a seek: the first frames then fade in, so a cut mid-song never clicks)."""
         self.path = Path(path)
         info = audio_file_info(self.path)
         self.file_rate = info.sample_rate
         self.sample_rate = sample_rate
         self.channels = channels
         self.duration_s = info.duration_s
+        self.start_s = min(max(0.0, float(start_s)), self.duration_s)
+        self._start_frame = int(round(self.start_s * self.file_rate))
         self.total_frames: int | None = None  # known once decoding has finished
         self.ring = SampleRing(int(BUFFER_S * sample_rate), channels)
         self.decoded = 0  # frames in the ring so far (published after the copy)
@@ -57,7 +61,7 @@ class FilePlayer:
         self.starved_frames = 0  # frames of silence because the decoder was late
         self._lead_in = int(LEAD_IN_S * sample_rate)  # frames of silence still to play first
         self._prebuffer = int(PREBUFFER_S * sample_rate)
-        self._gain = 1.0
+        self._gain = 1.0 if self._start_frame == 0 else 0.0
         self._fade_step = 1.0 / max(1.0, FADE_S * sample_rate)
         self._fade = (np.arange(1, max_frames + 1) * self._fade_step).astype(np.float32)
         self._weights = np.zeros(max_frames, dtype=np.float32)
@@ -79,7 +83,8 @@ class FilePlayer:
 
     @property
     def position_s(self) -> float:
-        return self.consumed / self.sample_rate
+        """Seconds into the file of the next frame the callback reads."""
+        return self.start_s + self.consumed / self.sample_rate
 
     # --- audio thread ---------------------------------------------------------------------
     def read_into(self, out: np.ndarray) -> None:
@@ -129,7 +134,7 @@ class FilePlayer:
             resampler = soxr.ResampleStream(self.file_rate, self.sample_rate, self.channels,
                                             dtype="float32", quality="HQ")
         try:
-            for block in iter_audio_blocks(self.path, DECODE_BLOCK):
+            for block in iter_audio_blocks(self.path, DECODE_BLOCK, self._start_frame):
                 if self._stopping:
                     return
                 block = self._to_channels(block)
