@@ -18,5 +18,14 @@ class DeviceError(WhamsahError):
     """An audio device is missing, vanished, or cannot be opened."""
 
 
+class NoCableError(DeviceError):
+    """No input was named and no virtual cable exists: the engine waits for one rather than
+    record the system's default input (a microphone, or the monitor of its own output)."""
+
+
+class FeedbackLoopError(DeviceError):
+    """The input records what the output plays (the output's monitor, or our cable both ways)."""
+
+
 class DatasetError(WhamsahError):
     """A folder of stems (e.g. for `evaluate`) is missing, empty, or a track lacks a stem."""

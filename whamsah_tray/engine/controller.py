@@ -78,6 +78,7 @@ from __future__ import annotations
 import gc
 import logging
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable
@@ -102,7 +103,7 @@ from whamsah_tray.engine.linux_cable import AppStream, LinuxCable
 from whamsah_tray.engine.pipeline import SeparationPipeline
 from whamsah_tray.engine.priority import promote_current_thread
 from whamsah_tray.engine.session import LiveSession, StreamSettings
-from whamsah_tray.errors import AudioFileError, DeviceError, ModelLoadingError, WhamsahError
+from whamsah_tray.errors import AudioFileError, DeviceError, ModelLoadingError, NoCableError, WhamsahError
 
 log = logging.getLogger(__name__)
 
@@ -127,6 +128,9 @@ class EngineSettings:
     bypass: bool = False
     model: str | None = None  # None = the default model
     stream: StreamSettings = field(default_factory=StreamSettings)
+    # Linux: with no input named and no virtual cable present, create our own cable and record
+    # it (removed again at close). Without a cable the engine waits: never the default input.
+    own_cable: bool = True
 
 
 @dataclass(frozen=True)
@@ -176,6 +180,7 @@ class EngineController:
         self._status_lock = threading.Lock()
         self._state = EngineState.STOPPED
         self._session: LiveSession | None = None
+        self._cable_created = False  # we made our cable (for an input with no name): removed at close
         self._closed_counters = _counters(None)  # of the sessions closed so far
         self._model = None
         self._model_name: str | None = None
@@ -492,9 +497,26 @@ class EngineController:
             return False
         settings = self._settings
         host_api = devices.resolve_host_api(settings.host_api)
-        input_device, input_missing = devices.select(settings.input_device, INPUT, host_api)
+        if not settings.input_device and not devices.virtual_cables(host_api) and self._make_own_cable():
+            devices = list_devices(refresh=True)
+        try:
+            input_device, input_missing = devices.select(settings.input_device, INPUT, host_api)
+        except NoCableError as error:
+            if settings.input_device:  # a named input that is missing: said below
+                input_missing = True
+            else:
+                if first_attempt:
+                    self._enter_lost(str(error), waiting="waiting for a virtual cable")
+                return False
+        if input_missing:
+            # Never another input in its place (the fallback would be a microphone or a loop):
+            # wait for it; the user can choose another input meanwhile.
+            if first_attempt:
+                self._enter_lost(f"input device '{settings.input_device}' not found",
+                                 waiting="waiting for it (or choose another input)")
+            return False
         output_device, output_missing = devices.select(settings.output_device, OUTPUT, host_api)
-        if (input_missing or output_missing) and not allow_fallback:
+        if output_missing and not allow_fallback:
             return False
         try:
             session = LiveSession(output_device, input_device, self._make_pipeline, settings.stream)
@@ -637,10 +659,15 @@ class EngineController:
         if uses_cable:
             self._do_stop()
         self._cable.remove()
+        self._cable_created = False
         self._tell(Severity.INFO, f"virtual cable '{self._cable.description}' removed"
                    + ("; the engine stopped (it was recording the cable)" if uses_cable else ""))
 
     def _do_capture_app(self, index: int) -> None:
+        """One click: creates the cable if needed (the engine then records it), then routes the app."""
+        if not self._cable.exists():
+            self._do_create_cable(False)
+            self._cable_created = True
         self._cable.capture(index)
 
     def _do_release_app(self, index: int) -> None:
@@ -695,11 +722,28 @@ class EngineController:
         tail = session.callback.delay + session.output_buffer_frames + session.sample_rate // 20
         return session.callback.position >= player.end_requested + tail
 
-    def _enter_lost(self, text: str) -> None:
+    def _enter_lost(self, text: str, waiting: str = "waiting for it to come back") -> None:
         self._lost_since = time.monotonic()
         self._last_retry = 0.0
         self._set_state(EngineState.DEVICE_LOST)
-        self._tell(Severity.WARNING, f"{text}; waiting for it to come back")
+        self._tell(Severity.WARNING, f"{text}; {waiting}")
+
+    def _make_own_cable(self) -> bool:
+        """Linux with a PulseAudio/PipeWire server: creates our cable for an input with no name
+        (as NoiseTorch creates its device), to be removed at close. False where it cannot."""
+        if not self._settings.own_cable or not sys.platform.startswith("linux") or not pulse.available():
+            return False
+        try:
+            existed = self._cable.exists()
+            self._cable.create()
+        except DeviceError as error:
+            log.warning("could not create the virtual cable: %s", error)
+            return False
+        if not existed:
+            self._cable_created = True
+            self._tell(Severity.INFO, f"virtual cable '{self._cable.description}' created: play an app into it "
+                                      "(tray menu: Capture app) and hear it as karaoke")
+        return True
 
     def _retry_lost(self, now: float) -> None:
         allow_fallback = self._lost_since is not None and now - self._lost_since >= FALLBACK_AFTER_S
@@ -713,7 +757,7 @@ class EngineController:
         self._close_session(fade=True)
         try:
             if pulse.available():
-                self._cable.close(remove=False)
+                self._cable.close(remove=self._cable_created)
         except DeviceError as error:
             log.warning("restoring the sound server's routing failed: %s", error)
         self._set_state(EngineState.STOPPED)

@@ -21,10 +21,19 @@ import threading
 from dataclasses import dataclass
 
 from whamsah_tray.engine import pulse
-from whamsah_tray.errors import DeviceError
+from whamsah_tray.errors import DeviceError, NoCableError
 
 INPUT, OUTPUT = "input", "output"
 
+# What to do when there is no virtual cable to record, per platform.
+_NO_CABLE = {
+    "linux": "no virtual cable: create one (tray menu: Create virtual cable, or "
+             "`pactl load-module module-null-sink sink_name=whamsah_cable`) or choose an input",
+    "win32": "no virtual cable: install VB-Cable (https://vb-audio.com/Cable/) and play the app into "
+             "'CABLE Input', or choose an input; waiting for one",
+    "darwin": "no virtual cable: install BlackHole 2ch (brew install blackhole-2ch) and make it the app's "
+              "output, or choose an input; waiting for one",
+}
 # Substrings (case-insensitive) of the names of virtual cables we know.
 VIRTUAL_CABLE_MARKERS = ("whamsah-cable", "whamsah_cable", "cable output", "vb-audio", "blackhole", "loopback")
 
@@ -88,16 +97,23 @@ class DeviceList:
 
     def select(self, name: str | None, kind: str, host_api: str | None = None) -> tuple[AudioDevice, bool]:
         """The device called `name` (exact, then case-insensitive, then a unique substring match),
-        else the fallback: for an input with no name a virtual cable if there is one, else the
-        system default. Returns (device, True if `name` was given but not found)."""
+        else the fallback. Returns (device, True if `name` was given but not found).
+
+        The fallback for an output is the system default. For an input it is a virtual cable
+        (ours first), never the system default input: that is a microphone on a laptop (the tray
+        would play the room through the speakers) or, on a machine without one, the monitor of
+        the speakers (a loop). With no cable: NoCableError."""
         host_api = self.resolve_host_api(host_api)
         candidates = self.of_kind(kind, host_api)
         if name:
             found = _match(name, candidates)
             if found is not None:
                 return found, False
-        elif kind == INPUT and self.virtual_cables(host_api):
-            return self.virtual_cables(host_api)[0], False
+        if kind == INPUT:
+            cables = self.virtual_cables(host_api)
+            if not cables:
+                raise NoCableError(_NO_CABLE.get(sys.platform, _NO_CABLE["linux"]))
+            return cables[0], bool(name)
         return self.default_device(kind, host_api), bool(name)
 
     def resolve_host_api(self, host_api: str | None) -> str:

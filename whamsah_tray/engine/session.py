@@ -37,7 +37,7 @@ from whamsah_tray.engine.file_player import FilePlayer
 from whamsah_tray.engine.pipeline import MAX_COMPUTE_S, SeparationPipeline
 from whamsah_tray.engine.ring_buffer import SampleRing
 from whamsah_tray.engine.worker import InferenceWorker, delay_for
-from whamsah_tray.errors import DeviceError
+from whamsah_tray.errors import DeviceError, FeedbackLoopError
 
 CHANNELS = 2
 MAX_CALLBACK_FRAMES = 16384
@@ -175,7 +175,10 @@ class LiveSession:
         return self.output.name if self.input is None else f"{self.input.name}' -> '{self.output.name}"
 
     def open(self) -> None:
-        """Opens and starts the stream(s); raises DeviceError (and leaves nothing running)."""
+        """Opens and starts the stream(s); raises DeviceError (and leaves nothing running),
+        FeedbackLoopError when the input records the output."""
+        if self._feedback_loop() is not None:
+            raise FeedbackLoopError(self._feedback_loop())
         sd = _sounddevice()
         in_channels, out_channels = self._channels()
         common = dict(samplerate=self.sample_rate, blocksize=self.settings.blocksize, dtype="float32",
@@ -205,6 +208,25 @@ class LiveSession:
             self.close()
             raise DeviceError(f"cannot open '{self._names()}': {error}") from error
         self.server_nodes = self._find_server_nodes() or {}
+        loop = self._feedback_loop()
+        if loop is not None:
+            self.close()
+            raise FeedbackLoopError(loop)
+
+    def _feedback_loop(self) -> str | None:
+        """Why the input would record the engine's own output, or None. Judged on the sound
+        server's nodes our streams are attached to (whatever names the devices were chosen by:
+        an ALSA alias, 'default', a description) and, before that, on the chosen nodes' names."""
+        if self.input is None:
+            return None
+        pairs = [(self.input.pulse_name, self.output.pulse_name),
+                 (self.server_nodes.get(INPUT), self.server_nodes.get(OUTPUT))]
+        for source, sink in pairs:
+            if source and sink and source == f"{sink}.monitor":
+                return (f"the input '{self.input.name}' records the output '{self.output.name}' "
+                        f"({source}): that would be a feedback loop; choose the virtual cable as the input "
+                        f"and your speakers as the output")
+        return None
 
     def _add_stream(self, stream) -> None:
         self.streams.append(stream)
