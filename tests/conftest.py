@@ -102,6 +102,17 @@ class Desktop:
         return [line.split("\t")[1] for line in lines if "\t" in line]
 
 
+def wanted_sound_server() -> str:
+    """pulseaudio (default) or pipewire: WHAMSAH_SOUND_SERVER, as tests/desktop_env.sh reads it."""
+    return os.environ.get("WHAMSAH_SOUND_SERVER", "pulseaudio")
+
+
+def _server_name(env: dict[str, str]) -> str:
+    """Which sound server pactl talks to: pipewire or pulseaudio."""
+    info = subprocess.run(["pactl", "info"], env=env, capture_output=True, text=True, timeout=10, check=False)
+    return "pipewire" if "PipeWire" in info.stdout else "pulseaudio"
+
+
 def _answers(env: dict[str, str]) -> bool:
     """Whether PulseAudio (with both sinks) and, when xdotool exists, the X display answer."""
     full_env = {**os.environ, **env}
@@ -115,6 +126,8 @@ def _answers(env: dict[str, str]) -> bool:
         names = {line.split("\t")[1] for line in sinks.stdout.splitlines() if "\t" in line}
         if not set(DESKTOP_SINKS) <= names:
             return False
+        if _server_name(full_env) != wanted_sound_server():
+            return False  # e.g. a PulseAudio desktop running while the PipeWire pass is asked for
         if shutil.which("xdotool"):
             x = subprocess.run(
                 ["xdotool", "getdisplaygeometry"], env=full_env, capture_output=True, timeout=10,

@@ -16,7 +16,10 @@
 #
 # Exported by "up" (and written as KEY=VALUE lines to $WHAMSAH_ENV_DIR/env):
 #   DISPLAY, XDG_RUNTIME_DIR, XDG_CONFIG_HOME, DBUS_SESSION_BUS_ADDRESS, NO_AT_BRIDGE,
-#   WHAMSAH_ENV_DIR
+#   WHAMSAH_ENV_DIR, WHAMSAH_SOUND_SERVER
+# WHAMSAH_SOUND_SERVER=pipewire (before "up") runs PipeWire + WirePlumber + pipewire-pulse instead
+# of PulseAudio (Debian: pipewire wireplumber pipewire-pulse; never pipewire-alsa, which removes
+# PulseAudio): pactl, the ALSA pulse plugin and so PortAudio talk to either the same way.
 # Each environment lives in its own folder (default /tmp/whamsah-desktop-$UID), so several can
 # run side by side: Xvfb picks a free display, PulseAudio and D-Bus live under the folder.
 # $WHAMSAH_ENV_DIR/pids holds "PID NAME" for every process started; "down" kills a PID only
@@ -69,13 +72,29 @@ _whamsah_desk_up() {
   echo "$(head -n1 "$d/dbus.pid") dbus-daemon" >> "$d/pids"
   export DBUS_SESSION_BUS_ADDRESS="$(head -n1 "$d/dbus.addr")"
 
-  # PulseAudio in the foreground of its own background job, so that its PID is ours to kill.
-  _whamsah_desk_spawn pulseaudio "$d/pulse.out" \
-    pulseaudio --daemonize=no -n --exit-idle-time=-1 --disallow-exit \
-      --load=module-native-protocol-unix --log-target="file:$d/pulse.log"
+  # The sound server, each daemon in the foreground of its own background job, so that its PID
+  # is ours to kill: PulseAudio, or with WHAMSAH_SOUND_SERVER=pipewire PipeWire + WirePlumber +
+  # pipewire-pulse (what most desktops run now; apps and pactl talk to it as to PulseAudio).
+  case "${WHAMSAH_SOUND_SERVER:-pulseaudio}" in
+    pipewire)
+      for tool in pipewire wireplumber pipewire-pulse; do
+        command -v "$tool" >/dev/null 2>&1 || { _whamsah_desk_log "missing program $tool (apt-get install pipewire wireplumber pipewire-pulse)"; return 1; }
+      done
+      _whamsah_desk_spawn pipewire "$d/pipewire.log" pipewire
+      for i in $(seq 100); do [ -S "$XDG_RUNTIME_DIR/pipewire-0" ] && break; sleep 0.05; done
+      _whamsah_desk_spawn wireplumber "$d/wireplumber.log" wireplumber
+      _whamsah_desk_spawn pipewire-pulse "$d/pipewire-pulse.log" pipewire-pulse
+      ;;
+    pulseaudio)
+      _whamsah_desk_spawn pulseaudio "$d/pulse.out" \
+        pulseaudio --daemonize=no -n --exit-idle-time=-1 --disallow-exit \
+          --load=module-native-protocol-unix --log-target="file:$d/pulse.log"
+      ;;
+    *) _whamsah_desk_log "WHAMSAH_SOUND_SERVER must be pulseaudio or pipewire"; return 1 ;;
+  esac
   for i in $(seq 200); do pactl info >/dev/null 2>&1 && break; sleep 0.05; done
   if ! pactl info >/dev/null 2>&1; then
-    _whamsah_desk_log "PulseAudio did not start (see $d/pulse.log, $d/pulse.out)"; return 1
+    _whamsah_desk_log "the sound server did not start (see the logs in $d)"; return 1
   fi
   pactl load-module module-null-sink sink_name=cable rate=48000 channels=2 \
     sink_properties=device.description=VirtualCable >/dev/null || return 1
@@ -104,9 +123,10 @@ ASOUNDRC
     echo "XDG_CONFIG_HOME=$XDG_CONFIG_HOME"
     echo "DBUS_SESSION_BUS_ADDRESS=$DBUS_SESSION_BUS_ADDRESS"
     echo "WHAMSAH_ENV_DIR=$d"
+    echo "WHAMSAH_SOUND_SERVER=${WHAMSAH_SOUND_SERVER:-pulseaudio}"
   } > "$d/env"
   export WHAMSAH_ENV_DIR=$d
-  _whamsah_desk_log "up: DISPLAY=$DISPLAY, PulseAudio sinks cable and speakers, folder $d"
+  _whamsah_desk_log "up: DISPLAY=$DISPLAY, ${WHAMSAH_SOUND_SERVER:-pulseaudio} with sinks cable and speakers, folder $d"
 }
 
 _whamsah_desk_down() {

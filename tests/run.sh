@@ -5,8 +5,9 @@
 #   tests/run.sh [PYTEST ARGS...]     e.g. tests/run.sh tests/test_cli_separate.py -x
 #
 # 1. Debian packages (skipped when all are present): the headless desktop (Xvfb, trayer, xdotool,
-#    D-Bus, PulseAudio), PortAudio and ALSA's PulseAudio plugin, espeak-ng / sox / ffmpeg for test
-#    audio, and GTK + AppIndicator development files for the tray's GTK backend.
+#    D-Bus, PulseAudio, and PipeWire + WirePlumber + pipewire-pulse for a second pass), PortAudio
+#    and ALSA's PulseAudio plugin, espeak-ng / sox / ffmpeg for test audio, and GTK +
+#    AppIndicator development files for the tray's GTK backend.
 #    Never pipewire-alsa (apt would remove PulseAudio) nor dbus-x11 (it leaves daemons behind).
 # 2. Python: `pip install torch==2.13.0` first (pinned: a bare `torch` pulls GBs of CUDA
 #    packages), then `pip install -e ".[test,gtk]"`; when PyGObject cannot be built, `.[test]`
@@ -14,7 +15,8 @@
 #    current python3; an "externally managed" system Python (PEP 668) gets ./.venv instead.
 #    $PYTHON picks the interpreter.
 # 3. pytest with WHAMSAH_REQUIRE_DESKTOP=1: a desktop test whose tools are missing fails
-#    instead of skipping. Tests that need ../shared/data skip with the reason when it is absent.
+#    instead of skipping. The sound-server tests (PIPEWIRE_TESTS) then run again on PipeWire.
+#    Tests that need ../shared/data skip with the reason when it is absent.
 set -euo pipefail
 
 REPO_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -22,10 +24,17 @@ cd "$REPO_ROOT"
 
 APT_PACKAGES=(
   xvfb trayer xdotool dbus pulseaudio pulseaudio-utils libportaudio2 libasound2-plugins
+  pipewire pipewire-pulse wireplumber
   espeak-ng sox ffmpeg
   libgirepository1.0-dev libcairo2-dev pkg-config gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1
 )
 TORCH_VERSION=2.13.0
+# The Linux sound-server tests (cable, capture, first start, sync and file playback, what the
+# listener hears, device loss), run on PulseAudio with the rest and again on PipeWire.
+PIPEWIRE_TESTS=(
+  tests/test_engine_first_start.py tests/test_engine_linux_cable.py tests/test_engine_devices.py
+  tests/test_engine_sync.py tests/test_engine_file.py tests/test_listener_cli.py
+)
 
 say() { printf '==> %s\n' "$*"; }
 
@@ -108,4 +117,9 @@ status=0
 "$PY" -m pytest -ra --durations=15 --ignore=tests/test_app_tray.py || status=$?
 say "running the tests (the in-process tray)"
 "$PY" -m pytest -ra tests/test_app_tray.py || status=$?
+# Most desktops run PipeWire (with pipewire-pulse) now: the Linux sound-server tests again on a
+# private PipeWire + WirePlumber + pipewire-pulse desktop (tests/desktop_env.sh starts it).
+say "running the sound-server tests on PipeWire"
+env -u DISPLAY -u XDG_RUNTIME_DIR -u DBUS_SESSION_BUS_ADDRESS WHAMSAH_SOUND_SERVER=pipewire \
+  "$PY" -m pytest -ra "${PIPEWIRE_TESTS[@]}" || status=$?
 exit "$status"

@@ -107,3 +107,29 @@ def test_choosing_a_host_api_starts_both_directions_from_its_defaults(tmp_path):
     assert engine.commands[-1] == ("set_devices", "", "", "Windows WASAPI")
     audio = _saved_audio(store)
     assert (audio["host_api"], audio["input_device"], audio["output_device"]) == ("Windows WASAPI", "", "")
+
+
+class WaitingEngine(StandInEngine):
+    """The engine waiting for a virtual cable, on a platform where we cannot make one."""
+
+    def view(self) -> EngineView:
+        return EngineView(state="device_lost", error="no virtual cable: install VB-Cable ...; waiting for a virtual cable")
+
+    def linux_cable_supported(self) -> bool:
+        return False
+
+
+def test_without_a_cable_the_menu_entry_opens_the_install_guide(tmp_path, monkeypatch):
+    """Windows/macOS (patched platform and browser: neither can run here): the entry opens the
+    VB-Cable / BlackHole guide; nothing is sent to the engine."""
+    import webbrowser
+
+    opened = []
+    monkeypatch.setattr(webbrowser, "open", lambda url: opened.append(url) or True)
+    for platform, site in (("win32", "vb-audio.com"), ("darwin", "BlackHole")):
+        monkeypatch.setattr("sys.platform", platform)
+        engine = WaitingEngine("Windows WASAPI")
+        actions, _ = _actions(tmp_path, engine)
+        assert actions.waiting_for_cable()
+        actions.get_a_cable()
+        assert site in opened[-1] and engine.commands == []

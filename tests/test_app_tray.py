@@ -469,7 +469,16 @@ def test_virtual_cable_and_per_app_capture_from_the_menu(tray, desktop, tmp_path
         assert drive.wait_until(lambda: "whamsah_cable" not in desktop.sink_names(), 10), "the cable is still there"
         tray.wait_profile("linux_cable", "create_at_start", False)
         assert _sink_input_sink(desktop, player_name) == desktop.speakers  # never left in a dead cable
-        tray.wait_engine(lambda s: s.state.value == "running", "running on another input after the removal")
+        # No cable and no input chosen: the engine waits for one (never the default input), and
+        # does not make the cable the user just removed again.
+        tray.wait_engine(lambda s: s.state.value == "device_lost", "waiting for a cable after the removal")
+        assert drive.wait_until(lambda: "no virtual cable" in tray.app.tooltip_text(), 5), tray.app.tooltip_text()
+        time.sleep(1.0)
+        assert "whamsah_cable" not in desktop.sink_names()
+        # The menu's first entry offers the cable again; one click and the engine records it.
+        tray.choose("No virtual cable — create one")
+        tray.wait_engine(lambda s: s.state.value == "running" and "whamsah" in (s.input_device or "").lower(),
+                         "recording the cable made from the menu")
     finally:
         player.terminate()
         player.wait(5)

@@ -30,6 +30,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+# How to get a virtual cable where we cannot make one ourselves.
+CABLE_GUIDES = {
+    "win32": "https://vb-audio.com/Cable/",
+    "darwin": "https://github.com/ExistentialAudio/BlackHole#installation",
+}
+
 HOTKEY_STEP = 10
 
 
@@ -233,6 +239,25 @@ class TrayActions:
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         except OSError as error:
             self.notifier.tell("Open profile folder", f"cannot open {folder}: {error.strerror or error}")
+
+    # -- no virtual cable ------------------------------------------------------------------------
+
+    def waiting_for_cable(self) -> bool:
+        """The engine waits because there is no virtual cable to record (see NoCableError)."""
+        view = self.view()
+        return view.state == "device_lost" and (view.error or "").startswith("no virtual cable")
+
+    def get_a_cable(self) -> None:
+        """Linux: make our cable (the engine records it at once). Windows/macOS: open the guide to
+        installing VB-Cable / BlackHole in the browser."""
+        if self.linux_cable_supported():
+            self.create_cable()
+            return
+        import webbrowser
+
+        if not webbrowser.open(CABLE_GUIDES.get(sys.platform, CABLE_GUIDES["win32"])):
+            self.notifier.tell("No virtual cable", "could not open the browser: see the README's "
+                               "'Routing an app's audio into it'")
 
     def quit(self) -> None:
         self.on_quit()

@@ -187,6 +187,7 @@ class EngineLink:
             paused=bool(s.paused) and playing,
             position_s=float(s.position_s),
             duration_s=float(s.duration_s) if s.duration_s else None,
+            error=s.problem,
         )
 
     def refresh_lists(self, fresh: bool = False) -> None:

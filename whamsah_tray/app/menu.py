@@ -12,6 +12,8 @@ Threads: built and evaluated on the tray's GUI thread; item actions run there to
 
 from __future__ import annotations
 
+import sys
+
 from typing import TYPE_CHECKING, Any, Callable
 
 if TYPE_CHECKING:
@@ -142,7 +144,10 @@ def build_menu(pystray, actions: "TrayActions") -> Any:
         return lambda icon, menu_item: function()
 
     view = actions.view
+    cable_guide = "No virtual cable — create one" if actions.linux_cable_supported() else \
+        "No virtual cable — how to install " + ("BlackHole…" if sys.platform == "darwin" else "VB-Cable…")
     entries = [
+        item(cable_guide, act(actions.get_a_cable), visible=lambda i: actions.waiting_for_cable()),
         item("Vocals", _radio_level(pystray, actions, "vocals")),
         item("Instrumental", _radio_level(pystray, actions, "instrumental")),
         item("Mute vocals", act(actions.toggle_vocals), checked=lambda i: view().vocals_muted, default=True),

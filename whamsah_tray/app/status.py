@@ -70,7 +70,7 @@ STATE_WORDS = {
     "starting": "starting…",
     "running": "running",
     "playing_file": "playing a file",
-    "device_lost": "audio device lost, waiting for it",
+    "device_lost": "waiting for an audio device",
     "error": "error",
 }
 

@@ -152,6 +152,7 @@ class EngineStatus:
     position_s: float
     duration_s: float
     paused: bool
+    problem: str | None  # in ERROR or DEVICE_LOST: why, and what the engine waits for
     # Counters since the engine was made, over every session (sync and files) it opened and closed,
     # so that a summary after a file ended or a device switch still says what the listener got:
     dry_frames: int  # output frames that left without the full mix (dry, or fading to dry)
@@ -180,7 +181,9 @@ class EngineController:
         self._status_lock = threading.Lock()
         self._state = EngineState.STOPPED
         self._session: LiveSession | None = None
+        self._problem: str | None = None  # why ERROR / DEVICE_LOST, for the status
         self._cable_created = False  # we made our cable (for an input with no name): removed at close
+        self._cable_declined = False  # the user removed our cable: never made again unasked
         self._closed_counters = _counters(None)  # of the sessions closed so far
         self._model = None
         self._model_name: str | None = None
@@ -226,6 +229,7 @@ class EngineController:
             settings = self._settings
             model_name, model_error = self._model_name, self._model_error
             closed = self._closed_counters
+            problem = self._problem
         player = session.player if session is not None else None
         callback = session.callback if session is not None else None
         position = duration = 0.0
@@ -250,6 +254,7 @@ class EngineController:
             position_s=position,
             duration_s=duration,
             paused=bool(player.paused) if player is not None else False,
+            problem=problem,
             **_add(closed, _counters(session)),
         )
 
@@ -399,9 +404,11 @@ class EngineController:
         log.log(logging.ERROR if severity is Severity.ERROR else logging.INFO, "%s", text)
         self._emit(UserMessage(severity, text))
 
-    def _set_state(self, state: EngineState) -> None:
+    def _set_state(self, state: EngineState, problem: str | None = None) -> None:
+        """problem: why the engine is in ERROR or DEVICE_LOST (shown until the state changes)."""
         with self._status_lock:
             previous, self._state = self._state, state
+            self._problem = problem
         if previous is not state:
             self._emit(StateChanged(state, previous))
 
@@ -473,8 +480,8 @@ class EngineController:
     # --- sync mode -----------------------------------------------------------------------
     def _do_start(self) -> None:
         self._sync_wanted = True
-        if self._session is not None:
-            return  # running already (sync, or a file that returns to sync mode at its end)
+        if self._session is not None or self._state is EngineState.DEVICE_LOST:
+            return  # running already (sync, or a file that returns to sync mode at its end), or waiting
         self._open_sync(first_attempt=True)
 
     def _do_stop(self) -> None:
@@ -492,7 +499,7 @@ class EngineController:
             devices = list_devices(refresh=True)
         except DeviceError as error:
             if first_attempt:
-                self._set_state(EngineState.ERROR)
+                self._set_state(EngineState.ERROR, str(error))
                 self._tell(Severity.ERROR, str(error))
             return False
         settings = self._settings
@@ -523,7 +530,7 @@ class EngineController:
             session.open()
         except DeviceError as error:
             if first_attempt:
-                self._set_state(EngineState.ERROR)
+                self._set_state(EngineState.ERROR, str(error))
                 self._tell(Severity.ERROR, str(error))
             return False
         for missing, kind, wanted, used in ((input_missing, "input", settings.input_device, input_device),
@@ -644,6 +651,7 @@ class EngineController:
 
     # --- Linux cable ---------------------------------------------------------------------
     def _do_create_cable(self, make_default: bool) -> None:
+        self._cable_declined = False
         self._cable.create(make_default=make_default)
         monitor = next((d for d in list_devices(refresh=self._session is None).devices
                         if d.pulse_name == self._cable.monitor_name), None)
@@ -657,11 +665,16 @@ class EngineController:
         uses_cable = session is not None and session.input is not None and \
             session.input.pulse_name == self._cable.monitor_name
         if uses_cable:
-            self._do_stop()
+            self._close_session(fade=True)
         self._cable.remove()
         self._cable_created = False
-        self._tell(Severity.INFO, f"virtual cable '{self._cable.description}' removed"
-                   + ("; the engine stopped (it was recording the cable)" if uses_cable else ""))
+        self._cable_declined = True
+        if self._settings.input_device in (self._cable.monitor_name, f"Monitor of {self._cable.description}"):
+            self._settings = replace(self._settings, input_device=None)  # gone for good, not "lost"
+        self._tell(Severity.INFO, f"virtual cable '{self._cable.description}' removed")
+        if uses_cable and self._sync_wanted:
+            # The remembered input if one was chosen, else wait for a cable (never made again unasked).
+            self._open_sync(first_attempt=True)
 
     def _do_capture_app(self, index: int) -> None:
         """One click: creates the cable if needed (the engine then records it), then routes the app."""
@@ -725,13 +738,14 @@ class EngineController:
     def _enter_lost(self, text: str, waiting: str = "waiting for it to come back") -> None:
         self._lost_since = time.monotonic()
         self._last_retry = 0.0
-        self._set_state(EngineState.DEVICE_LOST)
+        self._set_state(EngineState.DEVICE_LOST, f"{text}; {waiting}")
         self._tell(Severity.WARNING, f"{text}; {waiting}")
 
     def _make_own_cable(self) -> bool:
         """Linux with a PulseAudio/PipeWire server: creates our cable for an input with no name
         (as NoiseTorch creates its device), to be removed at close. False where it cannot."""
-        if not self._settings.own_cable or not sys.platform.startswith("linux") or not pulse.available():
+        if not self._settings.own_cable or self._cable_declined or not sys.platform.startswith("linux") \
+                or not pulse.available():
             return False
         try:
             existed = self._cable.exists()
