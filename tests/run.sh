@@ -32,7 +32,7 @@ TORCH_VERSION=2.13.0
 # The Linux sound-server tests (cable, capture, first start, sync and file playback, what the
 # listener hears, device loss), run on PulseAudio with the rest and again on PipeWire.
 PIPEWIRE_TESTS=(
-  tests/test_engine_first_start.py tests/test_engine_linux_cable.py tests/test_engine_devices.py
+  tests/test_desktop_env.py tests/test_engine_first_start.py tests/test_engine_linux_cable.py tests/test_engine_devices.py
   tests/test_engine_sync.py tests/test_engine_file.py tests/test_listener_cli.py
 )
 

@@ -11,12 +11,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from conftest import DESKTOP_PROGRAMS, DESKTOP_SCRIPT
+from conftest import DESKTOP_PROGRAMS, DESKTOP_SCRIPT, wanted_sound_server
 
 
 def test_desktop_has_both_null_sinks(desktop):
     assert {"cable", "speakers"} <= set(desktop.sink_names())
     assert os.environ["DISPLAY"] == desktop.display
+
+
+def test_the_sound_server_is_the_one_asked_for(desktop):
+    """PulseAudio, or PipeWire with WHAMSAH_SOUND_SERVER=pipewire (tests/run.sh's second pass)."""
+    info = desktop.pactl("info")
+    wanted = wanted_sound_server()
+    assert ("PipeWire" in info) == (wanted == "pipewire"), f"asked for {wanted}; pactl info says:\n{info}"
 
 
 def test_x_display_answers(desktop):
@@ -63,9 +70,8 @@ def test_script_down_stops_exactly_what_up_started():
                             text=True, timeout=60, stdin=subprocess.DEVNULL, check=False)
         assert up.returncode == 0, up.stderr
         started = [line.split() for line in (env_dir / "pids").read_text().splitlines()]
-        assert [name for _, name in started] == [
-            "Xvfb", "trayer", "dbus-daemon", "pulseaudio", "pacat", "pacat"
-        ]
+        server = ["pipewire", "wireplumber", "pipewire-pulse"] if wanted_sound_server() == "pipewire" else ["pulseaudio"]
+        assert [name for _, name in started] == ["Xvfb", "trayer", "dbus-daemon", *server, "pacat", "pacat"]
         pids = [int(pid) for pid, _ in started]
         assert all(_alive(pid) for pid in pids)
         again = subprocess.run(["bash", str(DESKTOP_SCRIPT), "up"], env=env, capture_output=True,

@@ -38,15 +38,28 @@ def _sinks() -> list[str]:
     return [sink.name for sink in pulse.sinks()]
 
 
+def _source_outputs() -> dict[str, str]:
+    """Recording stream index -> index of the source it records."""
+    lines = subprocess.run(["pactl", "list", "short", "source-outputs"], capture_output=True, text=True).stdout
+    return {fields[0]: fields[1] for fields in (line.split("\t") for line in lines.splitlines()) if len(fields) > 1}
+
+
 @pytest.fixture
 def no_cable(desktop, portaudio):
     """Our cable absent before and after the test; the server's default source is the speakers'
     monitor, like a machine without a microphone."""
     assert OUR_CABLE not in _sinks(), "an earlier test left our cable behind"
     before = subprocess.run(["pactl", "get-default-source"], capture_output=True, text=True).stdout.strip()
+    # A change of default source moves the streams recording the old default (PulseAudio 16 and
+    # PipeWire alike), the desktop's own low-latency monitor readers included: put them back.
+    readers = _source_outputs()
     subprocess.run(["pactl", "set-default-source", "speakers.monitor"], check=True)
     yield
     subprocess.run(["pactl", "set-default-source", before or "speakers.monitor"], check=False)
+    now = _source_outputs()
+    for index, source in readers.items():
+        if index in now and now[index] != source:
+            subprocess.run(["pactl", "move-source-output", index, source], check=False)
     if OUR_CABLE in _sinks():
         from whamsah_tray.engine import LinuxCable
 

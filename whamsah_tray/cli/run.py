@@ -90,8 +90,12 @@ def run(args: argparse.Namespace) -> int:
             raise DeviceError("the engine could not open the audio devices (see the message above)")
         print(f"whamsah-tray: {summary(engine.status)}", file=sys.stderr, flush=True)
         deadline = None if args.duration is None else time.monotonic() + args.duration
-        while deadline is None or time.monotonic() < deadline:
-            time.sleep(0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic())))
+        try:
+            while deadline is None or time.monotonic() < deadline:
+                time.sleep(0.1 if deadline is None else max(0.0, min(0.1, deadline - time.monotonic())))
+        except KeyboardInterrupt:  # Ctrl-C is how `run` usually ends: the summary all the same
+            print(summary(engine.status), flush=True)
+            raise
         print(summary(engine.status))
     finally:
         engine.close()
