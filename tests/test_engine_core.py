@@ -316,13 +316,14 @@ def test_a_late_worker_fades_to_dry_and_back_without_a_click(random_model):
 
 
 def _two_streams(x: np.ndarray, input_gaps=(), output_gaps=(), input_losses=(), in_block=165, out_block=496,
-                 delay=3000):
+                 delay=3000, output_burst=1):
     """Drives a sync-mode callback's input and output sides on a simulated clock (dry path: no
     worker), like PortAudio's two streams on one sound-server clock. input_gaps: (t, s) the input
     callbacks stop for s seconds from t, then the missed blocks arrive at once (a late input
     thread). output_gaps: (t, s) the output loses s seconds (an underrun: the server moved on
     without us). input_losses: (t, s) the input's blocks of those s seconds never come (an
-    overrun: the server dropped them). Returns the output and the lead (input frames received minus output position)
+    overrun: the server dropped them). output_burst: the output's first callback comes that many
+    times at once (a server prefilling its buffer, as PipeWire does). Returns the output and the lead (input frames received minus output position)
     at each output callback."""
     capacity = delay + 4 * RATE
     callback = AudioCallback(SampleRing(capacity, 2), SampleRing(capacity, 2), delay, RATE, 4096,
@@ -345,9 +346,10 @@ def _two_streams(x: np.ndarray, input_gaps=(), output_gaps=(), input_losses=(), 
             next_out += out_block / RATE
             if any(a <= t < a + s for a, s in output_gaps):
                 continue  # the server played on without this block
-            callback.output_block(out[written:written + out_block], out_block, None, None)
-            leads.append(callback.position - (callback.out_position - out_block))
-            written += out_block
+            for _ in range(output_burst if written == 0 else 1):
+                callback.output_block(out[written:written + out_block], out_block, None, None)
+                leads.append(callback.position - (callback.out_position - out_block))
+                written += out_block
     return out[:written], np.array(leads), callback
 
 
@@ -388,6 +390,19 @@ def test_an_output_underrun_s_extra_latency_is_removed_smoothly():
     own_step = np.abs(np.diff(tone, axis=0)).max()
     audible = out[3000 + 2048:]  # after the first delay's silence
     assert np.abs(np.diff(audible, axis=0)).max() < 2.5 * own_step  # crossfaded: no click
+
+
+def test_an_output_prefilled_ahead_of_its_input_at_the_start_goes_back_within_a_tenth_of_a_second():
+    """PipeWire prefills the output in a burst of callbacks at the start: the output begins
+    ~1500 frames ahead of its input and would play dry for a whole 0.5 s window (the start of a
+    song unseparated); it goes back after a short window instead (the first one also holds the
+    start's own lead, so the second: ~0.1 s)."""
+    x = noise(RATE * 2, seed=8)
+    _, leads, callback = _two_streams(x, output_burst=5)
+    assert leads[:5].min() < -1400  # the burst left the output ahead of its input
+    assert callback.fall_backs == 1
+    settled = int(0.12 * RATE / 496)  # output blocks in the first 0.12 s
+    assert leads[settled:].min() >= 0, leads[:settled + 5]
 
 
 def test_an_output_left_ahead_of_its_input_goes_back_and_plays_wet_again():

@@ -61,7 +61,7 @@ from whamsah_tray.engine.ring_buffer import SampleRing
 FADE_S = 0.005  # wet <-> dry crossfade when the worker's mix runs short or comes back
 WINDOW_S = 0.5  # the lead's range over this long decides whether the output moves
 FIRST_WINDOW_S = 0.05  # ... and over this long while the output settles after its start
-SETTLE_S = 0.5
+SETTLE_S = 0.5  # how long after the output's start those short windows apply
 LOWEST_LEAD = 128  # frames: where a catch-up puts the lowest lead of the window
 CATCH_UP_ABOVE = LOWEST_LEAD + 128  # frames: a lowest lead above this is latency not needed
 
@@ -99,15 +99,16 @@ class AudioCallback:
         self.catch_ups = 0  # of which: skipped ahead to the input (extra latency removed)
         self.fall_backs = 0  # of which: gone back (the output had run ahead of its input)
         self.mean_lead = float(start_lag)  # running average of the lead, for the latency figure
-        # For SETTLE_S after the output starts the windows are short and judge only a lead below
-        # zero: a sound server may prefill the output's buffer in a burst of callbacks before the
-        # input has delivered as much (seen on PipeWire: the output 1700-2000 frames ahead of its
+        # For SETTLE_S after the output starts, short windows also judge a lead below zero: a
+        # sound server may prefill the output's buffer in a burst of callbacks before the input
+        # has delivered as much (seen on PipeWire: the output 1700-2000 frames ahead of its
         # input), and judging that over whole WINDOW_S windows played the start dry for ~0.9 s:
         # the first notes of a song unseparated. (Catch-ups wait for whole windows: over short
         # ones the lead's usual wander of a block would look like latency to remove.)
-        self._window = int(FIRST_WINDOW_S * sample_rate)
-        self._full_window = int(WINDOW_S * sample_rate)
+        self._window = int(WINDOW_S * sample_rate)
+        self._short_window = int(FIRST_WINDOW_S * sample_rate)
         self._settling_frames = int(SETTLE_S * sample_rate)
+        self._short_max_lead, self._short_frames_seen = -(1 << 62), 0
         self._window_frames = 0
         self._window_min_lead, self._window_max_lead = 1 << 62, -(1 << 62)
         self._wet_weight = 0.0
@@ -210,24 +211,27 @@ class AudioCallback:
     def _out_of_step(self, lead: int, frames: int, received: int) -> int:
         """At the end of each WINDOW_S: how far the output should move (0: not at all) because
         the lead stayed above CATCH_UP_ABOVE, or below zero (the output ahead of its input), all
-        window long."""
+        window long. While the output settles after its start, also at the end of each
+        FIRST_WINDOW_S whose lead stayed below zero."""
         if lead < self._window_min_lead:
             self._window_min_lead = lead
         if lead > self._window_max_lead:
             self._window_max_lead = lead
         self._window_frames += frames
+        if self._settling_frames > 0:
+            self._settling_frames -= frames
+            self._short_max_lead = max(self._short_max_lead, lead)
+            self._short_frames_seen += frames
+            if self._short_frames_seen >= self._short_window:
+                highest, self._short_max_lead, self._short_frames_seen = self._short_max_lead, -(1 << 62), 0
+                if highest < 0:
+                    self._new_window()
+                    self.fall_backs += 1
+                    return received - self.start_lag - self.out_position
         if self._window_frames < self._window:
             return 0
         lowest, highest = self._window_min_lead, self._window_max_lead
         self._new_window()
-        if self._window < self._full_window:  # settling after the start: only a lead below zero
-            self._settling_frames -= self._window
-            if self._settling_frames <= 0:
-                self._window = self._full_window
-            if highest < 0:
-                self.fall_backs += 1
-                return received - self.start_lag - self.out_position
-            return 0
         if lowest > CATCH_UP_ABOVE:
             self.catch_ups += 1
             return lowest - LOWEST_LEAD
