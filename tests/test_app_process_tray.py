@@ -266,3 +266,66 @@ def test_appindicator_backend_docks_and_its_menu_opens(start_tray, desktop):
     assert drive.wait_until(locate, 15), f"the AppIndicator icon never docked; log:\n{tray.output()[-2000:]}"
     assert drive.open_menu(locate), "right-click did not open the AppIndicator menu"
     drive.xdotool("key", "Escape")
+
+
+def _default_sink() -> str:
+    return subprocess.run(["pactl", "get-default-sink"], capture_output=True, text=True).stdout.strip()
+
+
+def _app_sink(name: str) -> str | None:
+    from whamsah_tray.engine import LinuxCable
+
+    return next((app.sink for app in LinuxCable().list_apps() if app.app_name == name), None)
+
+
+@pytest.fixture
+def playing_app(desktop, tmp_path):
+    """A real app playing quiet noise to the speakers, as a user's music player would."""
+    import numpy as np
+    import soundfile
+
+    path = tmp_path / "quiet.wav"
+    soundfile.write(str(path), 0.01 * np.random.default_rng(0).standard_normal((48000 * 60, 2)), 48000)
+    app = subprocess.Popen(["paplay", "--latency-msec=50", "--client-name=MusicPlayer", "-d", "speakers", str(path)])
+    assert drive.wait_until(lambda: _app_sink("MusicPlayer") == "speakers", 10)
+    yield "MusicPlayer"
+    app.terminate()
+    app.wait(5)
+
+
+def _routed_all(app: str) -> bool:
+    return _default_sink() == CABLE_SINK and _app_sink(app) == CABLE_SINK
+
+
+def test_route_all_audio_through_whamsah_and_back_at_quit(start_tray, desktop, playing_app, tmp_path):
+    state = tmp_path / "state"
+    tray = start_tray(base_profile(desktop, linux_cable={"make_default_sink": True}),
+                      extra_env={"XDG_STATE_HOME": str(state)})
+    tray.icon()
+    assert drive.wait_until(lambda: _routed_all(playing_app), 20), (_default_sink(), _app_sink(playing_app), tray.output()[-2000:])
+    assert list(state.rglob("routing-whamsah_cable.json"))  # the journal of what to undo
+    tray.process.send_signal(signal.SIGTERM)
+    assert tray.wait_exit() == 0, tray.output()[-3000:]
+    assert _default_sink() == "speakers" and _app_sink(playing_app) == "speakers"
+    assert CABLE_SINK not in sinks(desktop)
+    assert not list(state.rglob("routing-*.json"))  # nothing left to undo
+
+
+def test_a_killed_tray_s_routing_is_put_back_at_the_next_start(start_tray, desktop, playing_app, tmp_path):
+    from conftest import run_cli
+
+    state = tmp_path / "state"
+    tray = start_tray(base_profile(desktop, linux_cable={"make_default_sink": True}),
+                      extra_env={"XDG_STATE_HOME": str(state)})
+    tray.icon()
+    assert drive.wait_until(lambda: _routed_all(playing_app), 20), tray.output()[-2000:]
+    tray.process.kill()  # SIGKILL: no chance to put anything back
+    tray.process.wait(10)
+    assert _routed_all(playing_app)  # what a killed tray leaves: the music goes into a dead cable
+    done = run_cli("run", "--input", "cable_monitor", "--output", "speakers", "--duration", "1",
+                   extra_env={"XDG_STATE_HOME": str(state)}, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "put back the audio routing" in done.stderr, done.stderr
+    assert _default_sink() == "speakers" and _app_sink(playing_app) == "speakers"
+    assert CABLE_SINK not in sinks(desktop)
+    assert not list(state.rglob("routing-*.json"))

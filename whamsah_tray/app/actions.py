@@ -188,10 +188,18 @@ class TrayActions:
         # pick our cable again, the first choice for an input without a name.
         self.store.update("linux_cable", create_at_start=True)
         self.store.update("audio", input_device="")
-        self.engine.create_cable(make_default=self.store.profile.linux_cable.make_default_sink)
+        self.engine.create_cable()
+
+    def routing_all(self) -> bool:
+        return self.store.profile.linux_cable.make_default_sink
+
+    def toggle_route_all(self) -> None:
+        on = not self.routing_all()
+        self.store.update("linux_cable", make_default_sink=on)
+        self.engine.route_all(on)
 
     def remove_cable(self) -> None:
-        self.store.update("linux_cable", create_at_start=False)
+        self.store.update("linux_cable", create_at_start=False, make_default_sink=False)
         # The engine stops if it was recording the cable: go on with the remembered input (or the
         # default); both commands queue behind the removal.
         self.engine.remove_cable()

@@ -98,9 +98,12 @@ class EngineLink:
             controller.subscribe(self._on_event)
             with self._lock:
                 self._controller = controller
-        if self._profile.linux_cable.create_at_start and self.linux_cable_supported():
-            self.create_cable(make_default=self._profile.linux_cable.make_default_sink)
+        linux = self.linux_cable_supported()
+        if self._profile.linux_cable.create_at_start and linux:
+            self.create_cable()
         self._controller.start()
+        if self._profile.linux_cable.make_default_sink and linux:
+            self.route_all(True)
         self.refresh_lists()
         self._wake(None)
 
@@ -315,6 +318,9 @@ class EngineLink:
     def remove_cable(self) -> None:
         self._cable_created_here = False
         self._command("remove_cable")
+
+    def route_all(self, on: bool) -> None:
+        self._command("route_all", on)
 
     def capture_app(self, app_id: str) -> None:
         self._command("capture_app", int(app_id))

@@ -169,6 +169,8 @@ def build_menu(pystray, actions: "TrayActions") -> Any:
         entries += [
             pystray.Menu.SEPARATOR,
             item("Capture app", _capture_menu(pystray, actions)),
+            item("Route all audio through WHAMSAH", act(actions.toggle_route_all),
+                 checked=lambda i: actions.routing_all()),
             item("Create virtual cable", act(actions.create_cable), visible=lambda i: not actions.cable_exists()),
             item("Remove virtual cable", act(actions.remove_cable), visible=lambda i: actions.cable_exists()),
         ]

@@ -196,6 +196,8 @@ class EngineController:
         self._last_watch = 0.0
         self._last_progress = 0.0
         self._closed = False
+        # First of all: undo what a killed run of ours left in the sound server's routing.
+        self._commands.put(("recover_routing", ()))
         self._thread = threading.Thread(target=self._loop, name="whamsah-engine-control", daemon=True)
         self._thread.start()
 
@@ -343,6 +345,11 @@ class EngineController:
 
     def capture_app(self, index: int) -> None:
         self._put("capture_app", index)
+
+    def route_all(self, on: bool) -> None:
+        """Linux: every app's audio through the cable (the cable the default output, playing apps
+        moved in; the engine's output pinned to the speakers first), or back as it was."""
+        self._put("route_all", bool(on))
 
     def release_app(self, index: int) -> None:
         self._put("release_app", index)
@@ -675,6 +682,37 @@ class EngineController:
         if uses_cable and self._sync_wanted:
             # The remembered input if one was chosen, else wait for a cable (never made again unasked).
             self._open_sync(first_attempt=True)
+
+    def _do_recover_routing(self) -> None:
+        if not sys.platform.startswith("linux") or not pulse.available():
+            return
+        try:
+            done = self._cable.recover()
+        except DeviceError as error:
+            log.warning("could not put back the routing a previous run left: %s", error)
+            return
+        if done:
+            self._tell(Severity.INFO, f"put back the audio routing that a WHAMSAH Tray which ended "
+                                      f"unexpectedly had left: {done}")
+
+    def _do_route_all(self, on: bool) -> None:
+        if not on:
+            self._cable.restore_default()
+            self._cable.release_all()
+            self._tell(Severity.INFO, "apps play to their own outputs again")
+            return
+        if not self._settings.output_device:
+            # The engine's output follows the default sink, which is about to become the cable:
+            # pin it to the speakers it plays to now (else it would play into its own input).
+            default = pulse.default_sink()
+            if default and default != self._cable.sink_name:
+                self._do_set_devices(None, default, None)
+        if not self._cable.exists():
+            self._do_create_cable(False)
+            self._cable_created = True
+        self._cable.route_all()
+        self._tell(Severity.INFO, f"all audio now plays through WHAMSAH ('{self._cable.description}' "
+                                  "is the default output)")
 
     def _do_capture_app(self, index: int) -> None:
         """One click: creates the cable if needed (the engine then records it), then routes the app."""

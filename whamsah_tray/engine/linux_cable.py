@@ -12,7 +12,12 @@ into a dead cable.
 
 Whether the cable exists, where each stream plays and which sink is the default are read back from
 the server on every call, never assumed. What only we can know (where a captured app came from,
-which default sink we replaced) lives in this object, for this process.
+which default sink we replaced, whether we made the cable) lives in this object and, so that a
+killed process's changes can be undone at the next start (`recover()`), in a routing journal on
+disk (routing_journal.py).
+
+"Route all audio through WHAMSAH" (`route_all()`) is the cable made the default sink plus every
+playing app captured; apps that start later play into the default, the cable.
 
 Runs on the controller thread (pactl subprocesses); never on the audio thread.
 """
@@ -22,6 +27,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from whamsah_tray.engine import pulse
+from whamsah_tray.engine.routing_journal import RoutingJournal, RoutingState
 from whamsah_tray.errors import DeviceError
 
 CABLE_SINK = "whamsah_cable"
@@ -46,12 +52,25 @@ class AppStream:
 
 
 class LinuxCable:
-    def __init__(self, sink_name: str = CABLE_SINK, description: str = CABLE_DESCRIPTION) -> None:
+    def __init__(self, sink_name: str = CABLE_SINK, description: str = CABLE_DESCRIPTION,
+                 journal: RoutingJournal | None = None) -> None:
+        """journal: where routing changes are recorded (None: the user's state folder)."""
         self.sink_name = sink_name
         self.description = description
         self.monitor_name = f"{sink_name}.monitor"
+        self.created_here = False  # this process loaded the cable's module
         self._previous_default: str | None = None  # the default sink we replaced, if we did
         self._came_from: dict[int, str] = {}  # sink input index -> sink it played into before
+        self._journal = journal
+
+    def _record(self) -> None:
+        """Writes what is ours to undo to the journal (removes it when nothing is)."""
+        if self._journal is None:
+            self._journal = RoutingJournal(cable=self.sink_name)
+        try:
+            self._journal.write(RoutingState(self.created_here, self._previous_default, dict(self._came_from)))
+        except OSError:
+            pass  # an unwritable state folder must not stop the audio; only crash recovery is lost
 
     # --- the cable -------------------------------------------------------------------------
     def exists(self) -> bool:
@@ -68,6 +87,8 @@ class LinuxCable:
                 f"sink_properties=device.description={self.description}")
             if not self.exists():
                 raise DeviceError(f"the sound server did not create the cable '{self.sink_name}'")
+            self.created_here = True
+            self._record()
         if make_default:
             self.make_default()
 
@@ -84,6 +105,8 @@ class LinuxCable:
             raise DeviceError(f"cannot remove the cable '{self.sink_name}': the server does not say which module owns it")
         pulse.unload_module(sink.owner_module)
         self._came_from.clear()
+        self.created_here = False
+        self._record()
 
     # --- default sink ----------------------------------------------------------------------
     def is_default(self) -> bool:
@@ -95,8 +118,9 @@ class LinuxCable:
             return
         if not self.exists():
             raise DeviceError(f"the cable '{self.sink_name}' does not exist")
-        pulse.set_default_sink(self.sink_name)
         self._previous_default = current or None
+        self._record()  # before the change: a crash right after it is still undone
+        pulse.set_default_sink(self.sink_name)
 
     def restore_default(self) -> None:
         """Gives the default back to the sink we replaced (if it still exists, else any other)."""
@@ -110,6 +134,7 @@ class LinuxCable:
         if target:
             pulse.set_default_sink(target)
         self._previous_default = None
+        self._record()
 
     def evacuate(self) -> None:
         """Moves every stream still playing into the cable to the default sink (or another)."""
@@ -152,12 +177,14 @@ class LinuxCable:
             raise DeviceError(f"the cable '{self.sink_name}' does not exist: create it first")
         if app.captured:
             return
-        pulse.move_sink_input(stream_index, self.sink_name)
         self._came_from[stream_index] = app.sink
+        self._record()
+        pulse.move_sink_input(stream_index, self.sink_name)
 
     def release(self, stream_index: int) -> None:
         """Moves a captured app back to where it played before (or to the default sink)."""
         came_from = self._came_from.pop(stream_index, None)
+        self._record()
         app = next((app for app in self.list_apps() if app.index == stream_index), None)
         if app is None or not app.captured:
             return  # the app has stopped playing, or was moved elsewhere by the user
@@ -175,6 +202,52 @@ class LinuxCable:
         """Stream indexes we moved into the cable that still play there."""
         playing = {app.index for app in self.list_apps() if app.captured}
         return [index for index in self._came_from if index in playing]
+
+    def route_all(self) -> None:
+        """Every app into the cable: the cable becomes the default sink (apps that start later
+        play there) and each app playing elsewhere now is captured (released one by one, or all
+        by restore_default() + release_all(), or at close)."""
+        if not self.exists():
+            raise DeviceError(f"the cable '{self.sink_name}' does not exist")
+        self.make_default()
+        for app in self.list_apps():
+            if not app.captured:
+                self.capture(app.index)
+
+    def routing_all(self) -> bool:
+        return self._previous_default is not None and self.is_default()
+
+    def recover(self) -> str | None:
+        """Undoes what a killed process of ours left in the journal: the default sink back, the
+        apps it moved back where they played, its cable removed. Returns what was done (for the
+        user), or None when there was nothing to undo."""
+        journal = self._journal or RoutingJournal(cable=self.sink_name)
+        left = journal.left_behind()
+        if left is None:
+            return None
+        done = []
+        sinks = {sink.name for sink in pulse.sinks()}
+        if left.previous_default and pulse.default_sink() == self.sink_name and left.previous_default in sinks:
+            pulse.set_default_sink(left.previous_default)
+            done.append(f"default output '{left.previous_default}' restored")
+        on_cable = {app.index for app in self.list_apps() if app.captured}
+        moved = 0
+        for index, sink in left.came_from.items():
+            if index in on_cable:
+                target = sink if sink in sinks and sink != self.sink_name else self._fallback_sink()
+                if target:
+                    pulse.move_sink_input(index, target)
+                    moved += 1
+        if moved:
+            done.append(f"{moved} app{'s' if moved != 1 else ''} moved back")
+        if left.cable_created and self.exists():
+            self.evacuate()
+            sink = self._sink()
+            if sink is not None and sink.owner_module is not None:
+                pulse.unload_module(sink.owner_module)
+                done.append(f"its cable '{self.description}' removed")
+        journal.clear()
+        return "; ".join(done) if done else None
 
     def close(self, remove: bool = False) -> None:
         """On quit: the default sink back, captured apps back where they came from, any other
