@@ -4,9 +4,11 @@ engine process in sync mode, and dropouts over a long run. Prints figures; asser
     python bench/bench_engine.py                 # 10-minute run (the figure the README quotes)
     python bench/bench_engine.py --minutes 1     # quicker
     python bench/bench_engine.py --input-latency 0.02 --output-latency 0.06 --margin 0.02
+    python bench/bench_engine.py --server pipewire --minutes 1   # on PipeWire + pipewire-pulse
 
 Needs the headless desktop's sinks `cable` and `speakers` (source tests/desktop_env.sh up; when
-no sound server answers, this script starts one with tests/desktop_env.sh and stops it after).
+no sound server of the kind asked for answers, this script starts one with tests/desktop_env.sh
+and stops it after).
 
 How it measures
 - The engine runs in a child process (this script with --child), as in the app: input
@@ -218,20 +220,24 @@ def proc_figures(pid: int) -> tuple[float, float, int, int]:
     return cpu, children, int(status["VmRSS"].split()[0]), int(status["VmHWM"].split()[0])
 
 
-def _desktop_running() -> bool:
+def _desktop_running(server: str) -> bool:
+    """A desktop with the test sinks answers, on the sound server asked for."""
     try:
         sinks = subprocess.run(["pactl", "list", "short", "sinks"], capture_output=True, text=True, timeout=5).stdout
+        info = subprocess.run(["pactl", "info"], capture_output=True, text=True, timeout=5).stdout
     except (OSError, subprocess.TimeoutExpired):
         return False
     names = {line.split()[1] for line in sinks.splitlines() if line.strip()}
-    return {"cable", "speakers"} <= names
+    return {"cable", "speakers"} <= names and ("PipeWire" in info) == (server == "pipewire")
 
 
 def parent(args: argparse.Namespace) -> int:
     started_dir = None
-    if not _desktop_running():
+    if not _desktop_running(args.server):
         started_dir = Path(tempfile.mkdtemp(prefix="whamsah-bench-"))
-        env = {**os.environ, "WHAMSAH_ENV_DIR": str(started_dir / "desk")}
+        for name in ("DISPLAY", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", "XDG_CONFIG_HOME"):
+            os.environ.pop(name, None)  # a desktop of the other server: not ours to use
+        env = {**os.environ, "WHAMSAH_ENV_DIR": str(started_dir / "desk"), "WHAMSAH_SOUND_SERVER": args.server}
         subprocess.run(["bash", str(REPO / "tests" / "desktop_env.sh"), "up"], env=env, check=True,
                        stdout=subprocess.DEVNULL)
         os.environ.update(dict(line.split("=", 1) for line in (started_dir / "desk" / "env").read_text().splitlines()
@@ -250,7 +256,7 @@ def _measure(args: argparse.Namespace) -> int:
 
     sd._terminate()
     sd._initialize()
-    print(f"bench_engine: {args.minutes:g} min run; PortAudio latency input {args.input_latency} s, output "
+    print(f"bench_engine: {args.server}; {args.minutes:g} min run; PortAudio latency input {args.input_latency} s, output "
           f"{args.output_latency} s, margin {args.margin} s, "
           f"blocksize {args.blocksize}; machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}", flush=True)
     baseline = probe_round_trip(sd, "cable_monitor")
@@ -353,6 +359,8 @@ def main() -> int:
     parser.add_argument("--margin", type=float, default=defaults.margin_s,
                         help=f"engine worker margin (s, default {defaults.margin_s})")
     parser.add_argument("--blocksize", type=int, default=0, help="engine callback block (frames, 0: PortAudio's)")
+    parser.add_argument("--server", choices=["pulseaudio", "pipewire"], default="pulseaudio",
+                        help="sound server of the desktop started when none of that kind runs (default pulseaudio)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     return child(args) if args.child else parent(args)
