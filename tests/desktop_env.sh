@@ -10,6 +10,7 @@
 # Two ways to use it:
 #   source tests/desktop_env.sh up     # starts everything, exports the variables below
 #   source tests/desktop_env.sh down   # stops exactly the processes it started
+#   bash tests/desktop_env.sh restart-server   # kills the sound server, starts it again (same sinks)
 # or, from a program (tests/conftest.py does this):
 #   WHAMSAH_ENV_DIR=/some/dir bash tests/desktop_env.sh up   # then read /some/dir/env
 #   WHAMSAH_ENV_DIR=/some/dir bash tests/desktop_env.sh down
@@ -36,6 +37,65 @@ _whamsah_desk_spawn() {
   local name=$1 log=$2; shift 2
   "$@" </dev/null >"$log" 2>&1 &
   echo "$! $name" >> "$WHAMSAH_ENV_DIR/pids"
+}
+
+# The sound server with the two null sinks and their low-latency monitor readers ("PID NAME"
+# lines appended to pids). Also used by "restart-server".
+_whamsah_desk_server_up() {
+  local d=$WHAMSAH_ENV_DIR i tool
+  # The sound server, each daemon in the foreground of its own background job, so that its PID
+  # is ours to kill: PulseAudio, or with WHAMSAH_SOUND_SERVER=pipewire PipeWire + WirePlumber +
+  # pipewire-pulse (what most desktops run now; apps and pactl talk to it as to PulseAudio).
+  case "${WHAMSAH_SOUND_SERVER:-pulseaudio}" in
+    pipewire)
+      for tool in pipewire wireplumber pipewire-pulse; do
+        command -v "$tool" >/dev/null 2>&1 || { _whamsah_desk_log "missing program $tool (apt-get install pipewire wireplumber pipewire-pulse)"; return 1; }
+      done
+      _whamsah_desk_spawn pipewire "$d/pipewire.log" pipewire
+      for i in $(seq 100); do [ -S "$XDG_RUNTIME_DIR/pipewire-0" ] && break; sleep 0.05; done
+      _whamsah_desk_spawn wireplumber "$d/wireplumber.log" wireplumber
+      _whamsah_desk_spawn pipewire-pulse "$d/pipewire-pulse.log" pipewire-pulse
+      ;;
+    pulseaudio)
+      _whamsah_desk_spawn pulseaudio "$d/pulse.out" \
+        pulseaudio --daemonize=no -n --exit-idle-time=-1 --disallow-exit \
+          --load=module-native-protocol-unix --log-target="file:$d/pulse.log"
+      ;;
+    *) _whamsah_desk_log "WHAMSAH_SOUND_SERVER must be pulseaudio or pipewire"; return 1 ;;
+  esac
+  for i in $(seq 200); do pactl info >/dev/null 2>&1 && break; sleep 0.05; done
+  if ! pactl info >/dev/null 2>&1; then
+    _whamsah_desk_log "the sound server did not start (see the logs in $d)"; return 1
+  fi
+  pactl load-module module-null-sink sink_name=cable rate=48000 channels=2 \
+    sink_properties=device.description=VirtualCable >/dev/null || return 1
+  pactl load-module module-null-sink sink_name=speakers rate=48000 channels=2 \
+    sink_properties=device.description=Speakers >/dev/null || return 1
+  pactl set-default-sink speakers || return 1
+  pactl set-default-source cable.monitor || return 1
+
+
+  # A null sink renders in 2 s blocks until a low-latency client is attached to its monitor.
+  _whamsah_desk_spawn pacat /dev/null pacat -r --latency-msec=10 -d cable.monitor
+  _whamsah_desk_spawn pacat /dev/null pacat -r --latency-msec=10 -d speakers.monitor
+  sleep 2.2
+}
+
+# Stops the sound server and the monitor readers (their lines leave pids); the rest keeps running.
+_whamsah_desk_server_down() {
+  local d=$WHAMSAH_ENV_DIR pid name i kept=""
+  while read -r pid name; do
+    [ -n "$pid" ] || continue
+    case "$name" in
+      pulseaudio|pipewire|wireplumber|pipewire-pulse|pacat)
+        [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "${name:0:15}" ] && kill -9 "$pid" 2>/dev/null ;;
+      *) kept="$kept$pid $name"$'\n' ;;
+    esac
+  done < "$d/pids"
+  printf '%s' "$kept" > "$d/pids"
+  for i in $(seq 100); do pactl info >/dev/null 2>&1 || break; sleep 0.05; done
+  # PulseAudio leaves its pid file and socket behind when killed: a new one must not find them.
+  rm -rf "$XDG_RUNTIME_DIR/pulse" "$XDG_RUNTIME_DIR"/pipewire-0* 2>/dev/null || true
 }
 
 _whamsah_desk_up() {
@@ -72,36 +132,7 @@ _whamsah_desk_up() {
   echo "$(head -n1 "$d/dbus.pid") dbus-daemon" >> "$d/pids"
   export DBUS_SESSION_BUS_ADDRESS="$(head -n1 "$d/dbus.addr")"
 
-  # The sound server, each daemon in the foreground of its own background job, so that its PID
-  # is ours to kill: PulseAudio, or with WHAMSAH_SOUND_SERVER=pipewire PipeWire + WirePlumber +
-  # pipewire-pulse (what most desktops run now; apps and pactl talk to it as to PulseAudio).
-  case "${WHAMSAH_SOUND_SERVER:-pulseaudio}" in
-    pipewire)
-      for tool in pipewire wireplumber pipewire-pulse; do
-        command -v "$tool" >/dev/null 2>&1 || { _whamsah_desk_log "missing program $tool (apt-get install pipewire wireplumber pipewire-pulse)"; return 1; }
-      done
-      _whamsah_desk_spawn pipewire "$d/pipewire.log" pipewire
-      for i in $(seq 100); do [ -S "$XDG_RUNTIME_DIR/pipewire-0" ] && break; sleep 0.05; done
-      _whamsah_desk_spawn wireplumber "$d/wireplumber.log" wireplumber
-      _whamsah_desk_spawn pipewire-pulse "$d/pipewire-pulse.log" pipewire-pulse
-      ;;
-    pulseaudio)
-      _whamsah_desk_spawn pulseaudio "$d/pulse.out" \
-        pulseaudio --daemonize=no -n --exit-idle-time=-1 --disallow-exit \
-          --load=module-native-protocol-unix --log-target="file:$d/pulse.log"
-      ;;
-    *) _whamsah_desk_log "WHAMSAH_SOUND_SERVER must be pulseaudio or pipewire"; return 1 ;;
-  esac
-  for i in $(seq 200); do pactl info >/dev/null 2>&1 && break; sleep 0.05; done
-  if ! pactl info >/dev/null 2>&1; then
-    _whamsah_desk_log "the sound server did not start (see the logs in $d)"; return 1
-  fi
-  pactl load-module module-null-sink sink_name=cable rate=48000 channels=2 \
-    sink_properties=device.description=VirtualCable >/dev/null || return 1
-  pactl load-module module-null-sink sink_name=speakers rate=48000 channels=2 \
-    sink_properties=device.description=Speakers >/dev/null || return 1
-  pactl set-default-sink speakers || return 1
-  pactl set-default-source cable.monitor || return 1
+  _whamsah_desk_server_up || return 1
 
   # ALSA (hence PortAudio) reads $XDG_CONFIG_HOME/alsa/asoundrc: name the null sinks.
   cat > "$XDG_CONFIG_HOME/alsa/asoundrc" <<'ASOUNDRC'
@@ -110,11 +141,6 @@ pcm.cable_monitor    { type pulse; device "cable.monitor";    hint { show on; de
 pcm.speakers         { type pulse; device "speakers";         hint { show on; description "speakers" } }
 pcm.speakers_monitor { type pulse; device "speakers.monitor"; hint { show on; description "what the speakers play" } }
 ASOUNDRC
-
-  # A null sink renders in 2 s blocks until a low-latency client is attached to its monitor.
-  _whamsah_desk_spawn pacat /dev/null pacat -r --latency-msec=10 -d cable.monitor
-  _whamsah_desk_spawn pacat /dev/null pacat -r --latency-msec=10 -d speakers.monitor
-  sleep 2.2
 
   {
     echo "DISPLAY=$DISPLAY"
@@ -170,5 +196,13 @@ case "${1:-up}" in
       false
     fi ;;
   down) _whamsah_desk_down ;;
-  *) echo "usage: source tests/desktop_env.sh up|down" >&2; false ;;
+  restart-server)
+    # The sound server killed (as a crash would) and started again with the same sinks.
+    if [ ! -s "$WHAMSAH_ENV_DIR/env" ]; then
+      _whamsah_desk_log "no environment runs in $WHAMSAH_ENV_DIR"; false
+    else
+      set -a; . "$WHAMSAH_ENV_DIR/env"; set +a
+      _whamsah_desk_server_down && _whamsah_desk_server_up
+    fi ;;
+  *) echo "usage: source tests/desktop_env.sh up|down|restart-server" >&2; false ;;
 esac
