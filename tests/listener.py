@@ -121,6 +121,21 @@ def stem_gains_db(recording: np.ndarray, excerpt: Excerpt, lag: float | None = N
     return vocal_db, accompaniment_db, residual
 
 
+def best_explained(take, excerpt: Excerpt, attempts: int = 3) -> np.ndarray:
+    """Of up to `attempts` recordings take() makes, the one the two stems explain best (a
+    recording that slipped on a busy machine explains itself worse); stops at the first clean one.
+    A broken path fails every attempt."""
+    best = None
+    for _ in range(attempts):
+        audio = take()
+        residual = stem_gains_db(audio, excerpt)[2]
+        if best is None or residual < best[0]:
+            best = (residual, audio)
+        if residual < 0.2:  # measured here: 0.13-0.23 clean, 0.4-0.9 slipped
+            break
+    return best[1]
+
+
 def offline_gains_db(excerpt: Excerpt, model=None) -> tuple[float, float]:
     """The same model separating the mixture offline: (vocal dB, accompaniment dB) of its
     instrumental stem, which is what vocals 0 % should sound like."""

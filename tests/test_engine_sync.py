@@ -172,29 +172,13 @@ def test_level_changes_during_playback_do_not_click(engine_with_random_model):
     time.sleep(0)
 
 
-def _projection_gains(recording_48k: np.ndarray, stems_48k: list[np.ndarray], lag: float) -> tuple[list[float], float]:
-    """Least-squares gains of each true stem in the recording (aligned by the measured lag), and
-    the part of the recording's energy they leave unexplained (what the separation changed beyond
-    the two gains, plus any slip or gap of the recording itself)."""
-    from engine_audio import _shift
-
-    start, fraction = int(np.floor(lag)), lag - np.floor(lag)
-    frames = min(len(stems_48k[0]), len(recording_48k) - start) - 2000
-    rec = recording_48k[start:start + frames].astype(np.float64)
-    columns = []
-    for stem in stems_48k:
-        shifted = np.stack([_shift(stem[:frames, c].astype(np.float64), fraction) for c in range(2)], axis=1)
-        columns.append(shifted[2000:].reshape(-1))
-    matrix = np.stack(columns, axis=1)
-    target = rec[2000:].reshape(-1)
-    gains, *_ = np.linalg.lstsq(matrix, target, rcond=None)
-    residual = float(np.sum((target - matrix @ gains) ** 2) / max(np.sum(target ** 2), 1e-20))
-    return [float(g) for g in gains], residual
-
-
 def _gains_db(recording_48k: np.ndarray, stems_48k: list[np.ndarray], lag: float) -> tuple[list[float], float]:
-    gains, residual = _projection_gains(recording_48k, stems_48k, lag)
-    return [20 * np.log10(max(abs(g), 1e-6)) for g in gains], residual
+    """([vocal dB, accompaniment dB], unexplained energy) of the true stems in the recording
+    (tests/listener.py's projection)."""
+    from listener import Excerpt, stem_gains_db
+
+    vocal_db, accompaniment_db, residual = stem_gains_db(recording_48k, Excerpt(stems_48k[0], stems_48k[1], "", True), lag)
+    return [vocal_db, accompaniment_db], residual
 
 
 def test_vocals_at_0_percent_remove_the_voice_and_keep_the_accompaniment(desktop, portaudio, shared_data):
