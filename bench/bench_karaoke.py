@@ -20,8 +20,6 @@ Needs ../shared/data and a desktop: uses the current one when its variables are 
 from __future__ import annotations
 
 import argparse
-import os
-import shutil
 import signal
 import statistics
 import subprocess
@@ -38,11 +36,11 @@ REPO_ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 sys.path.insert(0, str(REPO_ROOT))
 
+from bench_tray import desktop_down, desktop_up  # noqa: E402  (the same desktop handling)
 from engine_audio import RATE, match, play_into, recording  # noqa: E402
 from listener import Excerpt, stem_gains_db  # noqa: E402
 
 SHARED = REPO_ROOT.parent / "shared" / "data"
-DESKTOP_VARIABLES = ("DISPLAY", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "DBUS_SESSION_BUS_ADDRESS")
 
 
 def load_tracks(count: int, seconds: float) -> list[tuple[str, np.ndarray, np.ndarray]]:
@@ -87,7 +85,7 @@ def cli(*args: str, **kwargs) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, "-m", "whamsah_tray", *args], cwd=REPO_ROOT, **kwargs)
 
 
-def flow_play(path: Path, mixture_48k: np.ndarray, levels: list[str]) -> np.ndarray:
+def flow_play(path: Path, levels: list[str]) -> np.ndarray:
     with recording() as rec:
         done = cli("play", str(path), "--output", "speakers", *levels,
                    stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
@@ -123,24 +121,6 @@ def flow_separate(path: Path) -> np.ndarray:
     return soxr.resample(instrumental, rate, RATE).astype(np.float32)
 
 
-def ensure_desktop():
-    """The running desktop's variables, or a private one started here (returns its stopper)."""
-    if all(os.environ.get(name) for name in DESKTOP_VARIABLES):
-        return lambda: None
-    folder = Path(tempfile.mkdtemp(prefix="whamsah-bench-desk-"))
-    env = {**os.environ, "WHAMSAH_ENV_DIR": str(folder / "desktop")}
-    subprocess.run(["bash", str(REPO_ROOT / "tests" / "desktop_env.sh"), "up"], env=env, check=True,
-                   stdin=subprocess.DEVNULL)
-    for line in (folder / "desktop" / "env").read_text().splitlines():
-        key, _, value = line.partition("=")
-        os.environ[key] = value
-
-    def stop() -> None:
-        subprocess.run(["bash", str(REPO_ROOT / "tests" / "desktop_env.sh"), "down"], env=env, check=False)
-        shutil.rmtree(folder, ignore_errors=True)
-    return stop
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--tracks", type=int, default=6)
@@ -154,9 +134,9 @@ def main() -> int:
     tracks = load_tracks(args.tracks, args.seconds)
     mixture = np.concatenate([v + a for _, v, a in tracks])
     mixture_48k = soxr.resample(mixture, 44100, RATE).astype(np.float32)
-    stop = ensure_desktop()
-    try:
-        with tempfile.TemporaryDirectory(prefix="whamsah-bench-karaoke-") as folder:
+    with tempfile.TemporaryDirectory(prefix="whamsah-bench-karaoke-") as folder:
+        started_desktop = desktop_up(Path(folder))
+        try:
             path = Path(folder) / f"songs-{args.rate}.wav"
             audio = mixture if args.rate == 44100 else soxr.resample(mixture, 44100, args.rate)
             soundfile.write(str(path), audio, args.rate, subtype="FLOAT")
@@ -166,15 +146,16 @@ def main() -> int:
                     instrumental = flow_separate(path)
                     print_table("separate: the instrumental stem", excerpt_gains(instrumental, tracks, 0.0))
                     continue
-                take = (lambda levels: flow_play(path, mixture_48k, levels)) if flow == "play" else \
+                take = (lambda levels: flow_play(path, levels)) if flow == "play" else \
                     (lambda levels: flow_run(mixture_48k, levels))
                 heard = take(["--vocals", "0"])
                 lag = match(mixture_48k, heard).lag
                 print_table(f"{flow} --vocals 0", excerpt_gains(heard, tracks, lag))
                 silent = take(["--vocals", "0", "--instrumental", "0"])
                 print(f"\n{flow} --vocals 0 --instrumental 0: the output peaks at {peak_dbfs(silent):.1f} dBFS")
-    finally:
-        stop()
+        finally:
+            if started_desktop is not None:
+                desktop_down(Path(folder))
     return 0
 
 

@@ -19,7 +19,8 @@ import soundfile
 from conftest import run_cli
 from engine_audio import band_limited_noise, match, play_into, recording
 from tray_driver import wait_until
-from whamsah_tray.engine import EngineController, EngineSettings, EngineState, Severity, UserMessage, pulse
+from whamsah_tray.engine import (EngineController, EngineSettings, EngineState, LinuxCable, Severity, UserMessage,
+                                 pulse)
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux sound servers only")
 
@@ -61,8 +62,6 @@ def no_cable(desktop, portaudio):
         if index in now and now[index] != source:
             subprocess.run(["pactl", "move-source-output", index, source], check=False)
     if OUR_CABLE in _sinks():
-        from whamsah_tray.engine import LinuxCable
-
         LinuxCable().close(remove=True)
         pytest.fail("the engine left its cable behind")
 
@@ -118,15 +117,11 @@ def test_without_a_cable_the_engine_waits_instead_of_opening_the_default_input(n
         assert message.severity is Severity.WARNING and "no virtual cable" in message.text
         assert engine.status.sample_rate == 0  # no stream is open
         # A cable appears (the user made one): the engine starts recording it by itself.
-        from whamsah_tray.engine import LinuxCable
-
         LinuxCable().create()
         assert engine.wait_for(lambda s: s.state is EngineState.RUNNING, 10), engine.status
         assert engine.status.input_device == "Monitor of WHAMSAH-Cable"
     finally:
         engine.close()
-        from whamsah_tray.engine import LinuxCable
-
         LinuxCable().close(remove=True)
 
 

@@ -20,7 +20,10 @@ class DeviceError(WhamsahError):
 
 class NoCableError(DeviceError):
     """No input was named and no virtual cable exists: the engine waits for one rather than
-    record the system's default input (a microphone, or the monitor of its own output)."""
+    record the system's default input (a microphone, or the monitor of its own output). Its
+    message starts with PREFIX, which the tray looks for in the engine's status."""
+
+    PREFIX = "no virtual cable"
 
 
 class FeedbackLoopError(DeviceError):

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Callable
 
 from whamsah_tray.app.profile import MAX_LEVEL_PERCENT
 from whamsah_tray.app.status import EngineView
-from whamsah_tray.errors import WhamsahError
+from whamsah_tray.errors import NoCableError, WhamsahError
 
 if TYPE_CHECKING:
     from whamsah_tray.app.autostart import LinuxAutostart, MacAutostart, WindowsAutostart
@@ -253,7 +253,7 @@ class TrayActions:
     def waiting_for_cable(self) -> bool:
         """The engine waits because there is no virtual cable to record (see NoCableError)."""
         view = self.view()
-        return view.state == "device_lost" and (view.error or "").startswith("no virtual cable")
+        return view.state == "device_lost" and (view.error or "").startswith(NoCableError.PREFIX)
 
     def get_a_cable(self) -> None:
         """Linux: make our cable (the engine records it at once). Windows/macOS: open the guide to

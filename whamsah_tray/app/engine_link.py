@@ -62,7 +62,6 @@ class EngineLink:
         self._apps: list[PlayingApp] = []
         self._cable_exists = False
         self._lists_look: Any = None  # pulse.ServerLook on the controller's change count, once it is built
-        self._cable_created_here = False
         self._start_error: str | None = None  # why the controller could not be built
 
     # -- life cycle ------------------------------------------------------------------------------
@@ -117,9 +116,7 @@ class EngineLink:
         controller = self._controller
         if controller is None:
             return
-        if self._cable_created_here:
-            controller.remove_cable()  # queued before close: done first
-        controller.close(timeout=CLOSE_TIMEOUT_S)
+        controller.close(timeout=CLOSE_TIMEOUT_S)  # removes a cable this process made
 
     @property
     def controller(self) -> Any:
@@ -311,12 +308,9 @@ class EngineLink:
         self._command("set_model", name or None)
 
     def create_cable(self, make_default: bool = False) -> None:
-        if self._controller is not None and not self._controller.cable.exists():
-            self._cable_created_here = True
         self._command("create_cable", make_default=make_default)
 
     def remove_cable(self) -> None:
-        self._cable_created_here = False
         self._command("remove_cable")
 
     def route_all(self, on: bool) -> None:

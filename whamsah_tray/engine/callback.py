@@ -154,6 +154,7 @@ class AudioCallback:
                 self.out_position = received - self.start_lag
             lead = received - self.out_position
             self.mean_lead += (lead - self.mean_lead) * 0.01
+            move = 0
             if lead < frames - self.delay or lead > self.max_lead:
                 # The two streams drifted apart (a stream restarted after an xrun, two device
                 # clocks, a long stall; below: even the dry input for this block is missing):
@@ -163,14 +164,12 @@ class AudioCallback:
                 self._new_window()
             else:
                 move = self._out_of_step(lead, frames, received)
-                if move:
-                    self._move_to(self.out_position + move, outdata, frames)
-                    if self.closing:
-                        self._fade_out(outdata, frames)
-                    return
-            start = self.out_position
-            self._play(start, outdata, frames)
-            self.out_position = start + frames
+            if move:
+                self._move_to(self.out_position + move, outdata, frames)
+            else:
+                start = self.out_position
+                self._play(start, outdata, frames)
+                self.out_position = start + frames
             if self.closing:
                 self._fade_out(outdata, frames)
         except Exception:  # silence is the safe output
@@ -186,8 +185,6 @@ class AudioCallback:
             block = self._source_block[:frames]
             self.source.read_into(block)
             self._store_and_play(block, outdata, frames)
-            if self.closing:
-                self._fade_out(outdata, frames)
         except Exception:
             self.errors += 1
             outdata.fill(0.0)
@@ -198,8 +195,6 @@ class AudioCallback:
             self.status_flags += 1
         try:
             self._store_and_play(indata, outdata, frames)
-            if self.closing:
-                self._fade_out(outdata, frames)
         except Exception:
             self.errors += 1
             outdata.fill(0.0)
@@ -269,6 +264,8 @@ class AudioCallback:
         self.out_position = start
         self._play(start, outdata, frames)
         self.out_position = start + frames
+        if self.closing:
+            self._fade_out(outdata, frames)
 
     def _store_input(self, indata, frames: int) -> None:
         if self.promoted is None:  # once per stream thread that gets here first

@@ -182,7 +182,6 @@ class EngineController:
         self._state = EngineState.STOPPED
         self._session: LiveSession | None = None
         self._problem: str | None = None  # why ERROR / DEVICE_LOST, for the status
-        self._cable_created = False  # we made our cable (for an input with no name): removed at close
         self._cable_declined = False  # the user removed our cable: never made again unasked
         self._closed_counters = _counters(None)  # of the sessions closed so far
         self._model = None
@@ -540,10 +539,9 @@ class EngineController:
                 self._set_state(EngineState.ERROR, str(error))
                 self._tell(Severity.ERROR, str(error))
             return False
-        for missing, kind, wanted, used in ((input_missing, "input", settings.input_device, input_device),
-                                            (output_missing, "output", settings.output_device, output_device)):
-            if missing:
-                self._tell(Severity.WARNING, f"{kind} device '{wanted}' not found; using '{used.name}'")
+        if output_missing:  # (a missing input is waited for, above)
+            self._tell(Severity.WARNING, f"output device '{settings.output_device}' not found; "
+                                         f"using '{output_device.name}'")
         self._install(session)
         self._set_state(EngineState.RUNNING)
         return True
@@ -660,8 +658,7 @@ class EngineController:
     def _do_create_cable(self, make_default: bool) -> None:
         self._cable_declined = False
         self._cable.create(make_default=make_default)
-        monitor = next((d for d in list_devices(refresh=self._session is None).devices
-                        if d.pulse_name == self._cable.monitor_name), None)
+        monitor = self._cable_monitor()
         name = monitor.name if monitor is not None else self._cable.monitor_name
         self._tell(Severity.INFO, f"virtual cable '{self._cable.description}' ready"
                    + (" and made the default output" if make_default else ""))
@@ -671,17 +668,27 @@ class EngineController:
         session = self._session
         uses_cable = session is not None and session.input is not None and \
             session.input.pulse_name == self._cable.monitor_name
+        monitor = self._cable_monitor()
         if uses_cable:
             self._close_session(fade=True)
         self._cable.remove()
-        self._cable_created = False
         self._cable_declined = True
-        if self._settings.input_device in (self._cable.monitor_name, f"Monitor of {self._cable.description}"):
+        if self._settings.input_device in (self._cable.monitor_name, monitor.name if monitor else None):
             self._settings = replace(self._settings, input_device=None)  # gone for good, not "lost"
         self._tell(Severity.INFO, f"virtual cable '{self._cable.description}' removed")
         if uses_cable and self._sync_wanted:
             # The remembered input if one was chosen, else wait for a cable (never made again unasked).
             self._open_sync(first_attempt=True)
+
+    def _cable_monitor(self):
+        """The input device that records our cable's monitor (None while the cable is absent)."""
+        return next((d for d in list_devices(refresh=self._session is None).devices
+                     if d.pulse_name == self._cable.monitor_name), None)
+
+    def _ensure_cable(self) -> None:
+        """Our cable, made if absent (the engine then records it; removed at close)."""
+        if not self._cable.exists():
+            self._do_create_cable(False)
 
     def _do_recover_routing(self) -> None:
         if not sys.platform.startswith("linux") or not pulse.available():
@@ -707,18 +714,14 @@ class EngineController:
             default = pulse.default_sink()
             if default and default != self._cable.sink_name:
                 self._do_set_devices(None, default, None)
-        if not self._cable.exists():
-            self._do_create_cable(False)
-            self._cable_created = True
+        self._ensure_cable()
         self._cable.route_all()
         self._tell(Severity.INFO, f"all audio now plays through WHAMSAH ('{self._cable.description}' "
                                   "is the default output)")
 
     def _do_capture_app(self, index: int) -> None:
         """One click: creates the cable if needed (the engine then records it), then routes the app."""
-        if not self._cable.exists():
-            self._do_create_cable(False)
-            self._cable_created = True
+        self._ensure_cable()
         self._cable.capture(index)
 
     def _do_release_app(self, index: int) -> None:
@@ -792,7 +795,6 @@ class EngineController:
             log.warning("could not create the virtual cable: %s", error)
             return False
         if not existed:
-            self._cable_created = True
             self._tell(Severity.INFO, f"virtual cable '{self._cable.description}' created: play an app into it "
                                       "(tray menu: Capture app) and hear it as karaoke")
         return True
@@ -809,7 +811,7 @@ class EngineController:
         self._close_session(fade=True)
         try:
             if pulse.available():
-                self._cable.close(remove=self._cable_created)
+                self._cable.close(remove=self._cable.created_here)  # a cable this process made goes
         except DeviceError as error:
             log.warning("restoring the sound server's routing failed: %s", error)
         self._set_state(EngineState.STOPPED)

@@ -27,12 +27,12 @@ INPUT, OUTPUT = "input", "output"
 
 # What to do when there is no virtual cable to record, per platform.
 _NO_CABLE = {
-    "linux": "no virtual cable: create one (tray menu: Create virtual cable, or "
+    "linux": f"{NoCableError.PREFIX}: create one (tray menu: Create virtual cable, or "
              "`pactl load-module module-null-sink sink_name=whamsah_cable`) or choose an input",
-    "win32": "no virtual cable: install VB-Cable (https://vb-audio.com/Cable/) and play the app into "
-             "'CABLE Input', or choose an input; waiting for one",
-    "darwin": "no virtual cable: install BlackHole 2ch (brew install blackhole-2ch) and make it the app's "
-              "output, or choose an input; waiting for one",
+    "win32": f"{NoCableError.PREFIX}: install VB-Cable (https://vb-audio.com/Cable/) and play the app into "
+             "'CABLE Input', or choose an input",
+    "darwin": f"{NoCableError.PREFIX}: install BlackHole 2ch (brew install blackhole-2ch) and make it the app's "
+              "output, or choose an input",
 }
 # Substrings (case-insensitive) of the names of virtual cables we know.
 VIRTUAL_CABLE_MARKERS = ("whamsah-cable", "whamsah_cable", "cable output", "vb-audio", "blackhole", "loopback")

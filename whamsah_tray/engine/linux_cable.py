@@ -61,14 +61,17 @@ class LinuxCable:
         self.created_here = False  # this process loaded the cable's module
         self._previous_default: str | None = None  # the default sink we replaced, if we did
         self._came_from: dict[int, str] = {}  # sink input index -> sink it played into before
-        self._journal = journal
+        self._journal = journal or RoutingJournal(cable=sink_name)
+        self._recorded = RoutingState()  # what the journal holds now
 
     def _record(self) -> None:
-        """Writes what is ours to undo to the journal (removes it when nothing is)."""
-        if self._journal is None:
-            self._journal = RoutingJournal(cable=self.sink_name)
+        """Writes what is ours to undo to the journal (removes it when nothing is), if it changed."""
+        state = RoutingState(self.created_here, self._previous_default, dict(self._came_from))
+        if state == self._recorded:
+            return
         try:
-            self._journal.write(RoutingState(self.created_here, self._previous_default, dict(self._came_from)))
+            self._journal.write(state)
+            self._recorded = state
         except OSError:
             pass  # an unwritable state folder must not stop the audio; only crash recovery is lost
 
@@ -214,39 +217,30 @@ class LinuxCable:
             if not app.captured:
                 self.capture(app.index)
 
-    def routing_all(self) -> bool:
-        return self._previous_default is not None and self.is_default()
-
     def recover(self) -> str | None:
-        """Undoes what a killed process of ours left in the journal: the default sink back, the
-        apps it moved back where they played, its cable removed. Returns what was done (for the
-        user), or None when there was nothing to undo."""
-        journal = self._journal or RoutingJournal(cable=self.sink_name)
-        left = journal.left_behind()
+        """Undoes what a killed process of ours left in the journal, as that process would have
+        at its quit: the default sink back, the apps it moved back where they played, its cable
+        removed. Returns what was done (for the user), or None when there was nothing to undo."""
+        left = self._journal.left_behind()
         if left is None:
             return None
+        # Take the dead process's state over (and its journal: ours from now on), then undo it.
+        self.created_here, self._previous_default, self._came_from = \
+            left.cable_created, left.previous_default, dict(left.came_from)
+        self._recorded = left
         done = []
-        sinks = {sink.name for sink in pulse.sinks()}
-        if left.previous_default and pulse.default_sink() == self.sink_name and left.previous_default in sinks:
-            pulse.set_default_sink(left.previous_default)
-            done.append(f"default output '{left.previous_default}' restored")
-        on_cable = {app.index for app in self.list_apps() if app.captured}
-        moved = 0
-        for index, sink in left.came_from.items():
-            if index in on_cable:
-                target = sink if sink in sinks and sink != self.sink_name else self._fallback_sink()
-                if target:
-                    pulse.move_sink_input(index, target)
-                    moved += 1
+        if self._previous_default and self.is_default():
+            done.append("the default output put back")
+        moved = len(self.captured())
+        self.restore_default()
+        self.release_all()
         if moved:
             done.append(f"{moved} app{'s' if moved != 1 else ''} moved back")
-        if left.cable_created and self.exists():
-            self.evacuate()
-            sink = self._sink()
-            if sink is not None and sink.owner_module is not None:
-                pulse.unload_module(sink.owner_module)
-                done.append(f"its cable '{self.description}' removed")
-        journal.clear()
+        if self.created_here and self.exists():
+            self.remove()
+            done.append(f"its cable '{self.description}' removed")
+        self.created_here = False
+        self._record()  # nothing left: the journal goes
         return "; ".join(done) if done else None
 
     def close(self, remove: bool = False) -> None:

@@ -177,8 +177,9 @@ class LiveSession:
     def open(self) -> None:
         """Opens and starts the stream(s); raises DeviceError (and leaves nothing running),
         FeedbackLoopError when the input records the output."""
-        if self._feedback_loop() is not None:
-            raise FeedbackLoopError(self._feedback_loop())
+        loop = self._feedback_loop()  # by the chosen devices' names; by the server's nodes below
+        if loop is not None:
+            raise FeedbackLoopError(loop)
         sd = _sounddevice()
         in_channels, out_channels = self._channels()
         common = dict(samplerate=self.sample_rate, blocksize=self.settings.blocksize, dtype="float32",
