@@ -22,7 +22,9 @@ import torch
 
 from whamsah_tray.cli import main
 from whamsah_tray.errors import DatasetError
-from whamsah_tray.evaluation import MIXTURE_ROW, ORACLE_ROW, SUMMARY_KEYS, evaluate, find_tracks
+from whamsah_tray.cli.evaluate import format_table
+from whamsah_tray.evaluation import (MIXTURE_ROW, ORACLE_ROW, SUMMARY_KEYS, Evaluation, SystemScores, TrackScore,
+                                   evaluate, find_tracks)
 from whamsah_tray.separation import create_untrained_model
 
 RATE = 44100
@@ -222,3 +224,20 @@ def test_every_shipped_model_separates_far_better_than_doing_nothing(name, share
     model, mixture = evaluation.rows[0].summary, evaluation.row(MIXTURE_ROW).summary
     assert model["vocals_csdr"] > mixture["vocals_csdr"] + 5.0, (model, mixture)
     assert model["accompaniment_csdr"] > mixture["accompaniment_csdr"] + 1.0, (model, mixture)
+
+
+def test_the_tail_gives_percentiles_and_the_five_worst_tracks_lowest_first():
+    """Vocals cSDR 0..9 dB over ten tracks (shuffled) and one NaN track (silent reference): the
+    10th / 25th percentiles interpolate between the sorted scores (0.9, 2.25); the worst five are
+    0..4 dB in that order with their accompaniment figures; the NaN track is in neither."""
+    order = [7, 2, 9, 0, 5, 3, 8, 1, 6, 4]
+    tracks = [TrackScore(f"t{v}", float(v), 10.0 + v, 0.0, 0.0) for v in order]
+    tracks.append(TrackScore("silent", float("nan"), 3.0, 0.0, 0.0))
+    evaluation = Evaluation(Path("x"), [SystemScores("m", tracks)], "m", 1.0)
+    tail = evaluation.to_json()["tail"]
+    assert tail["vocals_csdr_p10"] == pytest.approx(0.9) and tail["vocals_csdr_p25"] == pytest.approx(2.25)
+    assert [(t["name"], t["vocals_csdr"], t["accompaniment_csdr"]) for t in tail["worst_tracks"]] == [
+        (f"t{v}", float(v), 10.0 + v) for v in range(5)]
+    printed = "\n".join(format_table(evaluation))
+    assert "10th percentile 0.90, 25th 2.25" in printed
+    assert printed.index("  t0") < printed.index("  t1") < printed.index("  t4") and "silent" not in printed

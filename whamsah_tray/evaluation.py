@@ -86,6 +86,17 @@ class SystemScores:
                     for key in SUMMARY_KEYS}
 
 
+    def tail(self, worst: int = 5) -> dict[str, Any]:
+        """The tracks a median hides: the 10th and 25th percentiles of per-track vocals cSDR and
+        the `worst` tracks by it, lowest first (NaN tracks left out of both)."""
+        scored = sorted((t for t in self.tracks if math.isfinite(t.vocals_csdr)), key=lambda t: t.vocals_csdr)
+        values = [t.vocals_csdr for t in scored]
+        p10, p25 = np.percentile(values, [10, 25]) if values else (math.nan, math.nan)
+        return {"vocals_csdr_p10": float(p10), "vocals_csdr_p25": float(p25),
+                "worst_tracks": [{"name": t.name, "vocals_csdr": t.vocals_csdr,
+                                  "accompaniment_csdr": t.accompaniment_csdr} for t in scored[:worst]]}
+
+
 @dataclass
 class Evaluation:
     data_dir: Path
@@ -97,10 +108,13 @@ class Evaluation:
         return next(row for row in self.rows if row.system == system)
 
     def to_json(self) -> dict[str, Any]:
-        """{"model", "summary", "tracks", "reference_rows": {name: {"summary", "tracks"}}, ...};
-        non-finite figures become null."""
+        """{"model", "summary", "tail", "tracks", "reference_rows": {name: {"summary", "tail",
+        "tracks"}}, ...} (tail: SystemScores.tail); non-finite figures become null."""
         def part(row: SystemScores) -> dict[str, Any]:
-            return {"summary": _finite(row.summary), "tracks": [_finite(asdict(t)) for t in row.tracks]}
+            tail = row.tail()
+            tail["worst_tracks"] = [_finite(t) for t in tail["worst_tracks"]]
+            return {"summary": _finite(row.summary), "tail": _finite(tail),
+                    "tracks": [_finite(asdict(t)) for t in row.tracks]}
         model_rows = [row for row in self.rows if row.system not in REFERENCE_ROWS]
         result: dict[str, Any] = {"model": self.model, "data_dir": str(self.data_dir)}
         if model_rows:

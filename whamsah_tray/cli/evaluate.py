@@ -46,6 +46,12 @@ def format_table(evaluation) -> list[str]:
     for row in evaluation.rows:
         summary = row.summary
         lines.append(f"{row.system:<{width}}  " + "  ".join(f"{_figure(summary[key]):>12}" for key, _ in COLUMNS))
+    tail = evaluation.rows[0].tail()  # the model's row when there is one
+    lines.append(f"{evaluation.rows[0].system}: per-track vocals cSDR 10th percentile "
+                 f"{_figure(tail['vocals_csdr_p10']).strip()}, 25th {_figure(tail['vocals_csdr_p25']).strip()}; "
+                 f"worst (vocals / accomp. cSDR):")
+    lines += [f"  {_figure(t['vocals_csdr'])} {_figure(t['accompaniment_csdr'])}  {t['name']}"
+              for t in tail["worst_tracks"]]
     tracks = len(evaluation.rows[0].tracks)
     lines.append(f"{tracks} tracks in {evaluation.data_dir}, {evaluation.seconds:.0f} s; dB; cSDR: museval "
                  f"BSSEval v4, 1 s windows, median of medians; uSDR: whole-track SDR, mean over tracks")
