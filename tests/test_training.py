@@ -74,6 +74,66 @@ def test_shared_data_loader_reads_the_training_sets_at_44k1_and_never_the_test_s
     assert all(a.dtype == np.float32 for s in sets.values() for a in s.vocals + s.accompaniment)
 
 
+def test_the_new_sets_load_apart_so_the_earlier_set_tables_draw_what_they_drew(tmp_path):
+    """multitrack/<track> (mono written in two channels) becomes the `multitrack` set, mono;
+    solo_vocals/gtsinger and m4singer (48 kHz here) become `solo_studio` at 44.1 kHz, and `solo`
+    keeps only the other a cappella files. A folder without them gives no such sets."""
+    for folder in ("musdb7/train", "mir1k"):
+        (tmp_path / folder).mkdir(parents=True)
+    track = tmp_path / "multitrack" / "Rock Song"
+    track.mkdir(parents=True)
+    soundfile.write(track / "vocals.ogg", _tone(2.0, 44100, 2, 300, 1), 44100)
+    soundfile.write(track / "accompaniment.ogg", _tone(2.0, 44100, 2, 90, 2), 44100)
+    for folder in ("gtsinger", "m4singer", "pjs"):
+        (tmp_path / "solo_vocals" / folder).mkdir(parents=True)
+        soundfile.write(tmp_path / "solo_vocals" / folder / "a.ogg", _tone(1.0, 48000, 1, 400, 3), 48000)
+    sets = training_data.load_shared_data(tmp_path)
+    assert sets["multitrack"].names == ["Rock Song"] and sets["multitrack"].vocals[0].shape == (88200, 1)
+    assert len(sets["solo_studio"].vocals) == 2 and len(sets["solo"].vocals) == 1
+    assert abs(sets["solo_studio"].vocals[0].shape[0] - 44100) < 64
+    for folder in ("multitrack", "solo_vocals/gtsinger", "solo_vocals/m4singer"):
+        shutil.rmtree(tmp_path / folder)
+    assert {"multitrack", "solo_studio"}.isdisjoint(training_data.load_shared_data(tmp_path))
+
+
+def test_rebalanced_low_ratio_and_saturated_mixes():
+    """A multitrack whose vocals sit 15 dB under the band, sung in its second half only: with
+    `rebalance_sets` every coherent mix has the drawn ratio (-3 dB) over the sung part and none
+    where it is silent; `low_ratio_probability` 1 puts incoherent mixes in `low_ratio_db`;
+    saturation keeps the accompaniment's level and vocals, and flattens its peaks."""
+    t = np.arange(44100 * 4) / 44100
+    vocals = (0.03 * np.sin(2 * np.pi * 500 * t) * (t >= 2)).astype(np.float32)[:, None]
+    band = (0.3 * np.sin(2 * np.pi * 110 * t) * (1 + np.sin(2 * np.pi * 3 * t))).astype(np.float32)[:, None]
+    assert training_data.sung_balance_db(vocals, band) == pytest.approx(-10 * np.log10(1.5 * 100), abs=0.2)
+    sets = {"multitrack": training_data.StemSet(vocals=[vocals], accompaniment=[band])}
+    sampler = training_data.MixSampler(sets, 44100, seed=2, coherent_probability=1.0, noise_probability=0.0,
+                                       silent_vocals_probability=0.0, coherent_sets={"multitrack": 1.0},
+                                       vocal_sets={"multitrack": 1.0}, accompaniment_sets={"multitrack": 1.0},
+                                       rebalance_sets={"multitrack": (-3.0, -3.0)})
+    sung = 0
+    for _ in range(12):
+        mixture, stem = sampler.sample()
+        if np.abs(stem).max() > 0:
+            on = np.abs(stem).sum(0) > 0
+            if on.mean() == 1.0:  # a crop inside the sung half: the ratio over it is the drawn one
+                sung += 1
+                ratio = 10 * np.log10(np.sum(stem[:, on] ** 2) / np.sum((mixture - stem)[:, on] ** 2))
+                assert ratio == pytest.approx(-3.0, abs=1.0)
+    assert sung >= 2
+    tone = lambda f: (0.2 * np.sin(2 * np.pi * f * t)).astype(np.float32)[:, None]
+    sets = {"solo": training_data.StemSet(vocals=[tone(1000)]), "instrumentals": training_data.StemSet(
+        accompaniment=[band])}
+    low = training_data.MixSampler(sets, 44100, seed=3, coherent_probability=0.0, noise_probability=0.0,
+                                   silent_vocals_probability=0.0, low_ratio_probability=1.0, low_ratio_db=(-16, -6))
+    for _ in range(8):
+        mixture, stem = low.sample()
+        assert -16.1 < 10 * np.log10(np.sum(stem ** 2) / np.sum((mixture - stem) ** 2)) < -5.9
+    clean = band[:, 0][None].repeat(2, axis=0)
+    driven = training_data.saturate(clean, 24.0)
+    assert training_data._rms(driven) == pytest.approx(training_data._rms(clean), rel=1e-3)
+    assert np.abs(driven).max() / training_data._rms(driven) < 0.7 * np.abs(clean).max() / training_data._rms(clean)
+
+
 def test_a_musdb18hq_folder_gives_accompaniment_as_the_sum_of_its_stems(tmp_path):
     track = tmp_path / "train" / "Some Song"
     track.mkdir(parents=True)

@@ -10,7 +10,12 @@ earlier version is rebuilt.
 
 Sources
 - `../shared/data` layout: musdb7/train/<track>/{vocals,accompaniment}.ogg, mir1k/<clip>/...,
-  solo_vocals/**.ogg (vocals only), instrumentals/*.ogg (accompaniment only).
+  solo_vocals/**.ogg (vocals only), instrumentals/*.ogg (accompaniment only), and two sets that
+  no table names by default (a config names them in its set tables to use them):
+  `multitrack` (multitrack/<track>/{vocals,accompaniment}.ogg: raw summed channels of full-band
+  multitracks, stored mono; not a mix, so `rebalance_sets` should set their balance) and
+  `solo_studio` (solo_vocals/gtsinger, solo_vocals/m4singer: studio a cappella, kept apart from
+  `solo` so that the tables written before them draw what they drew).
 - a MUSDB18-HQ folder: train/<track>/{vocals,bass,drums,other}.wav (accompaniment = the sum).
 `musdb7/test` is never read here.
 
@@ -29,6 +34,12 @@ and `coherent_sets` (a set's own pairs), each a {set name: weight} table (defaul
 tables; a set that is not loaded is left out), e.g. to lean on the full-band musdb excerpts.
 With only 88 full-band stereo excerpts (17 minutes of full-band accompaniment in all) these
 multiply the distinct musdb-like mixes: new timbres, stereo images and denser arrangements.
+Mixes like the ones the model fails on (all off by default): `rebalance_sets` ({set: [low, high]
+dB}) gives a coherent mix of that set a vocal-to-accompaniment ratio drawn from the range,
+measured on the whole tracks (so a crop without singing stays without); `low_ratio_probability`
+draws an incoherent mix's ratio from `low_ratio_db` instead of -10..+4 dB (vocals buried in the
+band); `saturation_probability` drives the accompaniment into a soft clipper by
+`saturation_db` (a dense, distorted band: new partials everywhere, little dynamics).
 """
 
 from __future__ import annotations
@@ -67,9 +78,19 @@ def _is_validation(track: str) -> bool:
     return int(hashlib.sha1(track.encode()).hexdigest(), 16) % 16 == 0
 
 
+STUDIO_SOLO_FOLDERS = ("gtsinger", "m4singer")  # solo_vocals/<folder>: the `solo_studio` set
+
+
+def _mono(audio: np.ndarray) -> np.ndarray:
+    """(frames, channels) -> (frames, 1): the multitracks are mono written in two channels; kept
+    mono they are panned like every other mono source and take half the cache."""
+    return audio.mean(axis=1, keepdims=True, dtype=np.float32)
+
+
 def load_shared_data(root: Path) -> dict[str, StemSet]:
     """The training sets of ../shared/data (see its README). Never touches musdb7/test."""
-    sets = {name: StemSet() for name in ("musdb", "musdb_val", "mir1k", "solo", "instrumentals")}
+    sets = {name: StemSet() for name in ("musdb", "musdb_val", "mir1k", "solo", "instrumentals",
+                                         "multitrack", "solo_studio")}
     tracks = sorted(p for p in (root / "musdb7" / "train").iterdir() if p.is_dir())
     for track in tqdm(tracks, desc="musdb7/train", leave=False):
         target = sets["musdb_val" if _is_validation(track.name) else "musdb"]
@@ -82,12 +103,20 @@ def load_shared_data(root: Path) -> dict[str, StemSet]:
         sets["mir1k"].accompaniment.append(_read(clip / "accompaniment.ogg"))
         sets["mir1k"].names.append(clip.name)
     for path in tqdm(sorted((root / "solo_vocals").rglob("*.ogg")), desc="solo_vocals", leave=False):
-        sets["solo"].vocals.append(_read(path))
-        sets["solo"].names.append(path.stem)
+        folder = path.relative_to(root / "solo_vocals").parts[0]
+        target = sets["solo_studio" if folder in STUDIO_SOLO_FOLDERS else "solo"]
+        target.vocals.append(_read(path))
+        target.names.append(path.stem)
+    multitracks = root / "multitrack"
+    for track in sorted(p for p in multitracks.iterdir() if p.is_dir()) if multitracks.is_dir() else []:
+        sets["multitrack"].vocals.append(_mono(_read(track / "vocals.ogg")))
+        sets["multitrack"].accompaniment.append(_mono(_read(track / "accompaniment.ogg")))
+        sets["multitrack"].names.append(track.name)
     for path in sorted((root / "instrumentals").glob("*.ogg")):
         sets["instrumentals"].accompaniment.append(_read(path))
         sets["instrumentals"].names.append(path.stem)
-    return sets
+    return {name: stems for name, stems in sets.items() if stems.vocals or stems.accompaniment or name in
+            ("musdb", "musdb_val", "mir1k", "solo", "instrumentals")}
 
 
 def load_musdb18hq(root: Path) -> StemSet:
@@ -167,6 +196,28 @@ def scale_width(audio: np.ndarray, side_gain: float) -> np.ndarray:
     return np.stack([mid + side, mid - side])
 
 
+def saturate(audio: np.ndarray, drive_db: float) -> np.ndarray:
+    """`audio` (channels, frames) through a tanh soft clipper `drive_db` above its RMS level of
+    -20 dBFS, returned at its original RMS: the higher the drive, the flatter the dynamics and the
+    more partials (a distorted, dense band)."""
+    level = _rms(audio)
+    driven = np.tanh(audio * np.float32(10 ** (drive_db / 20) * 0.1 / level))
+    return (driven * np.float32(level / _rms(driven))).astype(np.float32, copy=False)
+
+
+def sung_balance_db(vocals: np.ndarray, accompaniment: np.ndarray, rate: int = SAMPLE_RATE) -> float:
+    """Vocal-to-accompaniment power ratio in dB over the 1 s blocks where the vocals are within
+    30 dB of their loudest block (the sung parts: a multitrack's silent verses do not count)."""
+    blocks = min(len(vocals), len(accompaniment)) // rate
+    if blocks == 0:
+        return 10 * np.log10(_rms(vocals) ** 2 / _rms(accompaniment) ** 2)
+    def powers(audio: np.ndarray) -> np.ndarray:
+        return np.mean(np.square(audio[:blocks * rate], dtype=np.float64).reshape(blocks, -1), axis=1)
+    vocal_power, accompaniment_power = powers(vocals), powers(accompaniment)
+    sung = vocal_power >= vocal_power.max() * 1e-3
+    return float(10 * np.log10(vocal_power[sung].sum() / (accompaniment_power[sung].sum() + 1e-20) + 1e-20))
+
+
 def _rms(x: np.ndarray) -> float:
     return float(np.sqrt(np.mean(np.square(x, dtype=np.float64)) + 1e-12))
 
@@ -185,8 +236,15 @@ class MixSampler:
                  width_probability: float = 0.0, width_range: tuple[float, float] = (1.0, 1.0),
                  second_accompaniment_probability: float = 0.0, vocal_sets: dict[str, float] | None = None,
                  accompaniment_sets: dict[str, float] | None = None,
-                 coherent_sets: dict[str, float] | None = None) -> None:
+                 coherent_sets: dict[str, float] | None = None,
+                 rebalance_sets: dict[str, tuple[float, float]] | None = None,
+                 low_ratio_probability: float = 0.0, low_ratio_db: tuple[float, float] = (-16.0, -6.0),
+                 saturation_probability: float = 0.0, saturation_db: tuple[float, float] = (6.0, 24.0)) -> None:
         self.sets, self.length = sets, length
+        self.rebalance_sets = {name: tuple(span) for name, span in (rebalance_sets or {}).items()}
+        self._balance: dict[tuple[str, int], float] = {}  # (set, track) -> its sung parts' ratio, dB
+        self.low_ratio_probability, self.low_ratio_db = low_ratio_probability, tuple(low_ratio_db)
+        self.saturation_probability, self.saturation_db = saturation_probability, tuple(saturation_db)
         self.speed_range, self.speed_probability = speed_range, speed_probability
         self.eq_probability, self.eq_db = eq_probability, eq_db
         self.width_probability, self.width_range = width_probability, width_range
@@ -261,19 +319,25 @@ class MixSampler:
         rng = self.rng
         if self.coherent_sets and rng.random() < self.coherent_probability:
             names, p = self.coherent_sets
-            stems = self.sets[names[rng.choice(len(names), p=p)]]
+            name = names[rng.choice(len(names), p=p)]
+            stems = self.sets[name]
             i = int(rng.integers(len(stems.vocals)))
             speed = self._speed()
             vocals, start = self._crop(stems.vocals[i], speed=speed)
             accompaniment, _ = self._crop(stems.accompaniment[i], start, speed=speed)
             vocals, accompaniment = _to_stereo(vocals, rng, 0.3), _to_stereo(accompaniment, rng, 0.6)
-            ratio_db = rng.uniform(-4, 4)
-            vocals *= 10 ** (ratio_db / 20)
+            if name in self.rebalance_sets:
+                vocals *= 10 ** ((rng.uniform(*self.rebalance_sets[name]) - self._track_balance(name, i)) / 20)
+            else:
+                vocals *= 10 ** (rng.uniform(-4, 4) / 20)
         else:
             vocals = self._draw(self.vocal_sets, "vocals", 0.3)
             accompaniment = self._draw(self.accompaniment_sets, "accompaniment", 0.6)
-            ratio_db = rng.uniform(-10, 4)
+            low = self.low_ratio_probability and rng.random() < self.low_ratio_probability
+            ratio_db = rng.uniform(*self.low_ratio_db) if low else rng.uniform(-10, 4)
             vocals *= 10 ** (ratio_db / 20) * _rms(accompaniment) / _rms(vocals)
+        if self.saturation_probability and rng.random() < self.saturation_probability:
+            accompaniment = saturate(accompaniment, rng.uniform(*self.saturation_db))
         vocals, accompaniment = self._colour(vocals), self._colour(accompaniment)
         if self.width_probability and rng.random() < self.width_probability:
             accompaniment = scale_width(accompaniment, rng.uniform(*self.width_range))
@@ -293,6 +357,14 @@ class MixSampler:
             mixture += rng.standard_normal(mixture.shape).astype(np.float32) * 10 ** (rng.uniform(-105, -75) / 20)
         # float32 (mono sources come out of _to_stereo in float64); no copy when already so
         return mixture.astype(np.float32, copy=False), (vocals * gain).astype(np.float32, copy=False)
+
+    def _track_balance(self, name: str, index: int) -> float:
+        """A track's vocal-to-accompaniment ratio in dB over its sung parts, measured once."""
+        key = (name, index)
+        if key not in self._balance:
+            stems = self.sets[name]
+            self._balance[key] = sung_balance_db(stems.vocals[index], stems.accompaniment[index])
+        return self._balance[key]
 
     def _colour(self, stem: np.ndarray) -> np.ndarray:
         if self.eq_probability and self.rng.random() < self.eq_probability:

@@ -136,6 +136,11 @@ def main(argv: list[str] | None = None) -> int:
     network = build_network(config["architecture"], config["model"])
     objective = objective_for(network, config.get("gain_free_weight", 0.0), args.compile)  # what a step computes, per family
     mixing = {k: tuple(v) if isinstance(v, list) else v for k, v in config.get("mixing", {}).items()}
+    named = {name for key in ("vocal_sets", "accompaniment_sets", "coherent_sets", "rebalance_sets")
+             for name in mixing.get(key, {})}
+    if named - sets.keys():  # e.g. a cache written before a set existed: give a new --cache
+        print(f"warning: the config's set tables name {sorted(named - sets.keys())}, which {args.cache} "
+              f"and the data do not hold; mixing goes on without them", flush=True)
     sampler = MixSampler(sets, objective.segment_length(config), seed=config["seed"], **mixing)
     trainable = trainable_parameters(network, config.get("train_only"))
     optimizer = torch.optim.AdamW(trainable, lr=config["learning_rate"], weight_decay=config["weight_decay"])
