@@ -31,6 +31,13 @@ Digital silence costs nothing: once the input has been exactly zero for longer t
 back (`skipped_frames` counts it); the output stays exactly zero meanwhile, as it should. A tray
 app that runs all day while nothing plays then idles instead of running the network.
 
+Key change (`set_key(semitones)`, -6..+6, 0 = off; see key_shift.py): a spectral model's frames
+are pitch-shifted before its own overlap-add, so the latency does not change. Both stems move by
+the same interval, and the contract becomes `vocals + instrumental == the shifted input` (what
+key_shift makes of the mixture, delayed by the same latency): the instrumental is the shifted
+mixture minus the vocals. At key 0 nothing of it runs and the output is the same, to the bit, as
+without it. A model without a spectral path (whamsahnet) refuses a key other than 0.
+
 Pure numpy/torch, no threads: not thread-safe; one owner calls process() (in the live engine, the
 inference worker thread; never the audio callback).
 """
@@ -40,6 +47,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from whamsah_tray.separation.key_shift import KeyShift, check_key
 from whamsah_tray.separation.models.base import CHANNELS
 
 DEFAULT_MAX_BLOCK = 16384
@@ -92,6 +100,7 @@ class StreamingSeparator:
         self._vocals = _Fifo(channels, 2 * self.hop + max_hops * self.hop)
         self.skip_silence_after = self.latency + 2 * self.hop + 4096
         self.skipped_frames = 0
+        self._key_shift: KeyShift | None = None  # made at the first key other than 0
         self.reset()
 
     def reset(self) -> None:
@@ -101,6 +110,31 @@ class StreamingSeparator:
         self._dry.clear(fill=self.latency)
         self._vocals.clear(fill=self.hop)
         self._silent_frames = 0  # zero input frames in a row, up to skip_silence_after
+        if self._key_shift is not None:
+            self._key_shift.reset()
+
+    @property
+    def key(self) -> int:
+        """The key change in semitones (0 = off)."""
+        return self._key_shift.key if self._key_shift is not None else 0
+
+    def set_key(self, semitones: int) -> None:
+        """Transpose both outputs by `semitones` (-6..+6, 0 = off) from the next hop the network
+        runs on. The shift applies to the frames synthesised next, whose input is already in, so
+        it is heard from the next hop of output on (not a latency later), crossfading over one
+        synthesis window: click-free (key_shift.py). Call it from the thread that calls process().
+        ValueError for a value out of range, or for a key other than 0 on a model without a
+        spectral path."""
+        semitones = check_key(semitones)
+        if self._key_shift is None:
+            if not semitones:
+                return
+            path = self._fast if self._fast is not None else self.network
+            if not hasattr(path, "stream_shifted"):
+                raise ValueError("key change needs a spectral model")
+            self._key_shift = KeyShift(path.n_fft, path.hop, np.asarray(path.window, np.float32),
+                                       np.asarray(path.synthesis, np.float32), self.pairs)
+        self._key_shift.set_key(semitones)
 
     def frames_until_hop(self) -> int:
         """Input frames still missing before the network runs again (1..hop)."""
@@ -157,17 +191,43 @@ class StreamingSeparator:
         self._dry.drop(k)
 
     def _run_network(self, n: int) -> None:
-        if self._fast is not None:
+        shift = self._key_shift
+        if shift is not None and shift.active:
+            self._run_shifted(n, shift)
+        elif self._fast is not None:
             estimate, self._state = self._fast.stream(self._pending[:, :, :n], self._state)
+            self._vocals.push(self._by_channel(estimate))
         else:
             with torch.inference_mode():
                 estimate, self._state = self.network.stream(torch.from_numpy(self._pending[:, :, :n]), self._state)
-            estimate = estimate.numpy()  # (pairs, 2, n)
+            self._vocals.push(self._by_channel(estimate.numpy()))
         rest = self._pending_size - n
         self._pending[:, :, :rest] = self._pending[:, :, n:self._pending_size]
         self._pending_size = rest
+
+    def _run_shifted(self, n: int, shift: KeyShift) -> None:
+        """The network's hops with a key change: the shifted mixture it returns replaces the dry
+        input in the delay line, so that _give's `instrumental = dry - vocals` is the shifted
+        mixture minus the vocals."""
+        start = self._vocals.size  # where this output lands, in the vocals and the dry buffers alike
+        if shift.needs_start:
+            # The dry buffer runs `delay` >= M - hop samples ahead of the vocals: it holds the input
+            # that the mixture's overlap-add tail is made of.
+            shift.start(self._dry.data[self._source_channel, start:start + shift.tail_length])
+        if self._fast is not None:
+            estimate, mix, self._state = self._fast.stream_shifted(self._pending[:, :, :n], self._state, shift)
+        else:
+            with torch.inference_mode():
+                estimate, mix, self._state = self.network.stream_shifted(
+                    torch.from_numpy(self._pending[:, :, :n]), self._state, shift)
+        self._vocals.push(self._by_channel(estimate))
+        self._dry.data[:, start:start + n] = self._by_channel(mix)
+
+    def _by_channel(self, estimate: np.ndarray) -> np.ndarray:
+        """(pairs, 2, n) -> (channels, n)."""
+        n = estimate.shape[-1]
         by_channel = estimate.reshape(self.pairs * CHANNELS, n)[: self.channels]
         if self.channels % 2:  # the odd last channel was fed to both sides: average them
             by_channel = by_channel.copy()
             by_channel[-1] = estimate[-1].mean(axis=0)
-        self._vocals.push(by_channel)
+        return by_channel

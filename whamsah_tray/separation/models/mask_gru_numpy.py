@@ -10,6 +10,7 @@ and vectorised numpy expressions, with the feature standardisation folded into t
     fast = NumpyMaskGRU(model)          # copies the weights (float32)
     state = fast.init_state(batch)
     vocals, state = fast.stream(x, state)    # x: float32 (batch, 2, n * hop), like MaskGRU.stream
+    vocals, mix, state = fast.stream_shifted(x, state, key_shift)   # with a key change (key_shift.py)
 
 Not thread-safe per state; any thread (the engine's inference worker).
 """
@@ -123,6 +124,32 @@ class NumpyMaskGRU:
         }
 
     def stream(self, x: np.ndarray, state: dict[str, Any]) -> tuple[np.ndarray, dict[str, Any]]:
+        mask, frames, new_state = self._mask_frames(x, state)
+        batch, _, n, _ = frames.shape
+        m = self.synthesis_length
+        vocal_frames = scipy.fft.irfft(mask * frames, n=self.n_fft, axis=-1)[..., self.n_fft - m:]
+        vocal_frames *= self.synthesis
+        if n == 1:
+            out = vocal_frames[:, :, 0]
+        else:
+            out = np.zeros((batch, 2, (n - 1) * self.hop + m), np.float32)
+            for k in range(n):
+                out[..., k * self.hop:k * self.hop + m] += vocal_frames[:, :, k]
+        out[..., :m - self.hop] += state["output_tail"]
+        new_state["output_tail"] = out[..., n * self.hop:].copy()
+        return out[..., :n * self.hop], new_state
+
+    def stream_shifted(self, x: np.ndarray, state: dict[str, Any],
+                       key_shift) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """stream() with the key change of `key_shift` (a key_shift.KeyShift) applied to the frames
+        before synthesis: x -> (vocals, the shifted mixture, state), both like stream()'s vocals."""
+        mask, frames, new_state = self._mask_frames(x, state)
+        vocals, mix, new_state["output_tail"] = key_shift.synthesise(frames, mask, state["output_tail"])
+        return vocals, mix, new_state
+
+    def _mask_frames(self, x: np.ndarray, state: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """x: (batch, 2, n * hop) -> (masks, the frames they apply to, each (batch, 2, n, bins): the
+        frames `lookahead` hops old; the state after, but for "output_tail", which synthesis sets)."""
         batch, _, n_samples = x.shape
         if n_samples % self.hop:
             raise ValueError(f"stream() takes whole hops of {self.hop} samples")
@@ -148,19 +175,8 @@ class NumpyMaskGRU:
         mask = np.take(band_mask, self.band_of_bin, axis=-1)             # (B, 2, n, bins)
 
         history = np.concatenate([state["pending_spec"], spec], axis=2)
-        m = self.synthesis_length
-        vocal_frames = scipy.fft.irfft(mask * history[:, :, :n], n=self.n_fft, axis=-1)[..., self.n_fft - m:]
-        vocal_frames *= self.synthesis
-        if n == 1:
-            out = vocal_frames[:, :, 0]
-        else:
-            out = np.zeros((batch, 2, (n - 1) * self.hop + m), np.float32)
-            for k in range(n):
-                out[..., k * self.hop:k * self.hop + m] += vocal_frames[:, :, k]
-        out[..., :m - self.hop] += state["output_tail"]
         new_state = {
             "input_tail": signal[..., n_samples:].copy(),
-            "output_tail": out[..., n_samples:].copy(),
             "pending_spec": history[:, :, n:].copy(),
             "conv": conv_state,
             "gru": gru_state,
@@ -168,7 +184,7 @@ class NumpyMaskGRU:
         }
         if self.refiner is not None:
             new_state.update(refiner_state)
-        return out[..., :n_samples], new_state
+        return mask, history[:, :, :n], new_state
 
     def _encode(self, spec: np.ndarray, carried: np.ndarray,
                 previous_mid: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:

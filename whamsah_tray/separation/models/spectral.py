@@ -23,12 +23,16 @@ M - hop + lookahead * hop, which is exactly that figure.
 
 The same `masks()` runs over a whole sequence in training and over a few frames at a time in the
 live engine, with its state carried between calls, so both give the same numbers.
+
+`stream_shifted()` is `stream()` with a key change (key_shift.py) applied to the frames before
+synthesis; it returns the shifted mixture beside the vocals.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 
@@ -136,3 +140,27 @@ class SpectralMaskModel(StreamingModel):
             "net": net_state,
         }
         return audio[..., :n_samples], new_state
+
+    def stream_shifted(self, x: torch.Tensor, state: dict[str, Any],
+                       key_shift) -> tuple[np.ndarray, np.ndarray, dict[str, Any]]:
+        """stream() with the key change of `key_shift` (a key_shift.KeyShift, numpy) applied to the
+        frames before synthesis: x -> (vocals, the shifted mixture, state), the two as float32
+        numpy arrays (batch, 2, n * hop)."""
+        n_samples = x.shape[-1]
+        if n_samples % self.hop:
+            raise ValueError(f"stream() takes whole hops of {self.hop} samples")
+        n_frames = n_samples // self.hop
+        signal = torch.cat([state["input_tail"], x], dim=-1)
+        spec = self.stft(signal)
+        mask, net_state = self.masks(spec, state["net"])
+        history = torch.cat([state["pending_spec"], spec], dim=-1)
+        frames = history[..., :n_frames].transpose(-1, -2).numpy()             # (B, 2, n, bins)
+        masks = np.broadcast_to(mask.transpose(-1, -2).numpy(), frames.shape)
+        vocals, mix, output_tail = key_shift.synthesise(frames, masks, state["output_tail"].numpy())
+        new_state = {
+            "input_tail": signal[..., n_samples:],
+            "output_tail": torch.from_numpy(output_tail),
+            "pending_spec": history[..., n_frames:],
+            "net": net_state,
+        }
+        return vocals, mix, new_state
