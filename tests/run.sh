@@ -33,7 +33,7 @@ TORCH_VERSION=2.13.0
 # listener hears, device loss), run on PulseAudio with the rest and again on PipeWire.
 PIPEWIRE_TESTS=(
   tests/test_desktop_env.py tests/test_engine_first_start.py tests/test_engine_linux_cable.py tests/test_engine_devices.py
-  tests/test_engine_sync.py tests/test_engine_file.py tests/test_listener_cli.py
+  tests/test_engine_sync.py tests/test_engine_file.py tests/test_listener_cli.py tests/test_engine_idle.py
 )
 
 say() { printf '==> %s\n' "$*"; }

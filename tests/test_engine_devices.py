@@ -17,7 +17,7 @@ import pytest
 
 from engine_audio import band_limited_noise, match, play_into, recording
 from whamsah_tray.engine import (EngineController, EngineSettings, EngineState, LinuxCable, Severity,
-                                 StateChanged, UserMessage, list_devices)
+                                 StateChanged, StreamSettings, UserMessage, list_devices)
 from whamsah_tray.separation import create_untrained_model
 
 
@@ -113,7 +113,9 @@ def test_a_running_engine_asks_the_sound_server_only_after_it_changed(desktop, p
     calls: list = []
     real_run = pulse._run
     monkeypatch.setattr(pulse, "_run", lambda *args: calls.append(args) or real_run(*args))
-    engine = EngineController(EngineSettings(input_device="cable_monitor", output_device="speakers"),
+    # Steady running without idle: resting the output corks our stream, a change the server reports.
+    engine = EngineController(EngineSettings(input_device="cable_monitor", output_device="speakers",
+                                             stream=StreamSettings(idle_after_s=0)),
                               model_factory=lambda name: create_untrained_model("identity"))
     try:
         engine.start()

@@ -188,6 +188,7 @@ class EngineLink:
             position_s=float(s.position_s),
             duration_s=float(s.duration_s) if s.duration_s else None,
             error=s.problem,
+            idle=bool(s.idle),
         )
 
     def refresh_lists(self, fresh: bool = False) -> None:

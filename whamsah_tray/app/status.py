@@ -36,6 +36,7 @@ class EngineView:
     position_s: float = 0.0
     duration_s: float | None = None
     error: str | None = None
+    idle: bool = False  # running, with no sound coming in: the engine rests
 
     @property
     def vocals_muted(self) -> bool:
@@ -97,6 +98,8 @@ def tooltip(view: EngineView, problems: list[str] = (), limitation: str | None =
     head = f"{APP_TITLE}: {STATE_WORDS.get(view.state, view.state)}"
     if view.bypass:
         head += " (bypass)"
+    elif view.state == "running" and view.idle:
+        head += " (idle: no sound coming in)"
     lines = [head]
     if view.playing_file and view.file:
         lines.append(_file_line(view))

@@ -107,7 +107,8 @@ class AudioCallback:
         # ones the lead's usual wander of a block would look like latency to remove.)
         self._window = int(WINDOW_S * sample_rate)
         self._short_window = int(FIRST_WINDOW_S * sample_rate)
-        self._settling_frames = int(SETTLE_S * sample_rate)
+        self._settling_total = int(SETTLE_S * sample_rate)
+        self._settling_frames = self._settling_total
         self._short_max_lead, self._short_frames_seen = -(1 << 62), 0
         self._window_frames = 0
         self._window_min_lead, self._window_max_lead = 1 << 62, -(1 << 62)
@@ -129,6 +130,12 @@ class AudioCallback:
         # silent, so that the stream can be closed without a click.
         self.closing = False
         self._closing_gain = 1.0
+        # Set by the worker while nothing plays into the input (see worker.py, "idle"): the output
+        # stream is stopped and the worker is woken only by a block with sound in it.
+        self.idle = False
+        # See restart_output: a stream's first start is taken up the same way while it plays silence
+        # (the burst that fills a new stream's buffer left PipeWire's output ~1700 frames ahead).
+        self._resuming = True
 
     # --- entry points: sounddevice calls these on its audio threads ---------------------------
     def input_block(self, indata, frames, time, status) -> None:
@@ -150,6 +157,8 @@ class AudioCallback:
             if self.out_position is None and received == 0:  # the input has not started yet
                 outdata.fill(0.0)
                 return
+            if self._resuming:
+                self._take_up_after_idle(received, frames)
             if self.out_position is None:  # first block: start one input block behind the input
                 self.out_position = received - self.start_lag
             lead = received - self.out_position
@@ -199,7 +208,34 @@ class AudioCallback:
             self.errors += 1
             outdata.fill(0.0)
 
+    def restart_output(self) -> None:
+        """The output stream is about to start again after idle. Until the output reaches the sound
+        that woke the engine it plays silence, and while it does its position is free: each of
+        those blocks is taken up at LOWEST_LEAD behind the newest input, so that the output meets
+        the sound at the lead a catch-up would have settled on, whatever the phase of the two
+        streams and the size of the sound server's first burst (taken up once, one input block
+        behind as at a stream's start, the output either ran ahead of its input after the burst
+        that fills the device buffer, ~2500 frames on PulseAudio: a fall-back; or stayed behind
+        by more than it needs on PipeWire: a catch-up; either moved the output in the song's
+        first second). Only while the output stream is stopped."""
+        self.out_position = None
+        self._resuming = True
+        self._settling_frames = 0
+        self._new_window()
+        self._wet_weight, self._fading_in = 0.0, True
+
     # --- the work --------------------------------------------------------------------------
+    def _take_up_after_idle(self, received: int, frames: int) -> None:
+        """See restart_output: this block at LOWEST_LEAD behind the input if it is silence."""
+        start = received - LOWEST_LEAD
+        dry = self._dry[:frames]
+        self.input_ring.read_at(start - self.delay, dry)
+        if dry.any():  # the sound: from here on the output moves only by the usual rules
+            self._resuming = False
+        else:
+            self.out_position = start
+            self._new_window()
+
     def _new_window(self) -> None:
         self._window_frames, self._window_min_lead, self._window_max_lead = 0, 1 << 62, -(1 << 62)
 
@@ -276,7 +312,8 @@ class AudioCallback:
         start = self.position
         self.input_ring.write_at(start, indata)  # a mono input broadcasts to both channels
         self.position = start + frames  # publish only after the data is in place
-        self.wake.set()
+        if not self.idle or indata.any():
+            self.wake.set()
 
     def _play(self, start: int, outdata, frames: int) -> None:
         if self.output_promoted is None:

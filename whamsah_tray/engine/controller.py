@@ -153,6 +153,7 @@ class EngineStatus:
     duration_s: float
     paused: bool
     problem: str | None  # in ERROR or DEVICE_LOST: why, and what the engine waits for
+    idle: bool  # sync mode with a silent input: the output stream rests until sound comes
     # Counters since the engine was made, over every session (sync and files) it opened and closed,
     # so that a summary after a file ended or a device switch still says what the listener got:
     dry_frames: int  # output frames that left without the full mix (dry, or fading to dry)
@@ -256,6 +257,7 @@ class EngineController:
             duration_s=duration,
             paused=bool(player.paused) if player is not None else False,
             problem=problem,
+            idle=bool(session.worker.idle) if session is not None else False,
             **_add(closed, _counters(session)),
         )
 
@@ -371,13 +373,22 @@ class EngineController:
         self.close()
 
     # ------------------------------------------------------------------ controller thread
+    def _tick_s(self) -> float:
+        """How long the loop waits for a command: TICK_S, or while the engine rests (idle, no
+        file) only as long as the health check allows (each wake-up costs a tray that runs all
+        day ~0.02 % of a core)."""
+        session = self._session
+        if session is not None and session.player is None and session.worker.idle:
+            return WATCH_S
+        return TICK_S
+
     def _loop(self) -> None:
         # While this thread holds the GIL the audio callback cannot run: keep it from being
         # preempted for long by ordinary processes (where the OS allows it).
         promote_current_thread()
         while True:
             try:
-                name, args = self._commands.get(timeout=TICK_S)
+                name, args = self._commands.get(timeout=self._tick_s())
             except queue.Empty:
                 name, args = None, ()
             if name == "close":

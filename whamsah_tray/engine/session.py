@@ -68,6 +68,15 @@ class StreamSettings:
     # but a slightly later pause/level response, and ride out a busy machine (measured here with
     # the CPU busy: 30 ms slipped or lost the start of ~1 play in 4, 100 ms none in 40).
     file_io_latency_s: float = 0.1
+    # Sync mode's input stream calls back with blocks of this many frames (a hop of the model at
+    # 44.1 kHz: the worker runs a whole hop at a time anyway, so larger blocks cost no latency).
+    # Measured with a silent cable on the ALSA pulse plugin: PortAudio's own period (blocksize 0)
+    # called back 268 times a second on PulseAudio, 374 on PipeWire (1.9-2.8 % of a core for the
+    # input stream alone); blocks of 512, 86 times a second (1.2 %).
+    input_blocksize: int = 512
+    # Idle: after this long with a digitally silent input, the output stream stops until sound
+    # comes (see worker.py); 0 never.
+    idle_after_s: float = 2.0
     margin_s: float = 0.01  # scheduling jitter (a model's own compute time is measured: worker.py)
     prefer_rate: int = 44100  # the model's rate
     torch_threads: int = 1
@@ -121,6 +130,8 @@ class LiveSession:
         # file block's mix arrive after it was due: the file played dry, unseparated. A file has
         # no live input to keep up with, so it gets a block of the whole buffer's length.
         block = settings.blocksize or int(VARIABLE_BLOCK_S * self.sample_rate)
+        if input is not None:
+            block = max(block, settings.input_blocksize)
         ahead = block if input is not None else max(block, int(settings.file_io_latency_s * self.sample_rate))
         self.margin = ahead + pipeline.resampler_holdback(ahead) + int(settings.margin_s * self.sample_rate)
         delay = delay_for(pipeline, self.margin)  # the worker adds the model's compute time when it starts
@@ -130,7 +141,10 @@ class LiveSession:
         self.callback = AudioCallback(SampleRing(capacity, CHANNELS), SampleRing(capacity, CHANNELS), delay,
                                       self.sample_rate, MAX_CALLBACK_FRAMES, self.wake, source=self.player,
                                       start_lag=block)
-        self.worker = InferenceWorker(self.callback, pipeline, self.margin, settings.torch_threads)
+        idle_after = int(settings.idle_after_s * self.sample_rate) if input is not None else 0
+        self.worker = InferenceWorker(self.callback, pipeline, self.margin, settings.torch_threads,
+                                      output=self, idle_after=idle_after)
+        self.output_paused = False  # stopped while idle (worker thread), see pause_output
         self.streams: list = []  # sync mode: [input, output]; async mode: [output]
         self.finished_by_portaudio = False  # the stream ended on its own (device error)
         self.server_nodes: dict[str, str] = {}  # INPUT/OUTPUT -> pulse node our stream is attached to
@@ -195,11 +209,13 @@ class LiveSession:
                     self._add_stream(sd.InputStream(device=self.input.index, channels=in_channels,
                                                     callback=self.callback.input_block,
                                                     latency=self.settings.input_latency_s,
-                                                    extra_settings=_host_settings(self.input), **common))
+                                                    extra_settings=_host_settings(self.input),
+                                                    **{**common, "blocksize": self.settings.input_blocksize}))
                     self._add_stream(sd.OutputStream(device=self.output.index, channels=out_channels,
                                                      callback=self.callback.output_block,
                                                      latency=self.settings.output_latency_s,
-                                                     extra_settings=_host_settings(self.output), **common))
+                                                     extra_settings=_host_settings(self.output),
+                                                     **{**common, "finished_callback": self._output_finished}))
             if self.player is not None:
                 self.player.start()
             self.worker.start()
@@ -236,6 +252,45 @@ class LiveSession:
     def _finished(self) -> None:  # PortAudio's thread, once, when the stream ends
         self.finished_by_portaudio = True
 
+    def _output_finished(self) -> None:  # sync mode's output: stopping it for idle is no loss
+        if not self.output_paused:
+            self.finished_by_portaudio = True
+
+    # --- idle (worker thread) -------------------------------------------------------------
+    def pause_output(self) -> bool:
+        """Stops sync mode's output stream while nothing plays (it plays silence then). False when
+        it cannot now (the controller holds PortAudio: it is opening or closing something)."""
+        if not PORTAUDIO_LOCK.acquire(timeout=0.05):
+            return False
+        try:
+            if len(self.streams) != 2 or self.finished_by_portaudio:
+                return False
+            self.output_paused = True
+            try:
+                self.streams[-1].abort()
+            except Exception:  # a vanished device: the health check will say so
+                self.output_paused = False
+                return False
+            return True
+        finally:
+            PORTAUDIO_LOCK.release()
+
+    def resume_output(self) -> bool:
+        """Starts the output again for the sound that just came in. A device that cannot start
+        counts as lost (the controller reopens the session)."""
+        with PORTAUDIO_LOCK:
+            if len(self.streams) != 2 or not self.output_paused:
+                return False
+            self.callback.restart_output()
+            try:
+                self.streams[-1].start()
+            except Exception:
+                self.finished_by_portaudio = True
+                return False
+            finally:
+                self.output_paused = False
+            return True
+
     # --- health (controller thread) ------------------------------------------------------
     def _find_server_nodes(self) -> dict[str, str] | None:
         """The sound-server nodes our streams are attached to: {} when not on PulseAudio/PipeWire,
@@ -261,14 +316,16 @@ class LiveSession:
         answer late or list a stream mid-move)."""
         if not self.streams:
             return "the stream is closed"
+        paused = self.output_paused  # idle: the output stream is stopped on purpose
+        running = self.streams[:-1] if paused else self.streams
         try:
-            active = all(stream.active for stream in self.streams)
+            active = all(stream.active for stream in running)
         except Exception:  # PortAudio raises for a stream in error
             active = False
         if self.finished_by_portaudio or not active:
             return "the audio stream stopped"
         callbacks = (self.callback.callbacks, self.callback.input_callbacks)
-        stalled = callbacks[0] == self._last_callbacks[0] or (
+        stalled = (not paused and callbacks[0] == self._last_callbacks[0]) or (
             self.input is not None and callbacks[1] == self._last_callbacks[1])
         self._last_callbacks = callbacks
         self._stalled_checks = self._stalled_checks + 1 if stalled else 0
