@@ -38,7 +38,7 @@ def test_default_bindings_all_parse(desktop):
     usable, problems = check_bindings(dataclasses.asdict(HotkeySettings()))
     assert problems == []
     assert set(usable) == {"toggle_vocals", "vocals_up", "vocals_down", "instrumental_up",
-                           "instrumental_down", "bypass", "play_file"}
+                           "instrumental_down", "bypass", "key_up", "key_down", "play_file"}
 
 
 def test_bad_and_conflicting_hotkeys_are_reported_and_the_others_fire(desktop):

@@ -106,7 +106,7 @@ def test_unknown_keys_and_tables_are_kept_on_save(tmp_path):
     store.flush()
     document = tomllib.loads(path.read_text())
     assert document["future_flag"] == "x"
-    assert document["levels"] == {"vocals": 10, "sparkle": 3, "instrumental": 100, "bypass": False}
+    assert document["levels"] == {"vocals": 10, "sparkle": 3, "instrumental": 100, "bypass": False, "key": 0}
     assert document["plugins"] == {"reverb": {"room": 0.5}}
 
 

@@ -75,3 +75,11 @@ def test_model_menu_labels_name_the_default_and_the_latency():
 
     assert model_label(info("whamsah-rt", 2560, True)) == "whamsah-rt (default, 58 ms)"
     assert model_label(info("whamsahnet", 65536, False)) == "whamsahnet (1.5 s)"
+
+
+def test_tooltip_shows_the_key_and_idle():
+    from whamsah_tray.app.status import EngineView, tooltip
+
+    text = tooltip(EngineView(state="running", model="whamsah-rt", model_ready=True, key=-2, idle=True))
+    assert "Key −2" in text and "idle: no sound coming in" in text.splitlines()[0]
+    assert "Key" not in tooltip(EngineView(state="running", key=0))

@@ -209,6 +209,45 @@ def test_real_key_events_work_the_hotkeys(tray, desktop):
     tray.wait_profile("levels", "vocals", 100)
 
 
+def test_key_menu_and_hotkeys_transpose_what_the_speakers_play(tray, desktop):
+    """Key ▸ +3 semitones (the menu), then Ctrl+Alt+Page Down / Page Up (real X key events): the
+    engine, the profile and the tooltip follow, and a 220 Hz tone played into the cable reaches
+    the speakers three semitones up (levels 100 % / 100 %: the mix is the transposed input)."""
+    from engine_audio import play_into
+    from pitch import cents, measured_pitch, sawtooth
+    import soxr
+
+    tray.choose("Key", "+3 semitones")
+    tray.wait_engine(lambda s: s.key == 3, "key +3")
+    tray.wait_profile("levels", "key", 3)
+    assert _checked(tray.app.icon.menu, "Key") == ["+3 semitones"]
+    assert drive.wait_until(lambda: "Key +3" in tray.app.tooltip_text(tray.app.engine.view()), 5)
+    try:
+        tone = soxr.resample(np.stack([sawtooth(220.0, 2.5)] * 2, axis=1), 44100, RATE).astype(np.float32)
+        expected = 220.0 * 2 ** (3 / 12)
+        heard = None
+        for _ in range(3):  # a busy machine's recorder may slip; a wrong key fails every time
+            with recording(f"{desktop.speakers}.monitor") as rec:
+                play_into(desktop.cable, tone)
+            mono = rec["audio"][:, 0].astype(np.float64)
+            loud = np.flatnonzero(np.abs(mono) > 0.05)
+            heard = measured_pitch(mono[loud[0] + RATE // 2:loud[-1] - RATE // 2], expected, RATE)
+            if abs(cents(heard, expected)) < 5:
+                break
+        assert abs(cents(heard, expected)) < 5, (heard, expected)
+
+        time.sleep(0.3)
+        for _ in range(4):
+            desktop.run("xdotool", "key", "ctrl+alt+Next")  # Page Down
+        tray.wait_engine(lambda s: s.key == -1, "key -1 after four steps down")
+        desktop.run("xdotool", "key", "ctrl+alt+Prior")  # Page Up
+        tray.wait_engine(lambda s: s.key == 0, "key 0 after one step up")
+        tray.wait_profile("levels", "key", 0)
+    finally:
+        tray.choose("Key", "Original key")
+        tray.wait_engine(lambda s: s.key == 0, "original key")
+
+
 def test_output_and_input_devices_from_the_menu(tray, desktop):
     tray.choose("Output", "System default")
     tray.wait_engine(lambda s: s.output_device != desktop.speakers, "output: the system default")

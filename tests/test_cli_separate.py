@@ -282,3 +282,32 @@ def test_plan_outputs_names_both_stems(tmp_path):
     }
     with pytest.raises(AudioFileError, match="unsupported output format"):
         plan_outputs(source, tmp_path / "x", "mp3")
+
+
+def test_cli_separate_with_a_key_change_transposes_both_stems(tmp_path):
+    """`separate --key 2` with the shipped model: both stems two semitones up, and their sum is
+    the input transposed (measured on a 220 Hz sawtooth, whatever the model calls it)."""
+    from pitch import cents, measured_pitch, sawtooth
+    from whamsah_tray.separation import find_model
+
+    try:
+        find_model(None)
+    except ModelLoadingError as error:
+        pytest.skip(f"no default model installed yet: {error}")
+    source = write_audio(tmp_path / "tone.wav", np.stack([sawtooth(220.0, 2.0)] * 2, axis=1), 44100)
+    done = run_cli("separate", source, "--out", tmp_path / "out", "--key", "2")
+    assert done.returncode == 0, done.stderr
+    assert "key +2" in done.stdout
+    vocals, _ = read_audio(tmp_path / "out" / "vocals.wav")
+    instrumental, _ = read_audio(tmp_path / "out" / "instrumental.wav")
+    expected = 220.0 * 2 ** (2 / 12)
+    middle = (vocals + instrumental)[22050:-22050, 0]
+    assert abs(cents(measured_pitch(middle, expected), expected)) < 5
+    for stem in (vocals, instrumental):
+        if np.abs(stem).max() > 0.01:  # a stem the model left (nearly) empty has no pitch to measure
+            assert abs(cents(measured_pitch(stem[22050:-22050, 0], expected), expected)) < 5
+
+
+def test_cli_key_outside_six_semitones_exits_2(tmp_path):
+    done = run_cli("separate", tmp_path / "x.wav", "--out", tmp_path / "out", "--key", "7")
+    assert done.returncode == 2 and "outside -6..+6" in done.stderr

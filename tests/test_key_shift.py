@@ -16,6 +16,7 @@ from whamsah_tray.separation import (
     separate_array,
 )
 from whamsah_tray.separation.key_shift import MAX_KEY, key_ratio
+from pitch import cents, measured_pitch, sawtooth  # noqa: E402
 
 SR = 44100
 HOP = 512
@@ -32,32 +33,6 @@ def random_model(seed: int = 0, **config):
     with torch.no_grad():
         model.network.feature_std.uniform_(0.05, 0.5, generator=torch.Generator().manual_seed(seed))
     return model
-
-
-def sawtooth(f0: float, seconds: float, sample_rate: int = SR, vibrato: float = 0.0) -> np.ndarray:
-    """Band-limited (harmonics below 16 kHz or Nyquist), mono float32; `vibrato` in semitones at 5 Hz."""
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    phase = 2 * np.pi * f0 * t
-    if vibrato:
-        phase += f0 * (2 ** (vibrato / 12) - 1) / 5 * np.sin(2 * np.pi * 5 * t)
-    top = min(16000, 0.45 * sample_rate) / (f0 * 2 ** (vibrato / 12))
-    return (0.2 * sum(np.sin(h * phase) / h for h in range(1, int(top) + 1))).astype(np.float32)
-
-
-def measured_pitch(y: np.ndarray, expected: float, sample_rate: int = SR) -> float:
-    """The strongest spectral peak within +-15 % of `expected` (Hann, 8x zero padding, parabolic
-    interpolation of the log magnitude)."""
-    size = 8 * len(y)
-    spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y)), size))
-    step = sample_rate / size
-    low, high = int(expected * 0.85 / step), int(expected * 1.15 / step)
-    k = low + int(np.argmax(spectrum[low:high]))
-    a, b, c = np.log(spectrum[k - 1:k + 2] + 1e-30)
-    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * step
-
-
-def cents(frequency: float, target: float) -> float:
-    return float(1200 * np.log2(frequency / target))
 
 
 def shifted(audio: np.ndarray, n: int, sample_rate: int = SR, model=IDENTITY) -> np.ndarray:

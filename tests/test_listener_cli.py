@@ -121,3 +121,52 @@ def test_play_at_0_and_0_is_silence_and_bypass_is_the_file(desktop, portaudio, l
     assert_unchanged(_play(path, "--vocals", "0", "--instrumental", "0", "--bypass"), listener_excerpt,
                      "play --bypass (levels 0 / 0)")
     assert_unchanged(_play(path), listener_excerpt, "play at 100 % / 100 %")
+
+
+def _tone_pitch(audio_48k: np.ndarray, expected: float) -> tuple[float, float]:
+    """The recorded tone's pitch near `expected` and how far below it (dB) the original 220 Hz
+    is left, over the loud middle of a recording at the sinks' 48 kHz."""
+    from pitch import measured_pitch
+
+    mono = audio_48k[:, 0].astype(np.float64)
+    loud = np.flatnonzero(np.abs(mono) > 0.05)
+    middle = mono[loud[0] + 24000:loud[-1] - 24000]
+    spectrum = np.abs(np.fft.rfft(middle * np.hanning(len(middle))))
+    bins = np.fft.rfftfreq(len(middle), 1 / 48000)
+    near = lambda f: spectrum[(bins > f * 0.99) & (bins < f * 1.01)].max()  # noqa: E731
+    return measured_pitch(middle, expected, 48000), 20 * np.log10(near(220.0) / near(expected))
+
+
+@pytest.mark.parametrize("key", [-2, 3])
+def test_play_with_a_key_change_plays_the_file_transposed(desktop, portaudio, tmp_path, key):
+    # At 100 % / 100 % the mix is the transposed input whatever the model hears in a sawtooth.
+    import soundfile
+    from pitch import cents, sawtooth
+
+    path = tmp_path / "tone.wav"
+    soundfile.write(str(path), np.stack([sawtooth(220.0, 3.0)] * 2, axis=1), 44100)
+    expected = 220.0 * 2 ** (key / 12)
+    pitch, original_db = _tone_pitch(_play(path, "--key", str(key)), expected)
+    assert abs(cents(pitch, expected)) < 5, (pitch, expected)
+    assert original_db < -30, f"the original pitch is still there ({original_db:.1f} dB)"
+
+
+def test_run_with_a_key_change_transposes_what_plays_into_the_cable(desktop, portaudio):
+    from pitch import cents, sawtooth
+
+    tone = soxr_48k(np.stack([sawtooth(220.0, 3.0)] * 2, axis=1))
+    expected = 220.0 * 2 ** (3 / 12)
+    best = None
+    with running("--key", "3") as record:
+        for _ in range(ATTEMPTS):
+            pitch, original_db = _tone_pitch(record(Excerpt(np.zeros_like(tone), tone, "a 220 Hz sawtooth", real=False)), expected)
+            best = (pitch, original_db)
+            if abs(cents(pitch, expected)) < 5 and original_db < -30:
+                break
+    assert abs(cents(best[0], expected)) < 5 and best[1] < -30, best
+
+
+def soxr_48k(audio_44k: np.ndarray) -> np.ndarray:
+    import soxr
+
+    return soxr.resample(audio_44k, 44100, 48000).astype(np.float32)

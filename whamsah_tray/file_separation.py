@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from whamsah_tray.audio_io import read_audio, write_audio_files
-from whamsah_tray.errors import AudioFileError
+from whamsah_tray.errors import AudioFileError, ModelLoadingError
 
 OUTPUT_FORMATS = ("wav", "flac")
 STEMS = ("vocals", "instrumental")
@@ -136,14 +136,21 @@ def separate_to_files(
     model_name: str | None = None,
     format: str = "wav",
     progress: Progress | None = None,
+    key: int = 0,
 ) -> SeparatedFiles:
     """Separates audio (frames, channels) already read and writes the stems to `outputs` (from
-    plan_outputs), creating their folder if needed; see separate_file."""
+    plan_outputs), creating their folder if needed; see separate_file. `key`: both stems transposed
+by that many semitones (-6..+6; their sum is the transposed input)."""
     from whamsah_tray.separation import load_model, separate_array
 
     if model is None:
         model = load_model(model_name)
-    vocals, instrumental = separate_array(audio, sample_rate, model, progress=progress)
+    try:
+        vocals, instrumental = separate_array(audio, sample_rate, model, progress=progress, key=key)
+    except ValueError as error:  # a key on a model without a spectral path (WHAMSAHNet)
+        if not key:
+            raise
+        raise ModelLoadingError(f"model '{model.info.name}': {error}") from error
     out_dir = outputs["vocals"].parent
     created = _make_folder(out_dir)
     try:

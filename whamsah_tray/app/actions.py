@@ -85,6 +85,16 @@ class TrayActions:
             target = ((current + HOTKEY_STEP - 1) // HOTKEY_STEP - 1) * HOTKEY_STEP
         self.set_level(which, target)
 
+    def set_key(self, semitones: int) -> None:
+        """Transpose what the user hears by -6..+6 semitones (0: the original key); remembered."""
+        semitones = int(max(-6, min(6, semitones)))
+        self.engine.set_key(semitones)
+        self.store.update("levels", key=semitones)
+
+    def step_key(self, delta: int) -> None:
+        """One hotkey step: a semitone up or down, stopping at ±6."""
+        self.set_key(self.view().key + delta)
+
     def toggle_vocals(self) -> None:
         """Mute the vocals, or bring them back to the level they had before."""
         if self.view().vocals > 0:

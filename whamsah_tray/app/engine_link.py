@@ -77,6 +77,7 @@ class EngineLink:
             vocals=float(p.levels.vocals),
             instrumental=float(p.levels.instrumental),
             bypass=p.levels.bypass,
+            key=p.levels.key,
             model=p.model.name or None,
         )
 
@@ -166,7 +167,8 @@ class EngineLink:
         p = self._profile
         if controller is None:
             return EngineView(state="error" if self._start_error else "starting", vocals=p.levels.vocals,
-                              instrumental=p.levels.instrumental, bypass=p.levels.bypass, model=p.model.name,
+                              instrumental=p.levels.instrumental, bypass=p.levels.bypass, key=p.levels.key,
+                              model=p.model.name,
                               error=self._start_error)
         s = controller.status
         state = s.state.value
@@ -189,6 +191,7 @@ class EngineLink:
             duration_s=float(s.duration_s) if s.duration_s else None,
             error=s.problem,
             idle=bool(s.idle),
+            key=int(s.key),
         )
 
     def refresh_lists(self, fresh: bool = False) -> None:
@@ -277,6 +280,9 @@ class EngineLink:
 
     def set_bypass(self, on: bool) -> None:
         self._command("set_bypass", on)
+
+    def set_key(self, semitones: int) -> None:
+        self._command("set_key", semitones)
 
     def play_file(self, path: str) -> None:
         self._command("play_file", path)

@@ -25,6 +25,8 @@ ACTION_LABELS = {
     "instrumental_up": "instrumental up",
     "instrumental_down": "instrumental down",
     "bypass": "bypass",
+    "key_up": "key up",
+    "key_down": "key down",
     "play_file": "play file",
 }
 

@@ -2,7 +2,8 @@
 from the engine's current state (`TrayActions.view()`), never from what was last clicked. The tray
 calls `icon.update_menu()` after each engine event, so the menu follows the engine.
 
-Menu: Vocals ▸, Instrumental ▸ (0-100 % radio), Mute vocals (the default action), Bypass,
+Menu: Vocals ▸, Instrumental ▸ (0-100 % radio), Key ▸ (-6..+6 semitones, radio), Mute vocals
+(the default action), Bypass,
 Play file…, Pause/Resume, Back 10 s, Restart, Stop file, Input ▸, Output ▸ (grouped by host API), Host API ▸, Model ▸,
 Capture app ▸ / Create or Remove virtual cable (Linux), Start at login, Open profile folder, Quit.
 
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
     from whamsah_tray.app.actions import TrayActions
 
 LEVEL_STEPS = (0, 25, 50, 75, 100)
+MAX_KEY = 6  # semitones (engine.levels.MAX_KEY; not imported: the menu module loads without the engine)
 
 
 def _nothing(icon, menu_item) -> None:
@@ -44,6 +46,26 @@ def _radio_level(pystray, actions: "TrayActions", which: str) -> Any:
                                  radio=True, enabled=False)]
 
     return pystray.Menu(lambda: [*(item(p) for p in LEVEL_STEPS), *off_step()])
+
+
+def key_label(semitones: int) -> str:
+    """'+2 semitones', '−1 semitone', 'Original key' (a real minus sign, as a menu shows numbers)."""
+    if semitones == 0:
+        return "Original key"
+    sign = "+" if semitones > 0 else "−"
+    return f"{sign}{abs(semitones)} semitone{'s' if abs(semitones) != 1 else ''}"
+
+
+def _key_menu(pystray, actions: "TrayActions") -> Any:
+    def item(semitones: int):
+        return pystray.MenuItem(
+            key_label(semitones),
+            lambda icon, menu_item: actions.set_key(semitones),
+            checked=lambda menu_item: actions.view().key == semitones,
+            radio=True,
+        )
+
+    return pystray.Menu(*(item(n) for n in range(MAX_KEY, -MAX_KEY - 1, -1)))
 
 
 def _device_menu(pystray, actions: "TrayActions", kind: str) -> Any:
@@ -132,7 +154,7 @@ def _capture_menu(pystray, actions: "TrayActions") -> Any:
 def menu_key(view) -> tuple:
     """The parts of the engine's state that the menu shows (not the file position, which changes
     four times a second): the tray rebuilds the menu only when this changes."""
-    return (view.state, view.vocals, view.instrumental, view.bypass, view.paused, view.model,
+    return (view.state, view.vocals, view.instrumental, view.key, view.bypass, view.paused, view.model,
             view.host_api, view.input_device, view.output_device)
 
 
@@ -150,6 +172,7 @@ def build_menu(pystray, actions: "TrayActions") -> Any:
         item(cable_guide, act(actions.get_a_cable), visible=lambda i: actions.waiting_for_cable()),
         item("Vocals", _radio_level(pystray, actions, "vocals")),
         item("Instrumental", _radio_level(pystray, actions, "instrumental")),
+        item("Key", _key_menu(pystray, actions)),
         item("Mute vocals", act(actions.toggle_vocals), checked=lambda i: view().vocals_muted, default=True),
         item("Bypass", act(actions.toggle_bypass), checked=lambda i: view().bypass),
         pystray.Menu.SEPARATOR,

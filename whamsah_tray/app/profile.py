@@ -58,6 +58,7 @@ class LevelSettings:
     vocals: int = _spec(100, minimum=0, maximum=MAX_LEVEL_PERCENT)
     instrumental: int = _spec(100, minimum=0, maximum=MAX_LEVEL_PERCENT)
     bypass: bool = _spec(False)
+    key: int = _spec(0, minimum=-6, maximum=6)  # semitones
 
 
 @dataclass(frozen=True)
@@ -77,6 +78,8 @@ class HotkeySettings:
     instrumental_up: str = _spec("<ctrl>+<alt>+<right>")
     instrumental_down: str = _spec("<ctrl>+<alt>+<left>")
     bypass: str = _spec("<ctrl>+<alt>+b")
+    key_up: str = _spec("<ctrl>+<alt>+<page_up>")
+    key_down: str = _spec("<ctrl>+<alt>+<page_down>")
     play_file: str = _spec("<ctrl>+<alt>+o")
 
 

@@ -37,6 +37,7 @@ class EngineView:
     duration_s: float | None = None
     error: str | None = None
     idle: bool = False  # running, with no sound coming in: the engine rests
+    key: int = 0  # semitones
 
     @property
     def vocals_muted(self) -> bool:
@@ -103,7 +104,10 @@ def tooltip(view: EngineView, problems: list[str] = (), limitation: str | None =
     lines = [head]
     if view.playing_file and view.file:
         lines.append(_file_line(view))
-    lines.append(f"Vocals {view.vocals} % · Instrumental {view.instrumental} %")
+    levels = f"Vocals {view.vocals} % · Instrumental {view.instrumental} %"
+    if view.key:
+        levels += f" · Key {'+' if view.key > 0 else '−'}{abs(view.key)}"
+    lines.append(levels)
     model = view.model or "(default)"
     if view.model_ready:
         latency = f" · {view.latency_ms:.0f} ms" if view.latency_ms is not None else ""

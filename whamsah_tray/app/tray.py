@@ -202,6 +202,8 @@ class TrayApp:
             "instrumental_up": lambda: a.step_level("instrumental", +HOTKEY_STEP),
             "instrumental_down": lambda: a.step_level("instrumental", -HOTKEY_STEP),
             "bypass": a.toggle_bypass,
+            "key_up": lambda: a.step_key(+1),
+            "key_down": lambda: a.step_key(-1),
             "play_file": a.open_file_dialog,
         }
         bindings = dataclasses.asdict(self.store.profile.hotkeys)

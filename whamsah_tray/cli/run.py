@@ -23,6 +23,22 @@ def percent(text: str) -> float:
     return value
 
 
+def key(text: str) -> int:
+    """argparse type: a key change in whole semitones, -6..+6."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of semitones") from None
+    if not -6 <= value <= 6:
+        raise argparse.ArgumentTypeError(f"{value} is outside -6..+6 semitones")
+    return value
+
+
+def add_key_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--key", type=key, default=0, metavar="N",
+                        help="transpose by N semitones, -6..+6 (default 0: the original key)")
+
+
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by `run` and `play`."""
     parser.add_argument("--output", metavar="NAME", help="output device (default: the system default)")
@@ -31,6 +47,7 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--instrumental", type=percent, default=100.0, metavar="PCT",
                         help="instrumental level, 0-150 %% (default 100)")
     parser.add_argument("--bypass", action="store_true", help="play the input unchanged (same latency)")
+    add_key_argument(parser)
     parser.add_argument("--model", metavar="NAME", help="installed model (default: the default model)")
 
 
@@ -59,7 +76,7 @@ def engine_settings(args: argparse.Namespace, input_device: str | None):
     stream = StreamSettings(**buffers)
     return EngineSettings(host_api=args.host_api, input_device=input_device, output_device=args.output,
                           vocals=args.vocals, instrumental=args.instrumental, bypass=args.bypass,
-                          model=args.model, stream=stream)
+                          key=args.key, model=args.model, stream=stream)
 
 
 def print_event(event) -> None:

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from whamsah_tray.audio_io import read_audio
+from whamsah_tray.cli.run import add_key_argument
 from whamsah_tray.file_separation import OUTPUT_FORMATS, plan_outputs, separate_to_files
 
 # Files at least this long get a progress bar when stderr is a terminal.
@@ -33,6 +34,7 @@ def add_parser(subparsers) -> None:
                         help="output folder (created if missing)")
     parser.add_argument("--model", metavar="NAME", default=None,
                         help="installed model to use (default: the default model; see `whamsah-tray models`)")
+    add_key_argument(parser)
     parser.add_argument("--format", choices=OUTPUT_FORMATS, default="wav",
                         help="output format: wav (32-bit float) or flac (24-bit); default wav")
     parser.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
@@ -88,9 +90,9 @@ def run(args: argparse.Namespace) -> int:
     progress, bar = _progress_bar(audio.shape[0] / sample_rate, args.progress)
     with bar:
         result = separate_to_files(audio, sample_rate, outputs, model_name=args.model,
-                                   format=args.format, progress=progress)
+                                   format=args.format, progress=progress, key=args.key)
     print(f"vocals:       {result.vocals}")
     print(f"instrumental: {result.instrumental}")
     print(f"{result.duration_s:.1f} s, {result.sample_rate} Hz, {result.channels} channel(s), "
-          f"model {result.model_name}")
+          f"model {result.model_name}" + (f", key {args.key:+d}" if args.key else ""))
     return 0

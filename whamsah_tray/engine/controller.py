@@ -18,6 +18,7 @@ the controller thread; results and failures come back as events):
     set_levels(vocals=None, instrumental=None)   percent, clamped to 0..150 (the level targets
                                          change at once, so hotkeys feel immediate)
     set_bypass(on) / toggle_bypass()     dry input at the same latency (ramped, sample-aligned)
+    set_key(n) / step_key(delta)         transpose both stems by n semitones (-6..+6), no added latency
     set_devices(input=None, output=None, host_api=None)   by name; missing -> system default
     set_model(name)                      None = default model; built off the audio path, then
                                          swapped in by reference
@@ -92,6 +93,7 @@ from whamsah_tray.engine.events import (
     EngineEvent,
     EngineState,
     FileProgress,
+    KeyChanged,
     LevelsChanged,
     ModelChanged,
     Severity,
@@ -126,6 +128,7 @@ class EngineSettings:
     vocals: float = 100.0
     instrumental: float = 100.0
     bypass: bool = False
+    key: int = 0  # semitones, -6..+6: both stems transposed (a spectral model only)
     model: str | None = None  # None = the default model
     stream: StreamSettings = field(default_factory=StreamSettings)
     # Linux: with no input named and no virtual cable present, create our own cable and record
@@ -141,6 +144,7 @@ class EngineStatus:
     vocals: float
     instrumental: float
     bypass: bool
+    key: int  # semitones
     host_api: str | None
     input_device: str | None  # open (or, when none is open, remembered) device names
     output_device: str | None
@@ -175,7 +179,8 @@ class EngineController:
         self._settings = settings or EngineSettings()
         self._model_factory = model_factory or _load_model
         self._cable = cable or LinuxCable()
-        self._levels = LevelRamp(44100, self._settings.vocals, self._settings.instrumental, self._settings.bypass)
+        self._levels = LevelRamp(44100, self._settings.vocals, self._settings.instrumental, self._settings.bypass,
+                                 key=self._settings.key)
         self._commands: queue.Queue = queue.Queue()
         self._observers: list[Observer] = []
         self._observers_lock = threading.Lock()
@@ -222,7 +227,8 @@ class EngineController:
     def settings(self) -> EngineSettings:
         """The current choices (levels, remembered device names, model), e.g. to save a profile."""
         return replace(self._settings, vocals=self._levels.vocals_percent,
-                       instrumental=self._levels.instrumental_percent, bypass=self._levels.bypass)
+                       instrumental=self._levels.instrumental_percent, bypass=self._levels.bypass,
+                       key=self._levels.key)
 
     @property
     def status(self) -> EngineStatus:
@@ -244,6 +250,7 @@ class EngineController:
             vocals=self._levels.vocals_percent,
             instrumental=self._levels.instrumental_percent,
             bypass=self._levels.bypass,
+            key=self._levels.key,
             host_api=session.output.host_api if session is not None else settings.host_api,
             input_device=(session.input.name if session.input is not None else None) if session is not None
             else settings.input_device,
@@ -308,6 +315,16 @@ class EngineController:
 
     def toggle_bypass(self) -> None:
         self.set_bypass(not self._levels.bypass)
+
+    def set_key(self, semitones: int) -> None:
+        """Transpose what the listener hears (both stems) by -6..+6 semitones, 0 = off; heard from
+        the separator's next hop on, crossfaded (separation/key_shift.py). A model without a
+        spectral path (WHAMSAHNet) keeps playing in the original key: the engine says so."""
+        self._levels.set(key=semitones)
+        self._put("key_changed")
+
+    def step_key(self, delta: int) -> None:
+        self.set_key(self._levels.key + delta)
 
     def set_devices(self, input: str | None = None, output: str | None = None, host_api: str | None = None) -> None:
         self._put("set_devices", input, output, host_api)
@@ -739,6 +756,13 @@ class EngineController:
         self._cable.release(index)
 
     # --- events, watchdog, end of file ----------------------------------------------------
+    def _do_key_changed(self) -> None:
+        key = self._levels.key
+        if key and self._model is not None and not _can_change_key(self._model):
+            self._tell(Severity.WARNING, f"the model '{self._model_name}' cannot change the key: "
+                                         "choose whamsah-rt for a key change")
+        self._emit(KeyChanged(key))
+
     def _do_levels_changed(self) -> None:
         self._emit(LevelsChanged(self._levels.vocals_percent, self._levels.instrumental_percent, self._levels.bypass))
 
@@ -826,6 +850,13 @@ class EngineController:
         except DeviceError as error:
             log.warning("restoring the sound server's routing failed: %s", error)
         self._set_state(EngineState.STOPPED)
+
+
+def _can_change_key(model) -> bool:
+    """Whether the model has the spectral path the key change rides on (key_shift.py)."""
+    network = model.network
+    path = network.inference_path() or network
+    return hasattr(path, "stream_shifted")
 
 
 def _counters(session: LiveSession | None) -> dict[str, int]:

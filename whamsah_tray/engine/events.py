@@ -47,6 +47,11 @@ class UserMessage(EngineEvent):
 
 
 @dataclass(frozen=True)
+class KeyChanged(EngineEvent):
+    key: int  # semitones, -6..+6
+
+
+@dataclass(frozen=True)
 class LevelsChanged(EngineEvent):
     vocals: float  # percent, 0..150
     instrumental: float  # percent, 0..150

@@ -1,10 +1,12 @@
-"""Vocal and instrumental gains with per-sample linear ramps (at most 20 ms), and bypass.
+"""Vocal and instrumental gains with per-sample linear ramps (at most 20 ms), bypass, and the key.
 
 Targets are set from any thread (the controller) by plain attribute assignment, which is atomic
 under the GIL; the inference worker thread reads them once per block and produces per-sample gain
 ramps into pre-allocated arrays. Bypass is one flag: it ramps the gains to (1, 1), and since
 vocals + instrumental == the delayed input (the separator's contract), that is the dry signal at
-exactly the wet path's latency: switching never jumps.
+exactly the wet path's latency: switching never jumps. The key (semitones, -6..+6) is what the
+listener chose to hear too; the pipeline hands it to the separator, whose key change crossfades
+(separation/key_shift.py). Bypass plays the input as it is, in its own key.
 """
 
 from __future__ import annotations
@@ -12,7 +14,15 @@ from __future__ import annotations
 import numpy as np
 
 MAX_PERCENT = 150.0
+MAX_KEY = 6  # semitones either way (separation.key_shift.MAX_KEY; kept here so the engine's UI side needs no DSP)
 DEFAULT_RAMP_S = 0.015  # below the 20 ms limit; a full 0 -> 100 % swing takes this long
+
+
+def clamp_key(semitones: float) -> int:
+    """The nearest key in -MAX_KEY..+MAX_KEY semitones."""
+    if not np.isfinite(semitones):
+        raise ValueError(f"key must be a number, got {semitones}")
+    return int(min(max(round(semitones), -MAX_KEY), MAX_KEY))
 
 
 def clamp_percent(percent: float) -> float:
@@ -25,11 +35,13 @@ class LevelRamp:
     """Per-sample gains for (vocals, instrumental) that follow their targets with linear ramps."""
 
     def __init__(self, sample_rate: int, vocals: float = 100.0, instrumental: float = 100.0,
-                 bypass: bool = False, ramp_s: float = DEFAULT_RAMP_S, max_block: int = 16384) -> None:
+                 bypass: bool = False, ramp_s: float = DEFAULT_RAMP_S, max_block: int = 16384,
+                 key: int = 0) -> None:
         # Written by any thread (atomic assignments), read by the worker.
         self.vocals_percent = clamp_percent(vocals)
         self.instrumental_percent = clamp_percent(instrumental)
         self.bypass = bool(bypass)
+        self.key = clamp_key(key)
         # A step of 1.0 (0 -> 100 %) takes ramp_s; bigger steps take proportionally longer but are
         # still linear, so the slope never exceeds that of a full-scale 0 -> 100 % ramp.
         self._step = 1.0 / max(1.0, ramp_s * sample_rate)
@@ -44,13 +56,19 @@ class LevelRamp:
         return self.vocals_percent / 100.0, self.instrumental_percent / 100.0
 
     def set(self, vocals: float | None = None, instrumental: float | None = None,
-            bypass: bool | None = None) -> None:
+            bypass: bool | None = None, key: int | None = None) -> None:
         if vocals is not None:
             self.vocals_percent = clamp_percent(vocals)
         if instrumental is not None:
             self.instrumental_percent = clamp_percent(instrumental)
         if bypass is not None:
             self.bypass = bool(bypass)
+        if key is not None:
+            self.key = clamp_key(key)
+
+    def wanted_key(self) -> int:
+        """The key the separator should play in: the chosen one, or 0 in bypass."""
+        return 0 if self.bypass else self.key
 
     def jump_to_targets(self) -> None:
         """No ramp: used when a new stream starts from silence."""

@@ -82,6 +82,7 @@ class SeparationPipeline:
         self.latency_frames = padded * device_rate // self.model_rate
         self._padding = DelayLine(padded - model_latency, channels)
         self._dry = DelayLine(model_latency, channels) if separator is None else None
+        self._refused_key: int | None = None  # a key the separator cannot play (see _mix)
         self._to_model = self._from_model = None
         self.compute_frames = 0  # device frames the worker needs for a hop: see measure_compute()
         self.reset()
@@ -155,6 +156,12 @@ class SeparationPipeline:
     def _mix(self, block: np.ndarray) -> np.ndarray:
         if self.separator is None:
             return self._dry.process(block)
+        key = self.levels.wanted_key()
+        if key != self.separator.key and key != self._refused_key:
+            try:
+                self.separator.set_key(key)
+            except ValueError:  # a model without a spectral path (WHAMSAHNet): it plays in its key
+                self._refused_key = key
         vocals, instrumental = self.separator.process(block, ahead=True)  # up to a hop more frames
         vocal_gain, instrumental_gain = self.levels.advance(len(vocals))
         vocals *= vocal_gain[:, None]
