@@ -108,7 +108,10 @@ class TrayActions:
             self.set_level("vocals", restored)
 
     def toggle_bypass(self) -> None:
-        on = not self.view().bypass
+        self.set_bypass(not self.view().bypass)
+
+    def set_bypass(self, on: bool) -> None:
+        """Hear the input dry (on) or separated; remembered."""
         self.engine.set_bypass(on)
         self.store.update("levels", bypass=on)
 

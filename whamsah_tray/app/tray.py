@@ -10,7 +10,8 @@ Threads
   wakes the refresher thread; they never touch pystray themselves.
 - Refresher thread: redraws icon, tooltip and menu at most every REFRESH_INTERVAL_S; pystray's
   backends marshal these updates onto their GUI loop.
-- pynput's listener thread (hotkeys) and the file dialog's waiter thread: call `TrayActions`.
+- pynput's listener thread (hotkeys), the file dialog's waiter thread and the `ctl` server's
+  request threads (`whamsah_tray.app.control`): call `TrayActions`.
 """
 
 from __future__ import annotations
@@ -61,6 +62,7 @@ class TrayApp:
             on_quit=self.quit,
         )
         self.hotkeys = None
+        self.control = None  # the `whamsah-tray ctl` server, once listening
         self.icon: Any = None
         self.shown = threading.Event()  # set once the icon is visible
         self.stopped = threading.Event()
@@ -153,6 +155,7 @@ class TrayApp:
             log.exception("the audio engine could not start")
             self.notifier.tell(MESSAGE_TITLES["error"], f"the audio engine could not start: {error}")
         self._start_hotkeys()
+        self._start_control()
         self._refresher = threading.Thread(target=self._refresh_loop, name="tray-refresh", daemon=True)
         self._refresher.start()
         self._request_refresh()
@@ -216,6 +219,19 @@ class TrayApp:
             return
         if problems:
             self.notifier.tell("Hotkeys", "; ".join(p.message() for p in problems), key="hotkeys")
+
+    def _start_control(self) -> None:
+        """Listen for `whamsah-tray ctl`: the way to bind keys where pynput hears none (Wayland)."""
+        from whamsah_tray.app.control import ControlError, ControlServer
+
+        server = ControlServer(self.actions)
+        try:
+            server.start()
+        except (ControlError, OSError) as error:
+            log.warning("`whamsah-tray ctl` is unavailable: %s", error)
+            self.notifier.tell("Remote control", f"`whamsah-tray ctl` is unavailable: {error}", key="ctl")
+            return
+        self.control = server
 
     def _install_signal_handlers(self) -> None:
         """SIGINT/SIGTERM quit cleanly (the engine removes its cable and returns captured apps)."""
@@ -320,6 +336,8 @@ class TrayApp:
 
     def _shutdown(self) -> None:
         self.stopped.set()
+        if self.control is not None:
+            self.control.stop()
         if self.hotkeys is not None:
             self.hotkeys.stop()
         self.actions.dialog.close()

@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "bench",
     "run",
     "play",
+    "ctl",
 ]
 
 EXIT_USAGE = 2
