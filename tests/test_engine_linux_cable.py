@@ -14,7 +14,7 @@ import pytest
 import soundfile
 
 from tray_driver import wait_until
-from whamsah_tray.engine import EngineController, EngineSettings, EngineState, LinuxCable, list_devices
+from whamsah_tray.engine import EngineController, EngineSettings, EngineState, LinuxCable, StreamSettings, list_devices
 from whamsah_tray.engine import pulse
 
 pytestmark = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux sound servers only")
@@ -131,3 +131,35 @@ def test_the_server_watch_counts_device_changes_and_not_our_own_questions(deskto
     finally:
         pulse.unload_module(module)
     assert wait_until(lambda: pulse.change_count() > loaded, 3)  # the removal too
+
+
+def test_an_app_that_starts_or_stops_playing_is_announced_at_once(desktop, portaudio, cable, tmp_path):
+    """Capture app ▸ must list an app that started a moment ago: the engine turns the server's
+    stream events into AppsChanged (the tray then reads the apps again), instead of the tray
+    finding out at its next poll (every 2 s)."""
+    from whamsah_tray.engine import AppsChanged
+    from whamsah_tray.separation import create_untrained_model
+
+    engine = EngineController(EngineSettings(input_device="cable_monitor", output_device="speakers",
+                                             stream=StreamSettings(idle_after_s=0)),
+                              model_factory=lambda name: create_untrained_model("identity"), cable=cable)
+    events: list = []
+    engine.subscribe(events.append)
+    path = tmp_path / "quiet.wav"
+    soundfile.write(str(path), 0.01 * np.random.default_rng(0).standard_normal((48000 * 5, 2)), 48000)
+    try:
+        engine.start()
+        assert engine.wait_for(lambda s: s.state is EngineState.RUNNING, 20), engine.status
+        subprocess.run(["sleep", "1"])
+        events.clear()
+        app = subprocess.Popen(["paplay", "--client-name=LateApp", "-d", "speakers", str(path)])
+        try:
+            assert wait_until(lambda: any(isinstance(e, AppsChanged) for e in events), 3), events
+            assert any(a.app_name == "LateApp" for a in engine.list_apps())
+            events.clear()
+        finally:
+            app.terminate()
+            app.wait(5)
+        assert wait_until(lambda: any(isinstance(e, AppsChanged) for e in events), 3), "no event when it stopped"
+    finally:
+        engine.close()

@@ -38,7 +38,7 @@ ICON_SIZE = 64
 REFRESH_INTERVAL_S = 0.1
 LIST_REFRESH_S = 2.0
 # Engine events after which the apps and the cable are read again (not levels or file progress).
-LIST_EVENTS = {"StateChanged", "DevicesChanged", "UserMessage"}
+LIST_EVENTS = {"StateChanged", "DevicesChanged", "UserMessage", "AppsChanged"}
 
 
 class TrayApp:

@@ -93,6 +93,7 @@ from whamsah_tray.engine.events import (
     EngineEvent,
     EngineState,
     FileProgress,
+    AppsChanged,
     KeyChanged,
     LevelsChanged,
     ModelChanged,
@@ -182,6 +183,7 @@ class EngineController:
         self._levels = LevelRamp(44100, self._settings.vocals, self._settings.instrumental, self._settings.bypass,
                                  key=self._settings.key)
         self._commands: queue.Queue = queue.Queue()
+        self._forget_streams_listener: Callable[[], None] | None = None
         self._observers: list[Observer] = []
         self._observers_lock = threading.Lock()
         self._status_lock = threading.Lock()
@@ -514,6 +516,10 @@ class EngineController:
     # --- sync mode -----------------------------------------------------------------------
     def _do_start(self) -> None:
         self._sync_wanted = True
+        if self._forget_streams_listener is None and sys.platform.startswith("linux") and pulse.available():
+            # Capture app ▸ is current when the menu opens: the server's events, not a poll.
+            self._forget_streams_listener = pulse.on_streams_changed(lambda: self._put("apps_changed"))
+            pulse.change_count()  # starts the watch
         if self._session is not None or self._state is EngineState.DEVICE_LOST:
             return  # running already (sync, or a file that returns to sync mode at its end), or waiting
         self._open_sync(first_attempt=True)
@@ -756,6 +762,9 @@ class EngineController:
         self._cable.release(index)
 
     # --- events, watchdog, end of file ----------------------------------------------------
+    def _do_apps_changed(self) -> None:
+        self._emit(AppsChanged())
+
     def _do_key_changed(self) -> None:
         key = self._levels.key
         if key and self._model is not None and not _can_change_key(self._model):
@@ -843,6 +852,9 @@ class EngineController:
 
     def _do_close(self) -> None:
         self._sync_wanted = False
+        if self._forget_streams_listener is not None:
+            self._forget_streams_listener()
+            self._forget_streams_listener = None
         self._close_session(fade=True)
         try:
             if pulse.available():

@@ -59,6 +59,12 @@ class LevelsChanged(EngineEvent):
 
 
 @dataclass(frozen=True)
+class AppsChanged(EngineEvent):
+    """An app started, stopped or moved its playback stream (Linux: the sound server said so):
+    what Capture app ▸ lists may have changed."""
+
+
+@dataclass(frozen=True)
 class DevicesChanged(EngineEvent):
     host_api: str
     input_device: str  # name of the device actually open (or selected, when none is open)

@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from whamsah_tray.errors import DeviceError
@@ -161,6 +162,12 @@ class ServerWatch:
         for line in self._process.stdout:
             if " on sink" in line or " on source" in line or " on server" in line:
                 self.changes += 1
+            if " on sink-input" in line:  # an app started, stopped or moved its stream
+                for listener in list(_stream_listeners):
+                    try:
+                        listener()
+                    except Exception:  # a listener's bug must not end the watch
+                        pass
 
     @property
     def alive(self) -> bool:
@@ -176,6 +183,19 @@ class ServerWatch:
 
 
 _watch: ServerWatch | None = None
+_stream_listeners: list[Callable[[], None]] = []
+
+
+def on_streams_changed(listener: Callable[[], None]) -> Callable[[], None]:
+    """listener() is called (on the watch's reader thread; it must return at once) whenever a
+    playback stream appears, goes or changes, while the watch runs (see change_count, which starts
+    it). Returns a function that removes the listener."""
+    _stream_listeners.append(listener)
+
+    def remove() -> None:
+        if listener in _stream_listeners:
+            _stream_listeners.remove(listener)
+    return remove
 _watch_lock = threading.Lock()
 _watch_started = 0.0  # time.monotonic() when _watch was started
 _watch_epoch = 0  # added to the count, so that a restarted watch never repeats an earlier count
