@@ -13,7 +13,9 @@ audio callback (an integer delay) lines up with the wet path to the sample.
 Without a model (weights missing, still loading) the same chain runs with a plain delay line of
 the default model's latency instead of the separator: dry pass-through at the same latency.
 
-Runs on the inference worker thread only (torch, allocation); not thread-safe.
+Runs on the inference worker thread only (the network, allocation); not thread-safe. Imports no
+torch: a numpy-path model runs without it (separation/threads.py sets torch's threads where a
+torch model has imported it).
 """
 
 from __future__ import annotations
@@ -24,9 +26,9 @@ import weakref
 
 import numpy as np
 import soxr
-import torch
 
 from whamsah_tray.engine.levels import LevelRamp
+from whamsah_tray.separation.threads import compute_thread_count, sync_torch_threads
 
 # Latency of the dry pass-through when no model is loaded: that of the default real-time model
 # (hop 512 + 2048-sample STFT window at 44.1 kHz), so that loading it later changes nothing.
@@ -40,7 +42,7 @@ MAX_CHUNK = 4096  # frames per separator call; larger inputs are cut
 # headroom for a busier machine; at most MAX_COMPUTE_S (a model slower than that cannot run live).
 COMPUTE_HEADROOM = 2.5
 MAX_COMPUTE_S = 1.0
-# A model's measured hop time, per loaded network, channel count and torch thread count: measured
+# A model's measured hop time, per loaded network, channel count and compute thread count: measured
 # once per loaded model, not at each session (WHAMSAHNet's measurement takes ~1 s, during which a
 # file would wait to start). Forgotten with the model.
 _measured_hop_s: "weakref.WeakKeyDictionary[object, dict[tuple[int, int], float]]" = weakref.WeakKeyDictionary()
@@ -109,8 +111,9 @@ class SeparationPipeline:
         A model already measured with these channels and threads is not measured again."""
         if self.separator is None:
             return
+        sync_torch_threads()  # a torch model loaded since the worker set its threads: this thread's pool
         per_setting = _measured_hop_s.setdefault(self.separator.network, {})
-        setting = (self.channels, torch.get_num_threads())
+        setting = (self.channels, compute_thread_count())
         if setting not in per_setting:
             per_setting[setting] = self._time_one_hop()
         compute_s = min(COMPUTE_HEADROOM * per_setting[setting], MAX_COMPUTE_S)

@@ -1,6 +1,7 @@
 """The separation core: networks, weights, streaming and offline inference.
 
 Pure numpy/torch: nothing here knows about audio devices, threads, the profile or the UI.
+Importing it does not import torch: a model with numpy weights runs without it (registry.py).
 """
 
 from whamsah_tray.separation.offline import separate_array

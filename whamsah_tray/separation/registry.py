@@ -3,6 +3,12 @@
 A manifest `weights/<name>.json` names the architecture, its config, the weights file, its sha256,
 the sample rate and latency, the training data and license, and measured figures. Loading checks
 the hash, uses `torch.load(weights_only=True)` and raises `ModelLoadingError` with a one-line reason.
+
+A manifest may also name a torch-free weights file (`numpy_weights`, a `.npz` of the same numbers,
+with its `numpy_sha256`; written by `python -m whamsah_tray.separation.numpy_export`) for an
+architecture that has a numpy inference path (models.NUMPY_PATHS). `load_model` then builds that
+path from it and never imports torch: the tray, `run`, `play` and `separate` stay free of it.
+`torch_module=True` asks for the torch network anyway (training, export, comparisons).
 """
 
 from __future__ import annotations
@@ -15,10 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
+import numpy as np
 
 from whamsah_tray.errors import ModelLoadingError
-from whamsah_tray.separation.models import ARCHITECTURES, StreamingModel, build_network
+from whamsah_tray.separation.models import ARCHITECTURE_NAMES, NUMPY_PATHS, build_network, numpy_path_class
 
 DEFAULT_MODEL = "whamsah-rt"
 WEIGHTS_ENV = "WHAMSAH_TRAY_WEIGHTS"
@@ -35,6 +41,8 @@ class ModelInfo:
     latency_samples: int
     weights_file: str = ""
     sha256: str = ""
+    numpy_weights_file: str = ""  # "" = none: the torch weights are loaded
+    numpy_sha256: str = ""
     description: str = ""
     training_data: str = ""
     license: str = ""
@@ -58,6 +66,8 @@ class ModelInfo:
                 latency_samples=int(data["latency_samples"]),
                 weights_file=str(data["weights"]),
                 sha256=str(data["sha256"]).lower(),
+                numpy_weights_file=str(data.get("numpy_weights", "")),
+                numpy_sha256=str(data.get("numpy_sha256", "")).lower(),
                 description=str(data.get("description", "")),
                 training_data=str(data.get("training_data", "")),
                 license=str(data.get("license", "")),
@@ -72,7 +82,7 @@ class ModelInfo:
 @dataclass
 class LoadedModel:
     info: ModelInfo
-    network: StreamingModel
+    network: Any  # a torch StreamingModel, or a numpy path (NumpyMaskGRU) with the same streaming API
 
 
 REPO_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"  # the source tree's weights/
@@ -128,21 +138,63 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
-def load_model(name: str | None = None, weights_dir: Path | None = None) -> LoadedModel:
-    """The named model (or the default), ready for inference. Raises ModelLoadingError."""
+def load_model(name: str | None = None, weights_dir: Path | None = None, *,
+               torch_module: bool = False) -> LoadedModel:
+    """The named model (or the default), ready for inference: through its numpy path, without
+    torch, where the manifest names numpy weights; else (or with `torch_module`) the torch network.
+    Raises ModelLoadingError."""
     info = find_model(name, weights_dir)
-    return load_from_info(info)
+    return load_from_info(info, torch_module=torch_module)
 
 
-def load_from_info(info: ModelInfo) -> LoadedModel:
+def load_from_info(info: ModelInfo, *, torch_module: bool = False) -> LoadedModel:
+    if info.numpy_weights_file and info.architecture in NUMPY_PATHS and not torch_module:
+        return _load_numpy(info)
+    return _load_torch(info)
+
+
+def _checked_file(info: ModelInfo, file_name: str, sha256: str) -> Path:
     assert info.manifest_path is not None
-    weights = info.manifest_path.parent / info.weights_file
+    weights = info.manifest_path.parent / file_name
     if not weights.is_file():
         raise ModelLoadingError(f"model '{info.name}': weights file {weights} is missing")
-    if sha256_of(weights) != info.sha256:
+    if sha256_of(weights) != sha256:
         raise ModelLoadingError(f"model '{info.name}': weights file {weights.name} is corrupt (sha256 mismatch)")
-    if info.architecture not in ARCHITECTURES:
+    return weights
+
+
+def _check_latency(info: ModelInfo, network) -> None:
+    latency = network.delay + network.hop
+    if latency != info.latency_samples or network.sample_rate != info.sample_rate:
+        raise ModelLoadingError(
+            f"model '{info.name}': manifest says {info.latency_samples} samples at {info.sample_rate} Hz, "
+            f"the network has {latency} at {network.sample_rate} Hz")
+
+
+def _load_numpy(info: ModelInfo) -> LoadedModel:
+    weights = _checked_file(info, info.numpy_weights_file, info.numpy_sha256)
+    try:
+        with np.load(weights, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+    except Exception as error:  # numpy and zipfile raise many types for a bad archive
+        raise ModelLoadingError(f"model '{info.name}': unreadable weights ({type(error).__name__})") from error
+    try:
+        network = numpy_path_class(info.architecture)(arrays, info.config)
+    except (KeyError, ValueError, IndexError, TypeError) as error:
+        raise ModelLoadingError(f"model '{info.name}': weights do not fit the architecture ({error})") from error
+    _check_latency(info, network)
+    return LoadedModel(info=info, network=network)
+
+
+def _load_torch(info: ModelInfo) -> LoadedModel:
+    weights = _checked_file(info, info.weights_file, info.sha256)
+    if info.architecture not in ARCHITECTURE_NAMES:
         raise ModelLoadingError(f"model '{info.name}': unknown architecture '{info.architecture}'")
+    import torch  # only here: a numpy-path model never needs it
+
+    from whamsah_tray.separation.threads import sync_torch_threads
+
+    sync_torch_threads()
     try:
         network = build_network(info.architecture, info.config)
     except (TypeError, ValueError) as error:
@@ -156,11 +208,7 @@ def load_from_info(info: ModelInfo) -> LoadedModel:
     except (RuntimeError, TypeError, AttributeError) as error:
         first_line = str(error).strip().splitlines()[0] if str(error).strip() else type(error).__name__
         raise ModelLoadingError(f"model '{info.name}': weights do not fit the architecture ({first_line})") from error
-    latency = network.delay + network.hop
-    if latency != info.latency_samples or network.sample_rate != info.sample_rate:
-        raise ModelLoadingError(
-            f"model '{info.name}': manifest says {info.latency_samples} samples at {info.sample_rate} Hz, "
-            f"the network has {latency} at {network.sample_rate} Hz")
+    _check_latency(info, network)
     network.eval()
     return LoadedModel(info=info, network=network)
 
@@ -169,8 +217,10 @@ def create_untrained_model(architecture: str, config: dict[str, Any] | None = No
     """A model with freshly initialised (random) weights: for tests and training, never shipped.
     `architecture` is an architecture name or 'whamsah-rt' / 'whamsahnet'."""
     architecture = UNTRAINED_ALIASES.get(architecture, architecture)
-    if architecture not in ARCHITECTURES:
+    if architecture not in ARCHITECTURE_NAMES:
         raise ModelLoadingError(f"unknown architecture '{architecture}'")
+    import torch
+
     generator_state = torch.random.get_rng_state()
     torch.manual_seed(seed)
     try:

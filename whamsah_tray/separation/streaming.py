@@ -23,8 +23,9 @@ Mono is fed to the stereo network as two equal channels; more than two channels 
 stereo pairs (as a batch), an odd last channel like mono.
 
 The network runs through its numpy inference path when it has one (network.inference_path(),
-a snapshot of its weights taken here: the same numbers, a few times faster per hop), else through
-its torch stream().
+a snapshot of its weights taken here: the same numbers, a few times faster per hop; a model
+loaded from numpy weights is that path itself), else through its torch stream(). torch is
+imported only for the latter: with a numpy path this module never loads it.
 
 Digital silence costs nothing: once the input has been exactly zero for longer than the latency
 (plus a margin), every buffer inside holds silence and the network is skipped until sound comes
@@ -38,17 +39,16 @@ key_shift makes of the mixture, delayed by the same latency): the instrumental i
 mixture minus the vocals. At key 0 nothing of it runs and the output is the same, to the bit, as
 without it. A model without a spectral path (whamsahnet) refuses a key other than 0.
 
-Pure numpy/torch, no threads: not thread-safe; one owner calls process() (in the live engine, the
-inference worker thread; never the audio callback).
+Pure numpy (and torch for a torch network), no threads: not thread-safe; one owner calls
+process() (in the live engine, the inference worker thread; never the audio callback).
 """
 
 from __future__ import annotations
 
 import numpy as np
-import torch
 
 from whamsah_tray.separation.key_shift import KeyShift, check_key
-from whamsah_tray.separation.models.base import CHANNELS
+from whamsah_tray.separation.models import CHANNELS
 
 DEFAULT_MAX_BLOCK = 16384
 
@@ -77,7 +77,7 @@ class _Fifo:
 
 class StreamingSeparator:
     def __init__(self, model, channels: int = 2, max_block: int = DEFAULT_MAX_BLOCK) -> None:
-        """model: a LoadedModel (or anything with `.network`, a StreamingModel)."""
+        """model: a LoadedModel (or anything with `.network`: a StreamingModel or a numpy path)."""
         if channels < 1:
             raise ValueError("channels must be >= 1")
         self.model = model
@@ -198,6 +198,8 @@ class StreamingSeparator:
             estimate, self._state = self._fast.stream(self._pending[:, :, :n], self._state)
             self._vocals.push(self._by_channel(estimate))
         else:
+            import torch  # a torch network: torch is loaded already
+
             with torch.inference_mode():
                 estimate, self._state = self.network.stream(torch.from_numpy(self._pending[:, :, :n]), self._state)
             self._vocals.push(self._by_channel(estimate.numpy()))
@@ -217,6 +219,8 @@ class StreamingSeparator:
         if self._fast is not None:
             estimate, mix, self._state = self._fast.stream_shifted(self._pending[:, :, :n], self._state, shift)
         else:
+            import torch  # a torch network: torch is loaded already
+
             with torch.inference_mode():
                 estimate, mix, self._state = self.network.stream_shifted(
                     torch.from_numpy(self._pending[:, :, :n]), self._state, shift)

@@ -20,7 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
-CHANNELS = 2  # every network here is stereo; mono is duplicated, more channels go in pairs
+from whamsah_tray.separation.models import CHANNELS
+
+__all__ = ["CHANNELS", "StreamingModel"]
 
 
 class StreamingModel(nn.Module):

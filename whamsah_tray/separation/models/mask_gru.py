@@ -38,13 +38,12 @@ from typing import Any
 import torch
 from torch import nn
 
+from whamsah_tray.separation.models.mask_gru_common import EPS, LOCAL_FEATURES, SALIENCE_FLOOR
 from whamsah_tray.separation.models.spectral import SpectralMaskModel
 
 # (first bin, last bin + 1, bins per band) for n_fft = 2048; the Nyquist bin is a band of its own.
 DEFAULT_BAND_GROUPS = ((0, 128, 1), (128, 256, 2), (256, 512, 4), (512, 1024, 8))
 FEATURES_PER_BAND = 3
-EPS = 1e-8
-SALIENCE_FLOOR = 0.1  # phase features: a bin's weight is |z| / (|z| + this * mean |z| over the bins)
 
 
 class BandFeatures(nn.Module):
@@ -115,9 +114,6 @@ def phase_advance(mid: torch.Tensor, previous: torch.Tensor, hop: int, n_fft: in
     size = z.abs()
     weighted = z / (size + SALIENCE_FLOOR * size.mean(dim=1, keepdim=True) + EPS)
     return torch.cat([weighted.real, weighted.imag], dim=1)
-
-
-LOCAL_FEATURES = 5  # per band and frame for the refiner: energy, coherence, balance, phase cos, sin
 
 
 class BandRefiner(nn.Module):
@@ -241,7 +237,7 @@ class MaskGRU(SpectralMaskModel):
     def inference_path(self):
         from whamsah_tray.separation.models.mask_gru_numpy import NumpyMaskGRU
 
-        return NumpyMaskGRU(self)
+        return NumpyMaskGRU.from_module(self)
 
     def init_net_state(self, batch: int) -> dict[str, torch.Tensor]:
         return {

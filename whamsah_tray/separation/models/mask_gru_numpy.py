@@ -1,4 +1,5 @@
-"""WHAMSAH-RT's inference path in plain numpy/scipy: the same numbers as MaskGRU.stream, faster.
+"""WHAMSAH-RT's inference path in plain numpy/scipy: the same numbers as MaskGRU.stream, faster,
+and without torch.
 
 The live engine calls the network once per hop (512 samples, 11.6 ms). In torch that call costs
 ~0.9 ms on one thread of the 2-core test machine, almost all of it per-operator dispatch (about a
@@ -7,23 +8,39 @@ i.e. ~1.5 M multiply-adds per hop. Here the same computation is a few BLAS matri
 and vectorised numpy expressions, with the feature standardisation folded into the projection.
 `tests/test_separation_core.py` checks it against `MaskGRU.stream` frame by frame.
 
-    fast = NumpyMaskGRU(model)          # copies the weights (float32)
+Its weights are MaskGRU's tensors as numpy arrays under the same names (parameters and buffers,
+the non-persistent ones too: the STFT windows, the band layout), read either from a torch module
+or from a `.npz` file written by `save_weights` (see separation/numpy_export.py), so that a process
+that runs only this path never imports torch:
+
+    fast = NumpyMaskGRU.from_module(model)             # a MaskGRU: copies its current weights
+    fast = NumpyMaskGRU.from_file(path, config)        # a .npz, with the manifest's config
     state = fast.init_state(batch)
     vocals, state = fast.stream(x, state)    # x: float32 (batch, 2, n * hop), like MaskGRU.stream
     vocals, mix, state = fast.stream_shifted(x, state, key_shift)   # with a key change (key_shift.py)
+
+It also stands in for the torch network in a LoadedModel (`sample_rate`, `hop`, `delay`,
+`inference_path()`), so the streaming separator and the engine take either.
 
 Not thread-safe per state; any thread (the engine's inference worker).
 """
 
 from __future__ import annotations
 
+import re
+from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 import numpy as np
 import scipy.fft
 import scipy.special
 
-from whamsah_tray.separation.models.mask_gru import EPS, LOCAL_FEATURES, SALIENCE_FLOOR
+from whamsah_tray.separation.models.mask_gru_common import EPS, LOCAL_FEATURES, SALIENCE_FLOOR
+
+# Arrays of a MaskGRU that are not trained parameters (buffers): not counted in parameter_count.
+BUFFERS = frozenset({"window", "synthesis", "features.band_of_bin", "features.band_floor",
+                     "feature_mean", "feature_std", "local_index"})
 
 _SQRT_HALF = np.float32(np.sqrt(0.5))
 
@@ -69,48 +86,98 @@ def _gru_cell(gi: np.ndarray, gh: np.ndarray, h: np.ndarray, axis: int = -1) -> 
     return after
 
 
-def _f32(tensor) -> np.ndarray:
-    return np.ascontiguousarray(tensor.detach().cpu().numpy(), dtype=np.float32)
+def _f32(array) -> np.ndarray:
+    return np.ascontiguousarray(array, dtype=np.float32)
+
+
+def module_arrays(model) -> dict[str, np.ndarray]:
+    """A MaskGRU's parameters and buffers (the non-persistent ones too) as numpy arrays, by name."""
+    tensors = dict(model.named_parameters())
+    tensors.update(model.named_buffers())
+    return {name: tensor.detach().cpu().numpy() for name, tensor in tensors.items()}
+
+
+def save_weights(arrays: Mapping[str, np.ndarray], path: Path) -> None:
+    """arrays (module_arrays) -> an uncompressed .npz that `NumpyMaskGRU.from_file` reads."""
+    with open(path, "wb") as file:
+        np.savez(file, **arrays)
 
 
 class NumpyMaskGRU:
-    def __init__(self, model) -> None:
-        """model: a MaskGRU (its current weights are copied; later changes are not seen)."""
-        self.n_fft, self.hop, self.lookahead = model.n_fft, model.hop, model.lookahead
-        self.n_bins, self.hidden, self.kernel = model.n_bins, model.hidden, model.conv_kernel
-        self.window = _f32(model.window)
-        self.synthesis = _f32(model.synthesis)               # the frame's last M samples
+    architecture = "mask-gru"
+
+    def __init__(self, arrays: Mapping[str, np.ndarray], config: Mapping[str, Any]) -> None:
+        """arrays: MaskGRU's tensors by name (module_arrays); config: its config (MaskGRU.config,
+        the manifest's "config"). KeyError or ValueError where they do not fit together."""
+        self.config = dict(config)
+        self.hop, self.lookahead = int(config["hop"]), int(config["lookahead"])
+        self.sample_rate = int(config["sample_rate"])
+        self.window = _f32(arrays["window"])
+        self.n_fft = len(self.window)
+        if self.n_fft != int(config["n_fft"]):
+            raise ValueError(f"the analysis window has {self.n_fft} samples, the config says n_fft {config['n_fft']}")
+        self.n_bins = self.n_fft // 2 + 1
+        self.synthesis = _f32(arrays["synthesis"])               # the frame's last M samples
         self.synthesis_length = len(self.synthesis)
-        self.n_bands = model.features.n_bands
-        self.band_of_bin = model.features.band_of_bin.cpu().numpy()
+        self.delay = self.synthesis_length - self.hop + self.lookahead * self.hop
+        self.parameter_count = sum(int(np.size(value)) for name, value in arrays.items() if name not in BUFFERS)
+        project_weight = _f32(arrays["project.weight"])[:, :, 0]
+        conv_weight = _f32(arrays["encoder.0.weight"])
+        self.hidden, self.kernel = conv_weight.shape[0], conv_weight.shape[2]
+        self.band_of_bin = np.asarray(arrays["features.band_of_bin"])
+        if self.band_of_bin.shape != (self.n_bins,):
+            raise ValueError(f"the band layout covers {self.band_of_bin.shape} bins, not {self.n_bins}")
+        self.band_floor = _f32(arrays["features.band_floor"])
+        self.n_bands = len(self.band_floor)
         band_starts = np.flatnonzero(np.diff(self.band_of_bin, prepend=-1))  # first bin of each band
         self.float_band_starts = 2 * band_starts  # the same in a complex64 spectrum seen as float32 (re, im)
-        self.band_floor = _f32(model.features.band_floor)
-        self.phase_bins = model.phase_bins
+        self.phase_bins = int(config.get("phase_bins", 0))
         self.salience_scale = np.float32(SALIENCE_FLOOR / max(self.phase_bins, 1))  # x the sum = x the mean
         self.phase_centre = np.exp(-2j * np.pi * np.arange(self.phase_bins) * self.hop / self.n_fft).astype(np.complex64)
         # Standardisation folded into the projection: W (x - m) / s + b = (W / s) x + (b - W m / s).
-        mean, std = _f32(model.feature_mean)[:, 0], _f32(model.feature_std)[:, 0]
-        project_w = _f32(model.project.weight)[:, :, 0] / std
+        mean, std = _f32(arrays["feature_mean"])[:, 0], _f32(arrays["feature_std"])[:, 0]
+        if project_weight.shape[1] != len(mean) or len(mean) != 3 * self.n_bands + 2 * self.phase_bins:
+            raise ValueError(f"the projection takes {project_weight.shape[1]} features, the config gives "
+                             f"{3 * self.n_bands + 2 * self.phase_bins}")
+        project_w = project_weight / std
         self.project_wt = np.ascontiguousarray(project_w.T)
-        self.project_b = _f32(model.project.bias) - project_w @ mean
-        conv = model.encoder[0]
+        self.project_b = _f32(arrays["project.bias"]) - project_w @ mean
         # The time convolution as one product: [frame t-k+1, ..., frame t] @ conv_wt (k * hidden, hidden).
-        self.conv_wt = np.ascontiguousarray(np.concatenate([_f32(conv.weight)[:, :, j].T for j in range(self.kernel)]))
-        self.conv_b = _f32(conv.bias)
+        self.conv_wt = np.ascontiguousarray(np.concatenate([conv_weight[:, :, j].T for j in range(self.kernel)]))
+        self.conv_b = _f32(arrays["encoder.0.bias"])
+        layers = sorted(int(match.group(1)) for name in arrays
+                        if (match := re.fullmatch(r"gru\.weight_ih_l(\d+)", name)))
+        if layers != list(range(len(layers))) or not layers:
+            raise ValueError(f"GRU layers {layers}")
         self.gru = []
-        for layer in range(model.gru_layers):
+        for layer in layers:
             self.gru.append((
-                np.ascontiguousarray(_f32(getattr(model.gru, f"weight_ih_l{layer}")).T),
-                _f32(getattr(model.gru, f"bias_ih_l{layer}")),
-                np.ascontiguousarray(_f32(getattr(model.gru, f"weight_hh_l{layer}")).T),
-                _f32(getattr(model.gru, f"bias_hh_l{layer}")),
+                np.ascontiguousarray(_f32(arrays[f"gru.weight_ih_l{layer}"]).T),
+                _f32(arrays[f"gru.bias_ih_l{layer}"]),
+                np.ascontiguousarray(_f32(arrays[f"gru.weight_hh_l{layer}"]).T),
+                _f32(arrays[f"gru.bias_hh_l{layer}"]),
             ))
-        first, last = model.head[0], model.head[2]
-        self.head1_wt, self.head1_b = np.ascontiguousarray(_f32(first.weight).T), _f32(first.bias)
-        self.head2_wt, self.head2_b = np.ascontiguousarray(_f32(last.weight).T), _f32(last.bias)
-        self.refiner = _NumpyRefiner(model) if model.refiner is not None else None
-        self.logit_offset = np.float32(model.mask_logit_offset)
+        self.head1_wt, self.head1_b = np.ascontiguousarray(_f32(arrays["head.0.weight"]).T), _f32(arrays["head.0.bias"])
+        self.head2_wt, self.head2_b = np.ascontiguousarray(_f32(arrays["head.2.weight"]).T), _f32(arrays["head.2.bias"])
+        self.refiner = (_NumpyRefiner(arrays, mean, std, self.kernel)
+                        if "refiner.first.weight" in arrays else None)
+        self.logit_offset = np.float32(config.get("mask_logit_offset", 0.0))
+
+    @classmethod
+    def from_module(cls, model) -> "NumpyMaskGRU":
+        """model: a MaskGRU (its current weights are copied; later changes are not seen)."""
+        return cls(module_arrays(model), model.config)
+
+    @classmethod
+    def from_file(cls, path: Path, config: Mapping[str, Any]) -> "NumpyMaskGRU":
+        """The .npz of `save_weights` (read without pickle), with its model's config."""
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {name: archive[name] for name in archive.files}
+        return cls(arrays, config)
+
+    def inference_path(self) -> "NumpyMaskGRU":
+        """Itself: the streaming separator asks a network for its fastest path (models/base.py)."""
+        return self
 
     def init_state(self, batch: int) -> dict[str, Any]:
         return {
@@ -242,37 +309,39 @@ def _band_windows(x: np.ndarray, kernel: int, dilation: int) -> np.ndarray:
     return np.concatenate([padded[..., dilation * k:dilation * k + bands] for k in range(kernel)], axis=1)
 
 
-def _taps(conv) -> np.ndarray:
-    """A torch Conv1d's weight (out, in, K) as the matrix (out, K * in) for `_band_windows`."""
-    weight = _f32(conv.weight)
+def _taps(weight: np.ndarray) -> np.ndarray:
+    """A Conv1d's weight (out, in, K) as the matrix (out, K * in) for `_band_windows`."""
     return np.ascontiguousarray(weight.transpose(0, 2, 1).reshape(weight.shape[0], -1))
 
 
 class _NumpyRefiner:
     """MaskGRU's BandRefiner: each band-axis convolution as one product with the bands' windows."""
 
-    def __init__(self, model) -> None:
-        refiner = model.refiner
-        self.kernel, self.channels = refiner.kernel, refiner.channels
-        self.refined, self.time_kernel = model.refine_bands, model.conv_kernel
+    def __init__(self, arrays: Mapping[str, np.ndarray], mean: np.ndarray, std: np.ndarray,
+                 time_kernel: int) -> None:
+        first = _f32(arrays["refiner.first.weight"])                                 # (C, 5k + 2, K)
+        self.channels, self.kernel = first.shape[0], first.shape[2]
+        self.band_bias = _f32(arrays["refiner.band_bias"]) + _f32(arrays["refiner.first.bias"])[:, None]  # (C, R)
+        self.refined, self.time_kernel = self.band_bias.shape[1], time_kernel
         # The model's gather of each refined band's 5 features, standardised here (the index one
         # past the last feature stands for a constant 0).
-        index = model.local_index.cpu().numpy()                                      # (5, R)
-        mean, std = _f32(model.feature_mean)[:, 0], _f32(model.feature_std)[:, 0]
+        index = np.asarray(arrays["local_index"])                                    # (5, R)
         some = index < len(mean)
         self.gather = np.where(some, index, 0)
         self.scale = np.where(some, 1 / std[self.gather], 0).astype(np.float32)
         self.offset = np.where(some, -mean[self.gather] / std[self.gather], 0).astype(np.float32)
-        self.first_wt = _taps(refiner.first)
-        self.band_bias = _f32(refiner.band_bias) + _f32(refiner.first.bias)[:, None]  # (C, R)
-        self.film_wt, self.film_b = np.ascontiguousarray(_f32(refiner.film.weight).T), _f32(refiner.film.bias)
-        self.second_wt, self.second_b = _taps(refiner.second), _f32(refiner.second.bias)[:, None]
-        self.out_wt, self.out_b = _f32(refiner.out.weight)[:, :, 0], _f32(refiner.out.bias)[:, None]
+        self.first_wt = _taps(first)
+        self.film_wt = np.ascontiguousarray(_f32(arrays["refiner.film.weight"]).T)
+        self.film_b = _f32(arrays["refiner.film.bias"])
+        self.second_wt = _taps(_f32(arrays["refiner.second.weight"]))
+        self.second_b = _f32(arrays["refiner.second.bias"])[:, None]
+        self.out_wt, self.out_b = _f32(arrays["refiner.out.weight"])[:, :, 0], _f32(arrays["refiner.out.bias"])[:, None]
         self.memory = None
-        if refiner.memory is not None:  # the per-band GRU: (W_ih, b_ih, W_hh, b_hh), gates r, z, n
-            gru = refiner.memory            # as (3C, C) matrices and (3C, 1) columns: bands stay last
-            self.memory = (_f32(gru.weight_ih_l0), _f32(gru.bias_ih_l0)[:, None],
-                           _f32(gru.weight_hh_l0), _f32(gru.bias_hh_l0)[:, None])
+        if "refiner.memory.weight_ih_l0" in arrays:  # the per-band GRU: (W_ih, b_ih, W_hh, b_hh), gates r, z, n
+            self.memory = tuple(                     # as (3C, C) matrices and (3C, 1) columns: bands stay last
+                _f32(arrays[f"refiner.memory.{name}_l0"]) if name.startswith("weight")
+                else _f32(arrays[f"refiner.memory.{name}_l0"])[:, None]
+                for name in ("weight_ih", "bias_ih", "weight_hh", "bias_hh"))
 
     def init_state(self, batch: int, frames: int) -> dict[str, np.ndarray]:
         state = {"local": np.zeros((batch, frames, LOCAL_FEATURES, self.refined), np.float32)}
