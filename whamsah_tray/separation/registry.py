@@ -17,6 +17,7 @@ import hashlib
 import json
 import os
 import sys
+import sysconfig
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -86,16 +87,23 @@ class LoadedModel:
 
 
 REPO_WEIGHTS_DIR = Path(__file__).resolve().parents[2] / "weights"  # the source tree's weights/
+INSTALLED_WEIGHTS = Path("share") / "whamsah-tray" / "weights"  # under a prefix: pyproject's data-files
 
 
 def weights_dirs() -> list[Path]:
     """Where manifests are looked for, first match wins: $WHAMSAH_TRAY_WEIGHTS alone when it is
     set (an override, e.g. for tests); else the source tree's weights/, then the installed
-    share/whamsah-tray/weights."""
+    share/whamsah-tray/weights (the wheel's data files: under the environment's prefix, or the
+    user's base for `pip install --user`)."""
     if os.environ.get(WEIGHTS_ENV):
         return [Path(os.environ[WEIGHTS_ENV])]
-    dirs = [REPO_WEIGHTS_DIR]
-    dirs.append(Path(sys.prefix) / "share" / "whamsah-tray" / "weights")
+    dirs = [REPO_WEIGHTS_DIR, Path(sys.prefix) / INSTALLED_WEIGHTS]
+    try:
+        user_data = Path(sysconfig.get_path("data", sysconfig.get_preferred_scheme("user")))
+    except (KeyError, ValueError):  # no user scheme on this platform/Python
+        return dirs
+    if user_data / INSTALLED_WEIGHTS not in dirs:
+        dirs.append(user_data / INSTALLED_WEIGHTS)
     return dirs
 
 
