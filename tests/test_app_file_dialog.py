@@ -1,5 +1,7 @@
-"""The "Play file…" dialog is a real Tk window in its own process, driven here with xdotool the way a
-user would: it is found by its exact title, a path is typed, Return chooses; Escape cancels."""
+"""Tk's "Play file…" dialog (the fallback on Linux, the system's dialog on Windows and macOS) is a
+real Tk window in its own process, driven here with xdotool the way a user would: it is found by
+its exact title, a path is typed, Return chooses; Escape cancels. GTK's, the default on Linux:
+tests/test_app_file_dialog_native.py."""
 
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ def test_dialog_starts_in_the_last_folder_and_reports_the_chosen_path(desktop, t
     chosen_file.write_bytes(b"RIFF")
     chosen = []
     done = threading.Event()
-    dialog = FileDialog()
+    dialog = FileDialog(toolkit="tk")
     opened_at = time.monotonic()
     assert dialog.open(str(tmp_path), lambda path: (chosen.append(path), done.set()))
     assert time.monotonic() - opened_at < 0.5  # open() never waits for the user
@@ -51,7 +53,7 @@ def test_dialog_starts_in_the_last_folder_and_reports_the_chosen_path(desktop, t
 
 def test_cancel_does_nothing(desktop, tmp_path):
     chosen = []
-    dialog = FileDialog()
+    dialog = FileDialog(toolkit="tk")
     dialog.open(str(tmp_path), chosen.append, on_error=chosen.append)
     window = find_dialog(desktop)
     desktop.run("xdotool", "windowfocus", "--sync", window)
@@ -65,7 +67,7 @@ def test_cancel_does_nothing(desktop, tmp_path):
 
 
 def test_close_removes_an_open_dialog(desktop, tmp_path):
-    dialog = FileDialog()
+    dialog = FileDialog(toolkit="tk")
     errors = []
     dialog.open(str(tmp_path), lambda p: None, on_error=errors.append)
     find_dialog(desktop)

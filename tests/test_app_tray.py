@@ -31,6 +31,9 @@ pytestmark = pytest.mark.desktop
 
 HERE = Path(__file__).resolve().parent
 ENGINE_TIMEOUT_S = 20
+# The dialog is GTK's on Linux: its location entry ignores a Return within ~0.1 s of the last typed
+# key (it is still completing the name); a person is never that fast.
+GTK_ENTRY_SETTLE_S = 0.4
 
 
 class RunningTray:
@@ -324,6 +327,7 @@ def test_play_file_dialog_plays_a_shared_excerpt_into_the_output_sink(tray, desk
                          timeout=20).split()[0]
     desktop.run("xdotool", "windowfocus", "--sync", window)
     desktop.run("xdotool", "type", "--delay", "20", song.name)  # relative: the dialog starts in last_folder
+    time.sleep(GTK_ENTRY_SETTLE_S)
     desktop.run("xdotool", "key", "Return")
     tray.wait_engine(lambda s: s.state.value == "playing_file", "playing the chosen file")
     playing = _record_rms(desktop, 1.5)
@@ -365,6 +369,7 @@ def test_play_file_dialog_plays_the_song_as_karaoke(tray, desktop, listener_exce
                                      "^Open audio file$", timeout=20).split()[0]
                 desktop.run("xdotool", "windowfocus", "--sync", window)
                 desktop.run("xdotool", "type", "--delay", "20", song.name)
+                time.sleep(GTK_ENTRY_SETTLE_S)
                 desktop.run("xdotool", "key", "Return")
                 tray.wait_engine(lambda s: s.state.value == "playing_file", "playing the chosen file")
                 tray.wait_engine(lambda s: s.state.value == "running", "back to sync mode at the end", 30)

@@ -1,6 +1,11 @@
-"""The "Play file…" dialog: a native tkinter open-file dialog in its own process, so that neither
-the tray's GUI loop nor the audio ever waits for the user. The dialog's window title is exactly
-"Open audio file"; it lists audio files and starts in the last folder used.
+"""The "Play file…" dialog, in its own process, so that neither the tray's GUI loop nor the audio
+ever waits for the user. The dialog's window title is exactly "Open audio file"; it lists audio
+files and starts in the last folder used.
+
+Which dialog: on Linux with GTK 3 (PyGObject), `Gtk.FileChooserNative`, the desktop's own file
+chooser (through the xdg-desktop-portal FileChooser where a portal runs, so KDE shows its own);
+on Windows and macOS, and as the fallback, Tk's, which there is the system's dialog.
+`WHAMSAH_FILE_DIALOG=gtk|tk` overrides the choice.
 
 `FileDialog.open(initial_dir, on_chosen)` starts `python -m whamsah_tray.app.file_dialog` and returns
 at once; a waiter thread reads the chosen path from the child's stdout and calls `on_chosen(path)`
@@ -32,8 +37,73 @@ def _patterns() -> str:
     return " ".join(f"*.{e} *.{e.upper()}" for e in AUDIO_EXTENSIONS)
 
 
-def ask_in_this_process(initial_dir: str | None) -> str | None:
-    """Show the dialog (blocks until the user answers); the chosen path or None. Child side."""
+def default_toolkit() -> str:
+    """gtk on Linux when asked for or left to choose, tk elsewhere (Tk uses the system's dialog on
+    Windows and macOS, and on Linux draws its own)."""
+    wanted = os.environ.get("WHAMSAH_FILE_DIALOG", "auto")
+    if wanted in ("gtk", "tk"):
+        return wanted
+    return "gtk" if sys.platform.startswith("linux") else "tk"
+
+
+def _file_chooser_portal_runs() -> bool:
+    """Whether the session bus has xdg-desktop-portal, whose FileChooser shows the desktop's own
+    dialog (KDE's on Plasma). GTK 3 outside a sandbox uses it only when GTK_USE_PORTAL=1."""
+    try:
+        from gi.repository import Gio, GLib
+
+        bus = Gio.bus_get_sync(Gio.BusType.SESSION, None)
+        owned = bus.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                              "NameHasOwner", GLib.Variant("(s)", ("org.freedesktop.portal.Desktop",)),
+                              GLib.VariantType("(b)"), Gio.DBusCallFlags.NONE, 500, None)
+        return bool(owned.unpack()[0])
+    except Exception:  # no session bus, no Gio: GTK's own dialog then
+        return False
+
+
+def ask_with_gtk(initial_dir: str | None) -> str | None:
+    """Gtk.FileChooserNative (blocks until the user answers); the chosen path or None. Child side.
+    ImportError/ValueError/RuntimeError when GTK 3 cannot be used here."""
+    import gi
+
+    if "GTK_USE_PORTAL" not in os.environ and _file_chooser_portal_runs():
+        os.environ["GTK_USE_PORTAL"] = "1"
+    gi.require_version("Gtk", "3.0")
+    from gi.repository import Gtk
+
+    if not Gtk.init_check(None)[0]:
+        raise RuntimeError("GTK cannot open the display")
+    dialog = Gtk.FileChooserNative.new(DIALOG_TITLE, None, Gtk.FileChooserAction.OPEN, "_Open", "_Cancel")
+    audio = Gtk.FileFilter()
+    audio.set_name("Audio files")
+    for pattern in _patterns().split():
+        audio.add_pattern(pattern)
+    everything = Gtk.FileFilter()
+    everything.set_name("All files")
+    everything.add_pattern("*")
+    dialog.add_filter(audio)
+    dialog.add_filter(everything)
+    if not initial_dir or not os.path.isdir(initial_dir):
+        initial_dir = str(Path.home())
+    dialog.set_current_folder(initial_dir)
+    answer = dialog.run()
+    chosen = dialog.get_filename() if answer == Gtk.ResponseType.ACCEPT else None
+    dialog.destroy()
+    while Gtk.events_pending():  # let the window go before the process ends
+        Gtk.main_iteration()
+    return chosen or None
+
+
+def ask_in_this_process(initial_dir: str | None, toolkit: str = "tk") -> str | None:
+    """Show the dialog (blocks until the user answers); the chosen path or None. Child side.
+    toolkit "auto" tries GTK and falls back to Tk."""
+    if toolkit in ("gtk", "auto"):
+        try:
+            return ask_with_gtk(initial_dir)
+        except (ImportError, ValueError, RuntimeError) as error:
+            if toolkit == "gtk":
+                raise
+            log.info("GTK's file dialog is unavailable (%s): Tk's is used", error)
     import tkinter
     from tkinter import filedialog
 
@@ -54,8 +124,11 @@ def ask_in_this_process(initial_dir: str | None) -> str | None:
 
 
 class FileDialog:
-    def __init__(self, python: str = sys.executable):
+    def __init__(self, python: str = sys.executable, toolkit: str | None = None):
+        """toolkit: "gtk", "tk", or "auto" (GTK, else Tk); None: `default_toolkit()`, with the
+        fallback to Tk when it is gtk."""
         self._python = python
+        self.toolkit = toolkit or ("auto" if default_toolkit() == "gtk" else "tk")
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
 
@@ -70,7 +143,7 @@ class FileDialog:
         with self._lock:
             if self._process is not None and self._process.poll() is None:
                 return False
-            command = [self._python, "-m", "whamsah_tray.app.file_dialog"]
+            command = [self._python, "-m", "whamsah_tray.app.file_dialog", "--toolkit", self.toolkit]
             if initial_dir:
                 command += ["--initial-dir", initial_dir]
             try:
@@ -119,8 +192,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description="Show the 'Open audio file' dialog; print the choice as JSON.")
     parser.add_argument("--initial-dir", default=None)
+    parser.add_argument("--toolkit", choices=("gtk", "tk", "auto"), default="tk")
     args = parser.parse_args(argv)
-    print(json.dumps(ask_in_this_process(args.initial_dir)), flush=True)
+    print(json.dumps(ask_in_this_process(args.initial_dir, args.toolkit)), flush=True)
     return 0
 
 
