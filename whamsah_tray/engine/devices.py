@@ -36,6 +36,13 @@ _NO_CABLE = {
 }
 # Substrings (case-insensitive) of the names of virtual cables we know.
 VIRTUAL_CABLE_MARKERS = ("whamsah-cable", "whamsah_cable", "cable output", "vb-audio", "blackhole", "loopback")
+# One cable's two ends share a family name: VB-Cable's "CABLE Input (VB-Audio Virtual Cable)" is
+# played into and "CABLE Output (VB-Audio Virtual Cable)" records it; BlackHole is one device both
+# ways; our cable is whamsah_cable and its monitor.
+CABLE_FAMILIES = ("whamsah", "vb-audio", "blackhole", "loopback")
+# Windows: PortAudio's default host API is MME (names cut to 31 characters, ~100 ms more latency);
+# WASAPI in shared mode with auto-conversion (session._host_settings) is what the engine wants.
+PREFERRED_HOST_APIS = {"win32": "Windows WASAPI"}
 
 
 @dataclass(frozen=True)
@@ -52,6 +59,14 @@ class AudioDevice:
     def is_virtual_cable(self) -> bool:
         text = f"{self.name} {self.pulse_name or ''}".lower()
         return any(marker in text for marker in VIRTUAL_CABLE_MARKERS)
+
+    @property
+    def cable_family(self) -> str | None:
+        """Which known cable this is an end of (see CABLE_FAMILIES), or None."""
+        if not self.is_virtual_cable:
+            return None
+        text = f"{self.name} {self.pulse_name or ''}".lower()
+        return next((family for family in CABLE_FAMILIES if family in text), "cable")
 
     def channels(self, kind: str) -> int:
         return self.max_input_channels if kind == INPUT else self.max_output_channels
@@ -87,10 +102,16 @@ class DeviceList:
         return sorted(cables, key=lambda d: "whamsah" not in f"{d.name} {d.pulse_name}".lower())
 
     def default_device(self, kind: str, host_api: str | None = None) -> AudioDevice:
+        """The system default of `kind`; for an output never a virtual cable (the installers'
+        guides have users make the cable the system output: the engine would play into its own
+        input), but the first other output instead."""
         host_api = host_api or self.default_host_api
         candidates = self.of_kind(kind, host_api)
+        if kind == OUTPUT:
+            candidates = [d for d in candidates if not d.is_virtual_cable]
         if not candidates:
-            raise DeviceError(f"no audio {kind} device on {host_api}")
+            detail = " other than a virtual cable" if kind == OUTPUT and self.of_kind(kind, host_api) else ""
+            raise DeviceError(f"no audio {kind} device{detail} on {host_api}")
         wanted = (self.default_input if kind == INPUT else self.default_output).get(host_api, -1)
         plain = [d for d in candidates if d.pulse_name is None]
         return next((d for d in plain if d.index == wanted), (plain or candidates)[0])
@@ -123,6 +144,18 @@ class DeviceList:
             if known.lower() == host_api.lower():
                 return known
         return self.default_host_api
+
+
+def preferred_host_api(default_api: str, apis_with_devices: list[str], platform: str | None = None) -> str:
+    """PREFERRED_HOST_APIS[platform] when it has devices, else PortAudio's default."""
+    preferred = PREFERRED_HOST_APIS.get(platform or sys.platform)
+    return preferred if preferred in apis_with_devices else default_api
+
+
+def same_cable(input: AudioDevice, output: AudioDevice) -> bool:
+    """Whether playing into `output` would feed `input`: two ends of one virtual cable."""
+    family = input.cable_family
+    return family is not None and family == output.cable_family
 
 
 def _match(name: str, candidates: list[AudioDevice]) -> AudioDevice | None:
@@ -205,6 +238,7 @@ def list_devices(refresh: bool = False) -> DeviceList:
     # Prefer a host API that has devices (on Linux OSS is listed but usually empty).
     if not any(d.host_api == default_api for d in devices):
         default_api = next((d.host_api for d in devices), default_api)
+    default_api = preferred_host_api(default_api, [d.host_api for d in devices])
     return DeviceList(
         host_apis=names, default_host_api=default_api, devices=tuple(devices),
         default_input={api["name"]: api["default_input_device"] for api in host_apis},

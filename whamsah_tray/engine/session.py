@@ -31,7 +31,7 @@ from dataclasses import dataclass
 
 from whamsah_tray.engine import pulse
 from whamsah_tray.engine.callback import FADE_S, AudioCallback
-from whamsah_tray.engine.devices import (INPUT, OUTPUT, PORTAUDIO_LOCK, AudioDevice, _sounddevice,
+from whamsah_tray.engine.devices import (INPUT, OUTPUT, PORTAUDIO_LOCK, AudioDevice, _sounddevice, same_cable,
                                          stream_closed, stream_opened)
 from whamsah_tray.engine.file_player import FilePlayer
 from whamsah_tray.engine.pipeline import MAX_COMPUTE_S, SeparationPipeline
@@ -236,6 +236,10 @@ class LiveSession:
         an ALSA alias, 'default', a description) and, before that, on the chosen nodes' names."""
         if self.input is None:
             return None
+        if same_cable(self.input, self.output):
+            return (f"the output '{self.output.name}' plays into the virtual cable that the input "
+                    f"'{self.input.name}' records: that would be a feedback loop; choose your speakers "
+                    f"as the output")
         pairs = [(self.input.pulse_name, self.output.pulse_name),
                  (self.server_nodes.get(INPUT), self.server_nodes.get(OUTPUT))]
         for source, sink in pairs:
