@@ -84,15 +84,18 @@ def test_windows_startup_shortcut_is_made_through_powershell(tmp_path):
 
     def fake_powershell(command, **kwargs):
         calls.append(command)
+        flags.append(kwargs.get("creationflags", 0))
         shortcut = tmp_path / "Microsoft" / "Windows" / "Start Menu" / "Programs" / "Startup" / "WHAMSAH Tray.lnk"
         shortcut.write_bytes(b"L\x00\x00\x00")  # what CreateShortcut().Save() would leave
         return subprocess.CompletedProcess(command, 0, "", "")
 
+    flags: list[int] = []
     entry = WindowsAutostart(appdata=tmp_path, run=fake_powershell)
     assert not entry.is_enabled()
     entry.enable([r"C:\Users\O'Neil\whamsah\venv\Scripts\whamsah-tray.exe"])
     assert entry.is_enabled()
     command = calls[0]
+    assert flags[0] & 0x08000000, "PowerShell must start with CREATE_NO_WINDOW (no console flashes up)"
     assert command[:2] == ["powershell", "-NoProfile"]
     script = command[-1]
     assert "CreateShortcut('" + str(entry.path) + "')" in script
@@ -153,3 +156,34 @@ def test_for_platform_picks_the_right_mechanism():
     assert isinstance(autostart.for_platform("linux"), LinuxAutostart)
     assert isinstance(autostart.for_platform("win32"), WindowsAutostart)
     assert isinstance(autostart.for_platform("darwin"), MacAutostart)
+
+
+def test_start_at_login_runs_off_the_gui_thread_and_ignores_a_second_click(tmp_path):
+    """mocked: a Windows shortcut whose PowerShell takes 1 s (no Windows here). The menu action
+    returns at once (the tray's GUI thread is not frozen) and a click meanwhile changes nothing."""
+    import threading
+    import time
+
+    from whamsah_tray.app.actions import TrayActions
+    from whamsah_tray.app.profile import ProfileStore
+
+    release = threading.Event()
+
+    def slow_powershell(command, **kwargs):
+        release.wait(5)
+        shortcut = tmp_path / "Microsoft" / "Windows" / "Start Menu" / "Programs" / "Startup" / "WHAMSAH Tray.lnk"
+        shortcut.write_bytes(b"L\x00\x00\x00")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    store = ProfileStore(tmp_path / "profile.toml", debounce_s=0.0)
+    store.load()
+    entry = WindowsAutostart(appdata=tmp_path, run=slow_powershell)
+    actions = TrayActions(engine=None, store=store, notifier=None, dialog=None, autostart=entry,
+                          launch_command=lambda: [r"C:\whamsah\whamsah-tray.exe"], on_quit=lambda: None)
+    started = time.monotonic()
+    thread = actions.toggle_start_at_login()
+    assert time.monotonic() - started < 0.5 and thread is not None
+    assert actions.toggle_start_at_login() is None  # a second click while PowerShell runs
+    release.set()
+    thread.join(5)
+    assert entry.is_enabled() and store.profile.startup.start_at_login

@@ -83,3 +83,19 @@ def test_tooltip_shows_the_key_and_idle():
     text = tooltip(EngineView(state="running", model="whamsah-rt", model_ready=True, key=-2, idle=True))
     assert "Key −2" in text and "idle: no sound coming in" in text.splitlines()[0]
     assert "Key" not in tooltip(EngineView(state="running", key=0))
+
+
+def test_windows_notifications_are_cut_to_what_the_balloon_holds():
+    """mocked platform: Windows' balloon shows nothing at all for a message over 255 characters
+    or a title over 63 (no Windows here: the sender records what pystray would be given)."""
+    from whamsah_tray.app.notifications import Notifier
+
+    sent = []
+    notifier = Notifier(lambda message, title: sent.append((title, message)), platform="win32")
+    long_text = "audio device lost (" + "x" * 400 + "); waiting for it to come back"
+    notifier.tell("A title that is much longer than sixty-three characters, as some are", long_text, key="device")
+    title, message = sent[-1]
+    assert len(message) <= 255 and message.endswith("…") and len(title) <= 63
+    assert notifier.problems() == [long_text]  # the tooltip and log keep the whole text
+    Notifier(lambda message, title: sent.append((title, message)), platform="linux").tell("t", long_text)
+    assert sent[-1][1] == long_text

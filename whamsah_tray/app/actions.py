@@ -58,6 +58,7 @@ class TrayActions:
         self.launch_command = launch_command
         self.on_quit = on_quit
         self._lock = threading.Lock()
+        self._autostart_busy = threading.Lock()
         self._vocals_before_mute = store.profile.levels.vocals or 100
 
     # -- reading ---------------------------------------------------------------------------------
@@ -238,7 +239,17 @@ class TrayActions:
     def start_at_login(self) -> bool:
         return self.autostart.is_enabled()
 
-    def toggle_start_at_login(self) -> None:
+    def toggle_start_at_login(self) -> threading.Thread | None:
+        """Turn start at login on or off, on a thread of its own: on Windows it runs PowerShell
+        (1-3 s), which on the GUI thread froze the tray meanwhile. A click while one change is
+        under way is ignored. Returns the thread (tests wait for it)."""
+        if not self._autostart_busy.acquire(blocking=False):
+            return None
+        thread = threading.Thread(target=self._change_start_at_login, name="start-at-login", daemon=True)
+        thread.start()
+        return thread
+
+    def _change_start_at_login(self) -> None:
         try:
             if self.autostart.is_enabled():
                 self.autostart.disable()
@@ -246,6 +257,8 @@ class TrayActions:
                 self.autostart.enable(self.launch_command())
         except OSError as error:
             self.notifier.tell("Start at login", f"could not change {self.autostart.path}: {error}")
+        finally:
+            self._autostart_busy.release()
         self.store.update("startup", start_at_login=self.autostart.is_enabled())
 
     def open_profile_folder(self) -> None:

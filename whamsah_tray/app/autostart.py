@@ -99,6 +99,9 @@ class LinuxAutostart:
         self.path.unlink(missing_ok=True)
 
 
+CREATE_NO_WINDOW = 0x08000000  # subprocess.CREATE_NO_WINDOW, defined on Windows only
+
+
 def _powershell_quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
@@ -128,8 +131,10 @@ class WindowsAutostart:
         )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         try:
+            # CREATE_NO_WINDOW: a console window flashed up for the tray app (pythonw has none).
             result = self._run(["powershell", "-NoProfile", "-NonInteractive", "-Command", script],
-                               capture_output=True, text=True, timeout=30)
+                               capture_output=True, text=True, timeout=30,
+                               creationflags=getattr(subprocess, "CREATE_NO_WINDOW", CREATE_NO_WINDOW))
         except subprocess.TimeoutExpired:
             raise OSError(f"could not create {self.path}: PowerShell did not answer in 30 s") from None
         if result.returncode != 0:

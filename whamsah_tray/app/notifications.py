@@ -12,16 +12,36 @@ safe to call from any thread (the GTK backends queue it on the main loop).
 from __future__ import annotations
 
 import logging
+import sys
 import threading
 from typing import Callable
 
 log = logging.getLogger(__name__)
 
 
+# Windows' balloon notification holds a 255-character message and a 63-character title
+# (NOTIFYICONDATAW.szInfo / szInfoTitle, with the terminating NUL); pystray passes longer text
+# on and Windows shows nothing at all.
+WINDOWS_LIMITS = (63, 255)
+
+
+def fit_notification(title: str, message: str, platform: str | None = None) -> tuple[str, str]:
+    """title and message cut (with an ellipsis) to what the platform's notifications show."""
+    if (platform or sys.platform) != "win32":
+        return title, message
+    title_limit, message_limit = WINDOWS_LIMITS
+
+    def cut(text: str, limit: int) -> str:
+        return text if len(text) <= limit else text[:limit - 1].rstrip() + "…"
+    return cut(title, title_limit), cut(message, message_limit)
+
+
 class Notifier:
-    def __init__(self, send: Callable[[str, str], None] | None = None):
-        """`send(message, title)` shows a desktop notification; None where the backend has none."""
+    def __init__(self, send: Callable[[str, str], None] | None = None, platform: str | None = None):
+        """`send(message, title)` shows a desktop notification; None where the backend has none.
+        platform: sys.platform (tests pass another)."""
         self._send = send
+        self._platform = platform
         self._lock = threading.Lock()
         self._problems: dict[str, tuple[str, bool]] = {}  # key → (message, shown in the tooltip)
         self.history: list[tuple[str, str]] = []  # (title, message), newest last, for tests and logs
@@ -46,10 +66,11 @@ class Notifier:
             send = self._send
         (log.warning if key else log.info)("%s: %s", title, message)
         if send is not None:
+            shown_title, shown_message = fit_notification(title, message, self._platform)
             try:
-                send(message, title)
+                send(shown_message, shown_title)
             except Exception:  # no notification daemon, D-Bus gone...: the tooltip still says it
-                log.debug("desktop notification failed", exc_info=True)
+                log.warning("desktop notification failed", exc_info=True)
 
     def resolve(self, key: str) -> bool:
         """The problem `key` is over; returns whether there was one."""

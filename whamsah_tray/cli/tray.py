@@ -7,14 +7,46 @@ from __future__ import annotations
 
 import argparse
 import logging
+import logging.handlers
 import os
+import sys
+from pathlib import Path
+
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+LOG_MAX_BYTES = 1_000_000  # one file of at most 1 MB and the one before it
+
+
+def log_file_path() -> Path:
+    """whamsah-tray.log in the user's log folder (Linux ~/.local/state/whamsah-tray/log, Windows
+    %LOCALAPPDATA%\\whamsah-tray\\whamsah-tray\\Logs, macOS ~/Library/Logs/whamsah-tray)."""
+    import platformdirs
+
+    return Path(platformdirs.user_log_dir("whamsah-tray", appauthor=False)) / "whamsah-tray.log"
+
+
+def configure_logging(path: Path | None = None) -> Path | None:
+    """Log to stderr and to a rotated file: started at login (pythonw on Windows, launchd on
+    macOS, a desktop's autostart) the tray's stderr goes nowhere, and a failed start would leave
+    no trace. Returns the file's path, or None when it cannot be written (stderr only)."""
+    level = os.environ.get("WHAMSAH_TRAY_LOG", "INFO").upper()
+    handlers: list[logging.Handler] = []
+    if sys.stderr is not None:  # pythonw has none
+        handlers.append(logging.StreamHandler())
+    path = path or log_file_path()
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handlers.append(logging.handlers.RotatingFileHandler(path, maxBytes=LOG_MAX_BYTES, backupCount=1,
+                                                             encoding="utf-8"))
+    except OSError as error:
+        path = None
+        if sys.stderr is not None:
+            print(f"whamsah-tray: warning: no log file ({error})", file=sys.stderr)
+    logging.basicConfig(level=level, format=LOG_FORMAT, handlers=handlers, force=True)
+    return path
 
 
 def run(args: argparse.Namespace) -> int:
-    logging.basicConfig(
-        level=os.environ.get("WHAMSAH_TRAY_LOG", "INFO").upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    configure_logging()
     from whamsah_tray.app.backend import load_backend
     from whamsah_tray.app.engine_link import EngineLink
     from whamsah_tray.app.profile import ProfileStore
