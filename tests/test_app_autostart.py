@@ -187,3 +187,50 @@ def test_start_at_login_runs_off_the_gui_thread_and_ignores_a_second_click(tmp_p
     release.set()
     thread.join(5)
     assert entry.is_enabled() and store.profile.startup.start_at_login
+
+
+class _Approved:
+    """mocked: the StartupApproved registry values (no Windows registry here)."""
+
+    def __init__(self, disabled: bool) -> None:
+        self.is_disabled, self.forgotten = disabled, []
+
+    def disabled(self, name: str) -> bool:
+        return self.is_disabled
+
+    def forget(self, name: str) -> None:
+        self.forgotten.append(name)
+        self.is_disabled = False
+
+
+def test_a_shortcut_the_user_switched_off_in_task_manager_shows_unchecked_and_is_switched_on_again(tmp_path):
+    """mocked: Task Manager leaves the .lnk in place and marks it disabled in the registry; the
+    menu must show that, and choosing Start at login again must clear the mark."""
+    def powershell(command, **kwargs):
+        (tmp_path / "Microsoft" / "Windows" / "Start Menu" / "Programs" / "Startup" / "WHAMSAH Tray.lnk").write_bytes(b"L")
+        return subprocess.CompletedProcess(command, 0, "", "")
+
+    approved = _Approved(disabled=True)
+    entry = WindowsAutostart(appdata=tmp_path, run=powershell, approved=approved)
+    entry.path.parent.mkdir(parents=True)
+    entry.path.write_bytes(b"L")
+    assert not entry.is_enabled()
+    entry.enable([r"C:\whamsah\whamsah-tray.exe"])
+    assert entry.is_enabled() and approved.forgotten == ["WHAMSAH Tray.lnk"]
+
+
+def test_a_launch_agent_switched_off_in_login_items_shows_unchecked(tmp_path):
+    """mocked: `launchctl print-disabled` as macOS 13 prints it once 'Allow in the Background' is off."""
+    listing = '\tdisabled services = {\n\t\t"io.github.whamsah.tray" => disabled\n\t\t"com.other" => enabled\n\t}\n'
+    calls = []
+
+    def launchctl(command, **kwargs):
+        calls.append(command)
+        return subprocess.CompletedProcess(command, 0, listing, "")
+
+    entry = MacAutostart(home=tmp_path, run=launchctl)
+    entry.enable(["/usr/local/bin/whamsah-tray"])
+    assert entry.path.exists() and not entry.is_enabled()
+    assert any(c[:2] == ["launchctl", "enable"] for c in calls)
+    listing = listing.replace("=> disabled", "=> enabled")
+    assert entry.is_enabled()

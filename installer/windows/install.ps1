@@ -40,6 +40,12 @@ if (-not $Python) {
 } else { $PythonArgs = @() }
 & $Python @PythonArgs -c "import sys; raise SystemExit(sys.version_info < (3, 11))"
 if ($LASTEXITCODE -ne 0) { throw "Python >= 3.11 is needed: https://www.python.org/downloads/windows/" }
+# The Microsoft Store's Python runs in a package sandbox that redirects writes under %LOCALAPPDATA%
+# (cpython#85368): the venv below would land somewhere else than the shortcuts point to.
+& $Python @PythonArgs -c "import sys; raise SystemExit(int('WindowsApps' in sys.executable or 'PythonSoftwareFoundation' in sys.base_prefix))"
+if ($LASTEXITCODE -ne 0) {
+    throw "this is the Microsoft Store's Python, whose sandbox redirects the install folder; install Python from https://www.python.org/downloads/windows/ and run this again (or pass -Python C:\path\to\python.exe)"
+}
 
 Say "virtual environment: $Venv"
 New-Item -ItemType Directory -Force -Path $AppHome | Out-Null

@@ -1,7 +1,9 @@
 <#
 .SYNOPSIS
   Remove WHAMSAH Tray for the current user: the venv, the Start Menu and Startup shortcuts.
-  The profile (%LOCALAPPDATA%\whamsah-tray\profile.toml) is kept unless -Purge is given.
+  The profile (%LOCALAPPDATA%\whamsah-tray\whamsah-tray\profile.toml, where platformdirs puts it)
+  and the log (...\whamsah-tray\whamsah-tray\Logs) are kept unless -Purge is given, which removes
+  all of %LOCALAPPDATA%\whamsah-tray.
 #>
 param([switch]$Purge)
 $ErrorActionPreference = "Stop"

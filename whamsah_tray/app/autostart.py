@@ -106,19 +106,55 @@ def _powershell_quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
+STARTUP_APPROVED_KEY = r"Software\Microsoft\Windows\CurrentVersion\Explorer\StartupApproved\StartupFolder"
+
+
+class StartupApproved:
+    """Task Manager's (and Settings' Startup apps) switch for a Startup-folder shortcut: a binary
+    value named after the .lnk under HKCU\\STARTUP_APPROVED_KEY whose first byte is even (02, 06)
+    while enabled and odd (03, 07) once the user disabled it; no value: enabled. Windows only."""
+
+    def disabled(self, name: str) -> bool:
+        try:
+            import winreg  # type: ignore[import-not-found]
+        except ImportError:  # not Windows
+            return False
+        try:
+            with winreg.OpenKey(winreg.HKEY_CURRENT_USER, STARTUP_APPROVED_KEY) as key:
+                data, _ = winreg.QueryValueEx(key, name)
+        except OSError:
+            return False
+        return bool(data) and bool(data[0] & 1)
+
+    def forget(self, name: str) -> None:
+        """Remove the user's earlier 'disabled', so that a shortcut made again runs."""
+        try:
+            import winreg  # type: ignore[import-not-found]
+        except ImportError:  # not Windows
+            return
+        try:
+            with winreg.OpenKey(winreg.HKEY_CURRENT_USER, STARTUP_APPROVED_KEY, 0, winreg.KEY_SET_VALUE) as key:
+                winreg.DeleteValue(key, name)
+        except OSError:
+            pass
+
+
 class WindowsAutostart:
     """A Startup-folder shortcut. Creating a .lnk needs the Shell's COM object, reached through
-    PowerShell so that no extra Python package is needed."""
+    PowerShell so that no extra Python package is needed. Enabled = the shortcut exists and the user
+    has not switched it off in Task Manager (StartupApproved), which leaves the file in place."""
 
     def __init__(self, appdata: Path | None = None,
-                 run: Callable[..., subprocess.CompletedProcess] = subprocess.run):
+                 run: Callable[..., subprocess.CompletedProcess] = subprocess.run,
+                 approved: StartupApproved | None = None):
         if appdata is None:
             appdata = Path(os.environ.get("APPDATA") or Path.home() / "AppData" / "Roaming")
         self.path = Path(appdata) / "Microsoft" / "Windows" / "Start Menu" / "Programs" / "Startup" / WINDOWS_SHORTCUT_NAME
         self._run = run
+        self._approved = approved or StartupApproved()
 
     def is_enabled(self) -> bool:
-        return self.path.exists()
+        return self.path.exists() and not self._approved.disabled(self.path.name)
 
     def enable(self, command: Sequence[str]) -> None:
         target, *arguments = command
@@ -139,6 +175,7 @@ class WindowsAutostart:
             raise OSError(f"could not create {self.path}: PowerShell did not answer in 30 s") from None
         if result.returncode != 0:
             raise OSError(f"could not create {self.path}: {result.stderr.strip() or result.returncode}")
+        self._approved.forget(self.path.name)
 
     def disable(self) -> None:
         self.path.unlink(missing_ok=True)
@@ -155,16 +192,38 @@ def launch_agent_plist(command: Sequence[str]) -> bytes:
 
 
 class MacAutostart:
-    def __init__(self, home: Path | None = None):
+    """A LaunchAgent. Enabled = the plist exists and launchd has not been told to skip it (macOS 13+
+    'Allow in the Background' switched off in System Settings; `launchctl print-disabled` lists it)."""
+
+    def __init__(self, home: Path | None = None,
+                 run: Callable[..., subprocess.CompletedProcess] = subprocess.run):
         home = Path(home) if home is not None else Path.home()
         self.path = home / "Library" / "LaunchAgents" / f"{LAUNCH_AGENT_LABEL}.plist"
+        self._run = run
 
     def is_enabled(self) -> bool:
-        return self.path.exists()
+        return self.path.exists() and not self._disabled_by_user()
+
+    def _disabled_by_user(self) -> bool:
+        try:
+            done = self._run(["launchctl", "print-disabled", f"gui/{os.getuid()}"],
+                             capture_output=True, text=True, timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            return False
+        for line in done.stdout.splitlines():  # '"io.github.whamsah.tray" => disabled' (older: => true)
+            if f'"{LAUNCH_AGENT_LABEL}"' in line:
+                return line.rsplit("=>", 1)[-1].strip() in ("disabled", "true")
+        return False
 
     def enable(self, command: Sequence[str]) -> None:
-        # launchd reads LaunchAgents at login; RunAtLoad starts the app then.
+        # launchd reads LaunchAgents at login; RunAtLoad starts the app then. `launchctl enable`
+        # lifts an earlier 'disabled' (the user asked for it again, here).
         write_atomically(self.path, launch_agent_plist(command))
+        try:
+            self._run(["launchctl", "enable", f"gui/{os.getuid()}/{LAUNCH_AGENT_LABEL}"],
+                      capture_output=True, text=True, timeout=5)
+        except (OSError, subprocess.TimeoutExpired):
+            pass
 
     def disable(self) -> None:
         self.path.unlink(missing_ok=True)
