@@ -110,3 +110,15 @@ def test_the_installed_wheel_lists_and_runs_its_default_model(wheel, tmp_path):
     source, _ = read_audio(tmp_path / "song.wav")
     assert vocals.shape == source.shape
     np.testing.assert_allclose(vocals + instrumental, source, atol=1e-3)
+
+
+def test_evaluate_without_the_eval_extra_says_so_in_one_line(tmp_path):
+    """museval missing (blocked in the child): one line naming the extra, exit status 2."""
+    code = ("import sys; sys.modules['museval'] = None\n"
+            "from whamsah_tray.cli import main; sys.exit(main(['evaluate', sys.argv[1]]))")
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+                          timeout=120, env=clean_env())
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines() == [
+        "whamsah-tray: error: evaluate needs museval: pip install 'whamsah-tray[eval]'"]
+    assert done.stdout == ""

@@ -42,7 +42,7 @@ import torch
 from tqdm import tqdm
 
 from whamsah_tray.audio_io import read_audio
-from whamsah_tray.errors import DatasetError
+from whamsah_tray.errors import DatasetError, WhamsahError
 from whamsah_tray.separation import separate_array
 
 SOURCES = ("vocals", "accompaniment")
@@ -212,10 +212,23 @@ def usdr(reference: np.ndarray, estimate: np.ndarray) -> float:
         return float(10 * np.log10(signal / error))
 
 
+class MissingExtraError(WhamsahError):
+    """An optional dependency is not installed; the message says which extra brings it."""
+
+
+def museval_module():
+    """museval, imported here: slow to import, only evaluation needs it, and it comes with the
+    `eval` extra. Raises MissingExtraError where it is not installed."""
+    try:
+        import museval
+    except ImportError as error:
+        raise MissingExtraError("evaluate needs museval: pip install 'whamsah-tray[eval]'") from error
+    return museval
+
+
 def score_track(name: str, vocals: np.ndarray, accompaniment: np.ndarray, vocals_estimate: np.ndarray,
                 accompaniment_estimate: np.ndarray, rate: int) -> TrackScore:
-    import museval  # imported here: slow to import, and only evaluation needs it
-
+    museval = museval_module()
     references = np.stack([vocals, accompaniment])
     estimates = np.stack([vocals_estimate, accompaniment_estimate])
     with _quiet_nan_warnings():

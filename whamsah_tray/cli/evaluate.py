@@ -59,9 +59,10 @@ def format_table(evaluation) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from whamsah_tray.evaluation import REFERENCE_ROWS, evaluate, find_tracks
+    from whamsah_tray.evaluation import REFERENCE_ROWS, evaluate, find_tracks, museval_module
     from whamsah_tray.separation import load_model
 
+    museval_module()  # without the eval extra: one line and exit status 2, before any work
     find_tracks(args.data_dir)  # a bad folder fails before the model is loaded
     model = load_model(args.model)
     evaluation = evaluate(args.data_dir, model, REFERENCE_ROWS if args.reference_rows else (),
