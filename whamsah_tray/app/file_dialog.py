@@ -47,17 +47,18 @@ def default_toolkit() -> str:
 
 
 def _file_chooser_portal_runs() -> bool:
-    """Whether the session bus has xdg-desktop-portal, whose FileChooser shows the desktop's own
+    """Whether the session bus has xdg-desktop-portal's FileChooser, which shows the desktop's own
     dialog (KDE's on Plasma). GTK 3 outside a sandbox uses it only when GTK_USE_PORTAL=1."""
     try:
         from gi.repository import Gio, GLib
 
         bus = Gio.bus_get_sync(Gio.BusType.SESSION, None)
-        owned = bus.call_sync("org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                              "NameHasOwner", GLib.Variant("(s)", ("org.freedesktop.portal.Desktop",)),
-                              GLib.VariantType("(b)"), Gio.DBusCallFlags.NONE, 500, None)
-        return bool(owned.unpack()[0])
-    except Exception:  # no session bus, no Gio: GTK's own dialog then
+        bus.call_sync("org.freedesktop.portal.Desktop", "/org/freedesktop/portal/desktop",
+                      "org.freedesktop.DBus.Properties", "Get",
+                      GLib.Variant("(ss)", ("org.freedesktop.portal.FileChooser", "version")),
+                      GLib.VariantType("(v)"), Gio.DBusCallFlags.NONE, 1500, None)
+        return True
+    except Exception:  # no portal, no FileChooser in it, no session bus: GTK's own dialog then
         return False
 
 
