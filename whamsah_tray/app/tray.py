@@ -10,8 +10,9 @@ Threads
   wakes the refresher thread; they never touch pystray themselves.
 - Refresher thread: redraws icon, tooltip and menu at most every REFRESH_INTERVAL_S; pystray's
   backends marshal these updates onto their GUI loop.
-- pynput's listener thread (hotkeys), the file dialog's waiter thread and the `ctl` server's
-  request threads (`whamsah_tray.app.control`): call `TrayActions`.
+- pynput's listener thread (hotkeys; on Wayland the portal client's thread instead), the file
+  dialog's waiter thread and the `ctl` server's request threads (`whamsah_tray.app.control`):
+  call `TrayActions`.
 """
 
 from __future__ import annotations
@@ -196,6 +197,7 @@ class TrayApp:
         import dataclasses
 
         from whamsah_tray.app.hotkeys import HotkeyManager
+        from whamsah_tray.app.portal_shortcuts import PortalShortcuts, hotkey_mechanism
 
         a = self.actions
         actions = {
@@ -210,15 +212,26 @@ class TrayApp:
             "play_file": a.open_file_dialog,
         }
         bindings = dataclasses.asdict(self.store.profile.hotkeys)
+        if hotkey_mechanism() == "portal":
+            # Wayland: pynput hears no keys there; the desktop's portal binds them for us.
+            self.hotkeys = PortalShortcuts(bindings, actions, on_unavailable=self._hotkeys_unavailable)
+            self.hotkeys.start()
+            return
         try:
             self.hotkeys = HotkeyManager(bindings, actions)
             problems = self.hotkeys.start()
         except Exception as error:  # pynput could not load at all (no X keyboard access)
             self.hotkeys = None
-            self.notifier.tell("Hotkeys", f"global hotkeys are unavailable ({error})", key="hotkeys")
+            self._hotkeys_unavailable(str(error))
             return
         if problems:
             self.notifier.tell("Hotkeys", "; ".join(p.message() for p in problems), key="hotkeys")
+
+    def _hotkeys_unavailable(self, reason: str) -> None:
+        """Said once (the notifier's key): neither pynput nor the portal gives global keys here."""
+        self.notifier.tell("Hotkeys", f"global hotkeys are unavailable ({reason}). Bind "
+                           "`whamsah-tray ctl toggle-vocals` (and `ctl vocals +10`, `ctl bypass`...) "
+                           "in your desktop's keyboard settings instead; see the README.", key="hotkeys")
 
     def _start_control(self) -> None:
         """Listen for `whamsah-tray ctl`: the way to bind keys where pynput hears none (Wayland)."""

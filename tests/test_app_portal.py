@@ -1,0 +1,236 @@
+"""Global shortcuts through the XDG GlobalShortcuts portal, as on a Wayland desktop. No real GNOME or
+KDE can run on the headless test machine, so the desktop's portal is a test double
+(tests/portal_double.py) on the test session bus, implementing the host registry and the
+GlobalShortcuts interface as the spec says. Everything on our side is real: a tray with its real
+engine on the PulseAudio null sinks, forced to the portal (WHAMSAH_HOTKEYS=portal, as a Wayland
+session would choose), registers, opens a session, binds the profile's hotkeys, and a scripted
+`Activated` signal changes the engine and the profile.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import tomllib
+from pathlib import Path
+
+import pytest
+import tomli_w
+
+import tray_driver as drive
+from whamsah_tray.app.portal_shortcuts import PortalShortcuts, hotkey_mechanism, portal_trigger
+
+pytestmark = pytest.mark.desktop
+
+HERE = Path(__file__).resolve().parent
+ENGINE_TIMEOUT_S = 20
+
+
+class PortalDouble:
+    def __init__(self):
+        self.process = subprocess.Popen([sys.executable, str(HERE / "portal_double.py")], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, text=True)
+        line = self.process.stdout.readline().strip()
+        assert line == "ready", f"the portal double did not start: {line!r}"
+
+    def ask(self, command: str) -> dict:
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())
+
+    def state(self) -> dict:
+        return self.ask("state")
+
+    def activate(self, shortcut: str) -> int:
+        return self.ask(f"activate {shortcut}")["sessions"]
+
+    def close(self) -> None:
+        self.process.stdin.close()
+        try:
+            self.process.wait(5)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            self.process.wait()
+
+
+@pytest.fixture(scope="module")
+def portal(desktop):
+    pytest.importorskip("gi", reason="PyGObject is not installed (pip install 'PyGObject<3.50' pycairo)")
+    double = PortalDouble()
+    yield double
+    double.close()
+
+
+class Tray:
+    def __init__(self, app, store):
+        self.app = app
+        self.store = store
+
+    @property
+    def engine(self):
+        return self.app.engine.controller
+
+    def wait_engine(self, predicate, what: str, timeout: float = ENGINE_TIMEOUT_S):
+        assert self.engine.wait_for(predicate, timeout), f"engine never reached: {what} ({self.engine.status})"
+
+    def wait_profile(self, section: str, key: str, value, timeout: float = 10.0):
+        def read():
+            try:
+                return tomllib.loads(self.store.path.read_text()).get(section, {}).get(key)
+            except (OSError, tomllib.TOMLDecodeError):
+                return None
+        assert drive.wait_until(lambda: read() == value, timeout), f"profile.toml never had {section}.{key} = {value!r}"
+
+
+@pytest.fixture(scope="module")
+def tray(portal, desktop, portaudio, tmp_path_factory):
+    from whamsah_tray.app.autostart import LinuxAutostart
+    from whamsah_tray.app.backend import load_backend
+    from whamsah_tray.app.engine_link import EngineLink
+    from whamsah_tray.app.profile import ProfileStore
+    from whamsah_tray.app.tray import TrayApp
+
+    home = tmp_path_factory.mktemp("portal")
+    recorder = subprocess.Popen([sys.executable, str(HERE / "notification_recorder.py"),
+                                 str(home / "notifications.jsonl")], stdout=subprocess.PIPE, text=True)
+    assert recorder.stdout.readline().strip() == "ready"
+    profile_path = home / "config" / "whamsah-tray" / "profile.toml"
+    profile_path.parent.mkdir(parents=True)
+    profile_path.write_text(tomli_w.dumps({
+        "schema_version": 1,
+        "audio": {"input_device": desktop.cable_monitor, "output_device": desktop.speakers},
+        "levels": {"vocals": 100, "instrumental": 100, "bypass": False},
+        "hotkeys": {"instrumental_down": ""},  # turned off: not offered to the desktop
+    }))
+    store = ProfileStore(profile_path, debounce_s=0.1)
+    result = store.load()
+    saved = os.environ.get("WHAMSAH_HOTKEYS")
+    os.environ["WHAMSAH_HOTKEYS"] = "portal"
+    app = TrayApp(load_backend(), EngineLink(store.profile), store, result,
+                  autostart=LinuxAutostart(config_home=home / "config"))
+    thread = threading.Thread(target=app.run, kwargs={"handle_signals": False}, name="tray-with-portal")
+    thread.start()
+    try:
+        assert app.shown.wait(10), "the tray never showed its icon"
+        drive.wait_until(lambda: app.engine.controller is not None, 10)
+        running = Tray(app, store)
+        running.wait_engine(lambda s: s.state.value == "running", "RUNNING")
+        yield running
+    finally:
+        app.quit()
+        thread.join(20)
+        recorder.terminate()
+        recorder.wait(5)
+        if saved is None:
+            os.environ.pop("WHAMSAH_HOTKEYS", None)
+        else:
+            os.environ["WHAMSAH_HOTKEYS"] = saved
+    assert not thread.is_alive(), "the tray did not stop after quit()"
+
+
+def test_profile_hotkeys_become_the_specs_triggers():
+    assert portal_trigger("<ctrl>+<alt>+v") == "CTRL+ALT+v"
+    assert portal_trigger("<ctrl>+<alt>+<page_down>") == "CTRL+ALT+Page_Down"
+    assert portal_trigger("<shift>+<cmd>+<f5>") == "SHIFT+LOGO+F5"
+    assert portal_trigger("<ctrl>+<alt>+<up>") == "CTRL+ALT+Up"
+    with pytest.raises(ValueError):
+        portal_trigger("")
+
+
+def test_the_portal_is_chosen_on_wayland_and_pynput_on_x11(monkeypatch):
+    monkeypatch.delenv("WHAMSAH_HOTKEYS", raising=False)
+    monkeypatch.delenv("WAYLAND_DISPLAY", raising=False)
+    monkeypatch.setenv("XDG_SESSION_TYPE", "x11")
+    assert hotkey_mechanism() == "pynput"
+    monkeypatch.setenv("XDG_SESSION_TYPE", "wayland")
+    assert hotkey_mechanism() == "portal"
+    monkeypatch.setenv("XDG_SESSION_TYPE", "tty")
+    monkeypatch.setenv("WAYLAND_DISPLAY", "wayland-0")
+    assert hotkey_mechanism() == "portal"
+    monkeypatch.setenv("WHAMSAH_HOTKEYS", "pynput")
+    assert hotkey_mechanism() == "pynput"
+
+
+def test_the_tray_registers_and_binds_the_profile_hotkeys(tray, portal):
+    assert isinstance(tray.app.hotkeys, PortalShortcuts)
+    assert drive.wait_until(lambda: tray.app.hotkeys.active, 10), "the shortcuts were never bound"
+    state = portal.state()
+    assert state["app_ids"] == ["whamsah-tray"]  # the installed .desktop file's id
+    assert state["calls"][0] == "org.freedesktop.host.portal.Registry.Register"  # before anything else
+    (session,) = state["sessions"].values()
+    assert session["app_id"] == "whamsah-tray"
+    shortcuts = session["shortcuts"]
+    assert shortcuts["toggle_vocals"] == {"description": "Vocals on/off", "preferred_trigger": "CTRL+ALT+v"}
+    assert shortcuts["key_down"]["preferred_trigger"] == "CTRL+ALT+Page_Down"
+    assert shortcuts["bypass"]["preferred_trigger"] == "CTRL+ALT+b"
+    assert "instrumental_down" not in shortcuts  # turned off in the profile
+    assert tray.app.hotkeys.active["toggle_vocals"] == "CTRL+ALT+v"  # what the desktop reported back
+
+
+def test_activated_toggles_vocals_and_the_profile(tray, portal):
+    assert drive.wait_until(lambda: tray.app.hotkeys.active, 10)
+    assert portal.activate("toggle_vocals") == 1
+    tray.wait_engine(lambda s: round(s.vocals) == 0, "vocals muted by the portal's Activated")
+    tray.wait_profile("levels", "vocals", 0)
+    portal.activate("toggle_vocals")
+    tray.wait_engine(lambda s: round(s.vocals) == 100, "vocals back by Activated")
+    tray.wait_profile("levels", "vocals", 100)
+    portal.activate("vocals_down")
+    tray.wait_engine(lambda s: round(s.vocals) == 90, "vocals down a step")
+    portal.activate("bypass")
+    tray.wait_engine(lambda s: s.bypass, "bypass by Activated")
+    portal.activate("bypass")
+    tray.wait_engine(lambda s: not s.bypass, "bypass off by Activated")
+    portal.activate("key_up")
+    tray.wait_engine(lambda s: s.key == 1, "key up by Activated")
+    portal.activate("key_down")
+    portal.activate("vocals_up")
+    tray.wait_engine(lambda s: s.key == 0 and round(s.vocals) == 100, "key and vocals back")
+
+
+def test_without_a_portal_the_user_is_told_to_bind_ctl(desktop, tmp_path):
+    """No portal on the bus: the client says why, once; the tray turns that into the hint to bind
+    `whamsah-tray ctl` (checked on a second, private bus so that the double above does not answer)."""
+    pytest.importorskip("gi", reason="PyGObject is not installed")
+    config = tmp_path / "bus.conf"
+    config.write_text(f"""<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig><type>session</type><listen>unix:path={tmp_path}/bus</listen>
+<policy context="default"><allow send_destination="*" eavesdrop="true"/><allow eavesdrop="true"/>
+<allow own="*"/></policy></busconfig>""")
+    bus = subprocess.Popen(["dbus-daemon", "--config-file", str(config), "--nofork", "--print-address=1"],
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        address = bus.stdout.readline().strip()
+        reasons: list[str] = []
+        told = threading.Event()
+        client = PortalShortcuts({"toggle_vocals": "<ctrl>+<alt>+v"}, {"toggle_vocals": lambda: None},
+                                 on_unavailable=lambda reason: (reasons.append(reason), told.set()),
+                                 bus_address=address)
+        client.start()
+        assert told.wait(10), "the client never said the portal is missing"
+        client.stop()
+        assert reasons == ["no desktop portal on the session bus"]
+        assert client.active == {}
+    finally:
+        bus.terminate()
+        bus.wait(5)
+
+
+def test_a_failed_portal_becomes_one_notification_pointing_to_ctl(tray):
+    tray.app._hotkeys_unavailable("no desktop portal on the session bus")
+    tray.app._hotkeys_unavailable("no desktop portal on the session bus")
+    told = [message for title, message in tray.app.notifier.history if title == "Hotkeys"]
+    assert len(told) == 1
+    assert "no desktop portal" in told[0] and "`whamsah-tray ctl toggle-vocals`" in told[0]
+    tray.app.notifier.resolve("hotkeys")
+
+
+def test_quitting_closes_the_portal_session(tray, portal):
+    """Last in the module: stopping the client closes its session on the desktop."""
+    session = tray.app.hotkeys.session_handle
+    tray.app.hotkeys.stop()
+    assert drive.wait_until(lambda: session in portal.state()["closed"], 5)
