@@ -36,9 +36,14 @@ from __future__ import annotations
 from typing import Any
 
 import torch
+from einops import rearrange
 from torch import nn
 
-from whamsah_tray.separation.models.mask_gru_common import EPS, LOCAL_FEATURES, SALIENCE_FLOOR
+from whamsah_tray.separation.models.mask_gru_common import (
+    EPS,
+    LOCAL_FEATURES,
+    SALIENCE_FLOOR,
+)
 from whamsah_tray.separation.models.spectral import SpectralMaskModel
 
 # (first bin, last bin + 1, bins per band) for n_fft = 2048; the Nyquist bin is a band of its own.
@@ -169,12 +174,9 @@ class BandRefiner(nn.Module):
         scale, shift = self.film(recurrent).unsqueeze(-1).chunk(2, dim=1)    # (N, C, 1) each
         h = self.first(torch.cat([local, logits], dim=1)) + self.band_bias
         h = torch.relu(h * (1 + scale) + shift)
-        if self.memory is not None:
-            count, channels, bands = h.shape
-            frames = count // batch
-            sequences = h.reshape(batch, frames, channels, bands).permute(0, 3, 1, 2).reshape(batch * bands, frames, channels)
-            remembered, memory = self.memory(sequences, memory)
-            h = h + remembered.reshape(batch, bands, frames, channels).permute(0, 2, 3, 1).reshape(h.shape)
+        if self.memory is not None:  # one sequence over the frames per band (b: batch, t: frames, r: bands)
+            remembered, memory = self.memory(rearrange(h, "(b t) c r -> (b r) t c", b=batch), memory)
+            h = h + rearrange(remembered, "(b r) t c -> (b t) c r", b=batch)
         h = torch.relu(self.second(h))
         return logits + self.out(h), memory
 
@@ -281,7 +283,7 @@ class MaskGRU(SpectralMaskModel):
             new_state["local"] = local[:, local.shape[1] - keep:]
             if memory is not None:
                 new_state["memory"] = memory
-        band_mask = torch.sigmoid(logits + self.mask_logit_offset).unflatten(-1, (2, -1)).permute(0, 2, 3, 1)  # (B, 2, bands, T)
+        band_mask = rearrange(torch.sigmoid(logits + self.mask_logit_offset), "b t (c r) -> b c r t", c=2)
         return band_mask, new_state
 
     def _local_index(self, n_features: int) -> torch.Tensor:
@@ -300,7 +302,7 @@ class MaskGRU(SpectralMaskModel):
     def local_features(self, features: torch.Tensor) -> torch.Tensor:
         """Standardised features (B, F, T) -> the refined bands' local features (B, T, 5, R)."""
         padded = torch.cat([features, features.new_zeros(features.shape[0], 1, features.shape[2])], dim=1)
-        return padded[:, self.local_index].permute(0, 3, 1, 2)
+        return rearrange(padded[:, self.local_index], "b k r t -> b t k r")
 
     def refine(self, local: torch.Tensor, logits: torch.Tensor, recurrent: torch.Tensor,
                memory: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
@@ -308,12 +310,12 @@ class MaskGRU(SpectralMaskModel):
         frames; logits (B, T, 2 * bands); recurrent (B, T, hidden); memory: the per-band memory or
         None -> refined logits (B, T, 2 * bands) and the new memory."""
         batch, frames = logits.shape[:2]
-        bands, refined = self.features.n_bands, self.refine_bands
+        refined = self.refine_bands
         window = torch.cat([local[:, j:j + frames] for j in range(self.conv_kernel)], dim=2)
-        logits = logits.reshape(batch * frames, 2, bands)
+        logits = rearrange(logits, "b t (c r) -> (b t) c r", c=2)
         low, memory = self.refiner(window.flatten(0, 1), logits[..., :refined], recurrent.reshape(batch * frames, -1),
                                    batch, memory)
-        return torch.cat([low, logits[..., refined:]], dim=-1).reshape(batch, frames, -1), memory
+        return rearrange(torch.cat([low, logits[..., refined:]], dim=-1), "(b t) c r -> b t (c r)", b=batch), memory
 
     def masks(self, spec: torch.Tensor, net_state: Any) -> tuple[torch.Tensor, Any]:
         band_mask, new_state = self.band_masks(spec, net_state)

@@ -35,6 +35,7 @@ from typing import Any
 import numpy as np
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
 from whamsah_tray.separation.models.base import CHANNELS, StreamingModel
 
@@ -105,7 +106,7 @@ class SpectralMaskModel(StreamingModel):
         batch, channels, _, n_frames = spec.shape
         m = self.synthesis_length
         frames = torch.fft.irfft(spec.transpose(-1, -2), n=self.n_fft, dim=-1)[..., self.n_fft - m:]
-        frames = (frames * self.synthesis).reshape(batch * channels, n_frames, m).transpose(1, 2)
+        frames = rearrange(frames * self.synthesis, "b c t m -> (b c) m t")  # F.fold's (N, C x kernel, L)
         out = F.fold(frames, output_size=(1, (n_frames - 1) * self.hop + m),
                      kernel_size=(1, m), stride=(1, self.hop))
         return out.reshape(batch, channels, -1)
