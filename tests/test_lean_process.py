@@ -21,7 +21,12 @@ import pytest
 
 from whamsah_tray.audio_io import read_audio, write_audio
 from whamsah_tray.errors import ModelLoadingError
-from whamsah_tray.separation import StreamingSeparator, find_model, load_model, separate_array
+from whamsah_tray.separation import (
+    StreamingSeparator,
+    find_model,
+    load_model,
+    separate_array,
+)
 from whamsah_tray.separation.registry import REPO_WEIGHTS_DIR, sha256_of
 
 HEAVY = ("torch", "librosa", "sklearn")
@@ -30,13 +35,13 @@ RATE = 44100
 
 def run_python(code: str, *args: str, env: dict[str, str] | None = None) -> dict:
     """`python -c code args` in a fresh interpreter; its last stdout line is JSON."""
-    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=300,
+    done = subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, check=False, timeout=300,
                           env={**os.environ, **(env or {})})
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
-REPORT = "import json, sys; print(json.dumps({'heavy': [m for m in %r if m in sys.modules], **result}))" % (HEAVY,)
+REPORT = f"import json, sys; print(json.dumps({{'heavy': [m for m in {HEAVY!r} if m in sys.modules], **result}}))"
 
 
 def song(frames: int = 3 * RATE) -> np.ndarray:

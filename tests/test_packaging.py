@@ -49,7 +49,7 @@ def wheel(tmp_path_factory) -> Path:
     # With this Python's setuptools first (no download); an old one (no bdist_wheel without the
     # `wheel` package) falls back to pip's isolated build, which fetches a current setuptools.
     for isolation in (["--no-build-isolation"], []):
-        done = subprocess.run(command + isolation, capture_output=True, text=True, timeout=300,
+        done = subprocess.run(command + isolation, capture_output=True, text=True, check=False, timeout=300,
                               cwd=source, env=clean_env())
         if done.returncode == 0:
             break
@@ -81,11 +81,11 @@ def test_the_installed_wheel_lists_and_runs_its_default_model(wheel, tmp_path):
                                  capture_output=True, text=True, check=True).stdout.strip()
         Path(purelib, "outer-environment.pth").write_text("\n".join(site.getsitepackages()) + "\n")
     done = subprocess.run([str(python), "-m", "pip", "install", "-q", "--no-deps", str(wheel)],
-                          capture_output=True, text=True, timeout=300, env=clean_env())
+                          capture_output=True, text=True, check=False, timeout=300, env=clean_env())
     assert done.returncode == 0, done.stderr
 
     def run(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run(list(args), capture_output=True, text=True, timeout=120, cwd=tmp_path, env=clean_env())
+        return subprocess.run(list(args), capture_output=True, text=True, check=False, timeout=120, cwd=tmp_path, env=clean_env())
 
     where = run(str(python), "-c", "import whamsah_tray; from whamsah_tray.separation import find_model; "
                                    "print(whamsah_tray.__file__); print(find_model().manifest_path)")
@@ -116,7 +116,7 @@ def test_evaluate_without_the_eval_extra_says_so_in_one_line(tmp_path):
     """museval missing (blocked in the child): one line naming the extra, exit status 2."""
     code = ("import sys; sys.modules['museval'] = None\n"
             "from whamsah_tray.cli import main; sys.exit(main(['evaluate', sys.argv[1]]))")
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True,
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True, check=False,
                           timeout=120, env=clean_env())
     assert done.returncode == 2
     assert done.stderr.strip().splitlines() == [

@@ -59,7 +59,12 @@ def format_table(evaluation) -> list[str]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from whamsah_tray.evaluation import REFERENCE_ROWS, evaluate, find_tracks, museval_module
+    from whamsah_tray.evaluation import (
+        REFERENCE_ROWS,
+        evaluate,
+        find_tracks,
+        museval_module,
+    )
     from whamsah_tray.separation import load_model
 
     museval_module()  # without the eval extra: one line and exit status 2, before any work

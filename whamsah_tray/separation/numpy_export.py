@@ -26,7 +26,10 @@ from whamsah_tray.separation.registry import find_model, load_from_info, sha256_
 def export_numpy_weights(name: str | None = None, weights_dir: Path | None = None) -> Path:
     """The .npz of the named (or default) model, written and recorded in its manifest; checked
     against the torch path. Raises ModelLoadingError (no numpy path, a mismatch)."""
-    from whamsah_tray.separation.models.mask_gru_numpy import module_arrays, save_weights
+    from whamsah_tray.separation.models.mask_gru_numpy import (
+        module_arrays,
+        save_weights,
+    )
     from whamsah_tray.separation.streaming import StreamingSeparator
 
     info = find_model(name, weights_dir)

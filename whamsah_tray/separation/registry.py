@@ -25,7 +25,12 @@ from typing import Any
 import numpy as np
 
 from whamsah_tray.errors import ModelLoadingError
-from whamsah_tray.separation.models import ARCHITECTURE_NAMES, NUMPY_PATHS, build_network, numpy_path_class
+from whamsah_tray.separation.models import (
+    ARCHITECTURE_NAMES,
+    NUMPY_PATHS,
+    build_network,
+    numpy_path_class,
+)
 
 DEFAULT_MODEL = "whamsah-rt"
 WEIGHTS_ENV = "WHAMSAH_TRAY_WEIGHTS"

@@ -36,7 +36,11 @@ import numpy as np
 import scipy.fft
 import scipy.special
 
-from whamsah_tray.separation.models.mask_gru_common import EPS, LOCAL_FEATURES, SALIENCE_FLOOR
+from whamsah_tray.separation.models.mask_gru_common import (
+    EPS,
+    LOCAL_FEATURES,
+    SALIENCE_FLOOR,
+)
 
 # Arrays of a MaskGRU that are not trained parameters (buffers): not counted in parameter_count.
 BUFFERS = frozenset({"window", "synthesis", "features.band_of_bin", "features.band_floor",
@@ -164,18 +168,18 @@ class NumpyMaskGRU:
         self.logit_offset = np.float32(config.get("mask_logit_offset", 0.0))
 
     @classmethod
-    def from_module(cls, model) -> "NumpyMaskGRU":
+    def from_module(cls, model) -> NumpyMaskGRU:
         """model: a MaskGRU (its current weights are copied; later changes are not seen)."""
         return cls(module_arrays(model), model.config)
 
     @classmethod
-    def from_file(cls, path: Path, config: Mapping[str, Any]) -> "NumpyMaskGRU":
+    def from_file(cls, path: Path, config: Mapping[str, Any]) -> NumpyMaskGRU:
         """The .npz of `save_weights` (read without pickle), with its model's config."""
         with np.load(path, allow_pickle=False) as archive:
             arrays = {name: archive[name] for name in archive.files}
         return cls(arrays, config)
 
-    def inference_path(self) -> "NumpyMaskGRU":
+    def inference_path(self) -> NumpyMaskGRU:
         """Itself: the streaming separator asks a network for its fastest path (models/base.py)."""
         return self
 
