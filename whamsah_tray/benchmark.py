@@ -17,9 +17,10 @@
 - Peak RSS: the peak resident memory of a fresh Python process that loads the model and streams a
   few seconds through it, so the figure is the model's and not this harness's (VmHWM on Linux,
   where a child's `ru_maxrss` starts from its parent's peak; `ru_maxrss` elsewhere); beside it the
-  same for a process that only imports the separation core (torch, numpy, soxr), the floor any
-  model pays.
-- Size: the weights file in MB (10^6 bytes) and the parameter count.
+  same for a process that only imports the separation core (numpy, scipy, soxr; torch only for a
+  torch model), the floor any model pays.
+- Size: the weights file the model was loaded from (the .npz of a numpy-path model, else the .pt)
+  in MB (10^6 bytes) and the parameter count.
 
 `untrained=ARCH` benches a random-weight network of an architecture (for speed only; its
 separation is meaningless and every report says "untrained").
@@ -41,7 +42,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 from whamsah_tray.errors import WhamsahError
 from whamsah_tray.separation import StreamingSeparator, create_untrained_model, load_model
@@ -97,11 +97,17 @@ def bench_model(name: str | None = None, untrained: str | None = None):
     return load_model(name)
 
 
-def parameter_count(network: torch.nn.Module) -> int:
+def parameter_count(network) -> int:
+    """A torch network's parameter count, or a numpy path's (it keeps the figure)."""
+    if hasattr(network, "parameter_count"):
+        return int(network.parameter_count)
     return sum(parameter.numel() for parameter in network.parameters())
 
 
-def state_dict_bytes(network: torch.nn.Module) -> int:
+def state_dict_bytes(network) -> int:
+    """The size of a torch network's saved state dict."""
+    import torch
+
     buffer = io.BytesIO()
     torch.save(network.state_dict(), buffer)
     return buffer.tell()
@@ -175,6 +181,22 @@ def _max_rss_mb() -> float:
                     return int(line.split()[1]) / 1024  # kB
     except OSError:
         pass
+    if sys.platform == "win32":  # no `resource` module: the process's peak working set
+        import ctypes
+        from ctypes import wintypes
+
+        class ProcessMemoryCounters(ctypes.Structure):
+            _fields_ = [("cb", wintypes.DWORD), ("PageFaultCount", wintypes.DWORD),
+                        *((name, ctypes.c_size_t) for name in (
+                            "PeakWorkingSetSize", "WorkingSetSize", "QuotaPeakPagedPoolUsage",
+                            "QuotaPagedPoolUsage", "QuotaPeakNonPagedPoolUsage", "QuotaNonPagedPoolUsage",
+                            "PagefileUsage", "PeakPagefileUsage"))]
+
+        counters = ProcessMemoryCounters()
+        counters.cb = ctypes.sizeof(counters)
+        ctypes.windll.psapi.GetProcessMemoryInfo(ctypes.windll.kernel32.GetCurrentProcess(),
+                                                 ctypes.byref(counters), counters.cb)
+        return counters.PeakWorkingSetSize / (1024 * 1024)
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
@@ -223,7 +245,8 @@ def run_benchmark(name: str | None = None, untrained: str | None = None, seconds
     if untrained:
         weights_file, weights_bytes = None, state_dict_bytes(network)
     else:
-        path = info.manifest_path.parent / info.weights_file
+        numpy_path = hasattr(network, "parameter_count")  # loaded from the manifest's numpy weights
+        path = info.manifest_path.parent / (info.numpy_weights_file if numpy_path else info.weights_file)
         weights_file, weights_bytes = str(path), path.stat().st_size
     all_threads = os.cpu_count() or 1
     result = BenchResult(
@@ -233,7 +256,7 @@ def run_benchmark(name: str | None = None, untrained: str | None = None, seconds
         latency_samples_network=network.delay + network.hop,
         parameters=parameter_count(network), weights_mb=weights_bytes / 1e6, weights_file=weights_file,
         threads_all=all_threads, seconds_of_audio=seconds, repeats=repeats,
-        load_average=os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        load_average=os.getloadavg()[0] if sys.platform != "win32" else None,
     )
     for threads in sorted({1, all_threads}):
         result.rtf[str(threads)], result.max_call_ms[str(threads)] = {}, {}
