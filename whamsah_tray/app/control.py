@@ -118,7 +118,13 @@ class Status:
     as_json: bool
 
 
-Command = ToggleVocals | SetLevel | SetBypass | SetKey | PlayFile | Pause | StopFile | CaptureApp | Status
+@dataclass(frozen=True)
+class Quit:
+    pass
+
+
+Command = (ToggleVocals | SetLevel | SetBypass | SetKey | PlayFile | Pause | StopFile | CaptureApp | Status
+           | Quit)
 
 USAGE = {
     "toggle-vocals": "toggle-vocals",
@@ -131,6 +137,7 @@ USAGE = {
     "stop": "stop",
     "capture": "capture APP",
     "status": "status [--json]",
+    "quit": "quit",
 }
 
 
@@ -197,6 +204,9 @@ def parse_command(argv: list[str]) -> Command:
         if not args[0].strip():
             raise ControlError(f"usage: {USAGE[name]}")
         return CaptureApp(args[0])
+    if name == "quit":
+        arity(0, 0)
+        return Quit()
     arity(0, 1)
     if args and args[0] != "--json":
         raise ControlError(f"usage: {USAGE[name]}")
@@ -245,6 +255,7 @@ class CommandHandler:
             StopFile: self._stop_file,
             CaptureApp: self._capture_app,
             Status: self._status,
+            Quit: self._quit,
         }
 
     def handle(self, command: Command) -> Reply:
@@ -323,6 +334,11 @@ class CommandHandler:
     def _status(self, _: Status) -> str:
         view = self.actions.view()
         return view.state
+
+    def _quit(self, _: Quit) -> str:
+        # A moment later, so that this reply leaves before the tray shuts its server down.
+        threading.Timer(0.1, self.actions.quit).start()
+        return "quitting"
 
 
 def answer(line: bytes, handler: CommandHandler) -> str:

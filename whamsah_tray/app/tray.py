@@ -38,6 +38,8 @@ MESSAGE_TITLES = {"error": f"{APP_NAME}: error", "warning": APP_NAME, "info": AP
 ICON_SIZE = 64
 REFRESH_INTERVAL_S = 0.1
 LIST_REFRESH_S = 2.0
+# A busy machine may dock the icon late: wait this much longer before telling of no tray host.
+NO_TRAY_HOST_AFTER_S = 8.0
 # Engine events after which the apps and the cable are read again (not levels or file progress).
 LIST_EVENTS = {"StateChanged", "DevicesChanged", "UserMessage", "AppsChanged"}
 
@@ -144,7 +146,7 @@ class TrayApp:
 
     def _setup(self, icon) -> None:
         icon.visible = True
-        self._wait_until_docked(icon)
+        docked = self._wait_until_docked(icon)
         self.shown.set()
         self._tell_profile_problems()
         # The autostart file is the truth (the installer writes it too); the profile mirrors it.
@@ -160,13 +162,25 @@ class TrayApp:
         self._refresher = threading.Thread(target=self._refresh_loop, name="tray-refresh", daemon=True)
         self._refresher.start()
         self._request_refresh()
+        if not docked and not self._wait_until_docked(icon, NO_TRAY_HOST_AFTER_S) and not self.stopped.is_set():
+            self._tell_no_tray_host()
 
-    def _wait_until_docked(self, icon, timeout_s: float = 2.0) -> None:
+    def _tell_no_tray_host(self) -> None:
+        """No tray host took the icon (e.g. GNOME without the AppIndicator extension): the app runs
+        on, reachable through `whamsah-tray ctl` and its hotkeys; say so once."""
+        how = ("On GNOME, install the \"AppIndicator and KStatusNotifierItem Support\" extension. " if
+               sys.platform.startswith("linux") else "")
+        self.notifier.tell(APP_NAME, "no system tray is running, so the icon cannot be shown; WHAMSAH Tray "
+                           f"keeps running. {how}Meanwhile use `whamsah-tray ctl status`, `ctl toggle-vocals`, "
+                           "`ctl quit`...", key="no-tray-host", in_tooltip=False)
+
+    def _wait_until_docked(self, icon, timeout_s: float = 2.0) -> bool:
         """Let the GTK icon dock before the engine's start (importing torch holds the GIL for a
-        second or more and would delay the docking): ask the GTK loop, on its own thread."""
+        second or more and would delay the docking): ask the GTK loop, on its own thread. Whether
+        it docked (True where this backend cannot tell)."""
         status_icon = getattr(icon, "_status_icon", None)
         if status_icon is None:
-            return
+            return True
         from gi.repository import GLib
 
         docked = threading.Event()
@@ -181,6 +195,8 @@ class TrayApp:
         if not docked.wait(timeout_s):
             docked.set()  # no tray host answered: go on (check() stops at its next call)
             log.info("the tray icon is not docked after %.0f s (is a tray host running?)", timeout_s)
+            return False  # a late docking is seen by the next call's check(), on the GTK loop
+        return True
 
     def _tell_profile_problems(self) -> None:
         result = self.load_result

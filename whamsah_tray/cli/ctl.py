@@ -28,6 +28,7 @@ COMMANDS_HELP = """commands:
   stop                       stop the file, back to live input
   capture APP                move a playing app (part of its name) into the virtual cable (Linux)
   status [--json]            state, levels, key, devices, model, file and position
+  quit                       quit the tray (it gives back the apps and removes its cable)
 
 exit status: 0 done, 1 refused by the tray, 2 usage, 3 the tray is not running"""
 
