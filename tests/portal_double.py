@@ -4,12 +4,14 @@ xdg-desktop-portal. It owns org.freedesktop.portal.Desktop and serves, at
 /org/freedesktop/portal/desktop, what the spec says a host app uses:
 
 - org.freedesktop.host.portal.Registry.Register(s app_id, a{sv}): must come before any other call
-  on the caller's connection (as in xdg-desktop-portal >= 1.19: later, it is an error);
+  on the caller's connection (as in xdg-desktop-portal >= 1.19: later, it is an error), and the id
+  must be reverse-DNS as xdg-desktop-portal's xdp_is_valid_app_id requires (two or more
+  dot-separated elements of [A-Za-z0-9_], "-" also allowed in the last);
 - org.freedesktop.portal.GlobalShortcuts (property version = 1): CreateSession, BindShortcuts and
   ListShortcuts return a Request object path (/org/freedesktop/portal/desktop/request/SENDER/TOKEN)
   and answer with its Response(u, a{sv}) signal; sessions live at .../session/SENDER/TOKEN with
-  org.freedesktop.portal.Session.Close; a caller that never registered gets response 2, as a
-  desktop that cannot tell which app asks (KDE refuses such sessions);
+  org.freedesktop.portal.Session.Close; a caller without a registered app id gets response 2, as
+  xdg-desktop-portal >= 1.21 answers ("An app id is required");
 - Activated / Deactivated(o session, s id, t timestamp, a{sv}) signals, sent to the session's owner.
   The desktop binds each shortcut to its preferred trigger (no user dialog here).
 
@@ -23,12 +25,14 @@ sessions, bindings, closed sessions). Prints `ready` once it owns the name.
 from __future__ import annotations
 
 import json
+import re
 import sys
 import threading
 import time
 
 from gi.repository import Gio, GLib
 
+VALID_APP_ID = re.compile(r"^[A-Za-z0-9_]+(\.[A-Za-z0-9_]+)*\.[A-Za-z0-9_-]+$")
 BUS_NAME = "org.freedesktop.portal.Desktop"
 PATH = "/org/freedesktop/portal/desktop"
 
@@ -91,8 +95,13 @@ class Portal:
                 invocation.return_dbus_error("org.freedesktop.portal.Error.Failed",
                                              "Connection already associated with an application ID")
                 return
-            self.app_ids[sender] = params.unpack()[0]
+            app_id = params.unpack()[0]
             self.called.add(sender)
+            if len(app_id) > 255 or not VALID_APP_ID.match(app_id):
+                invocation.return_dbus_error("org.freedesktop.portal.Error.InvalidArgument",
+                                             f"Invalid app ID: {app_id}")
+                return
+            self.app_ids[sender] = app_id
             invocation.return_value(None)
             return
         self.called.add(sender)

@@ -158,10 +158,10 @@ def test_the_tray_registers_and_binds_the_profile_hotkeys(tray, portal):
     assert isinstance(tray.app.hotkeys, PortalShortcuts)
     assert drive.wait_until(lambda: tray.app.hotkeys.active, 10), "the shortcuts were never bound"
     state = portal.state()
-    assert state["app_ids"] == ["whamsah-tray"]  # the installed .desktop file's id
+    assert state["app_ids"] == ["io.github.whamsah.tray"]  # reverse-DNS: the portal refuses others
     assert state["calls"][0] == "org.freedesktop.host.portal.Registry.Register"  # before anything else
     (session,) = state["sessions"].values()
-    assert session["app_id"] == "whamsah-tray"
+    assert session["app_id"] == "io.github.whamsah.tray"
     shortcuts = session["shortcuts"]
     assert shortcuts["toggle_vocals"] == {"description": "Vocals on/off", "preferred_trigger": "CTRL+ALT+v"}
     assert shortcuts["key_down"]["preferred_trigger"] == "CTRL+ALT+Page_Down"
@@ -189,6 +189,20 @@ def test_activated_toggles_vocals_and_the_profile(tray, portal):
     portal.activate("key_down")
     portal.activate("vocals_up")
     tray.wait_engine(lambda s: s.key == 0 and round(s.vocals) == 100, "key and vocals back")
+
+
+def test_an_app_id_the_portal_refuses_means_no_session_and_says_why(portal):
+    """xdg-desktop-portal refuses a non-reverse-DNS id (the double does the same) and then gives
+    no shortcuts session to an unidentified host app: the client reports it instead of waiting."""
+    reasons: list[str] = []
+    told = threading.Event()
+    client = PortalShortcuts({"toggle_vocals": "<ctrl>+<alt>+v"}, {"toggle_vocals": lambda: None},
+                             on_unavailable=lambda reason: (reasons.append(reason), told.set()),
+                             app_id="whamsah-tray")
+    client.start()
+    assert told.wait(10)
+    client.stop()
+    assert reasons == ["the desktop refused a shortcuts session (response 2)"]
 
 
 def test_without_a_portal_the_user_is_told_to_bind_ctl(desktop, tmp_path):

@@ -1,8 +1,8 @@
 """Global shortcuts on Wayland through the XDG desktop portal (`org.freedesktop.portal.GlobalShortcuts`:
 KDE Plasma >= 5.27, GNOME >= 48, Hyprland), where pynput hears no keys.
 
-The client registers the app id with the portal's host registry (`org.freedesktop.host.portal.Registry`,
-the id of the installed `whamsah-tray.desktop`, which the desktop shows beside the shortcuts), creates
+The client registers the app id with the portal's host registry (`org.freedesktop.host.portal.Registry`;
+the desktop names the shortcuts after the `<app id>.desktop` file it finds), creates
 a session, binds the profile's hotkeys as preferred triggers (the desktop may ask the user and may
 choose other keys) and runs the action of each `Activated` signal. The D-Bus side uses PyGObject's
 Gio, which the GTK tray already needs: no other D-Bus library.
@@ -30,7 +30,9 @@ from whamsah_tray.errors import WhamsahError
 
 log = logging.getLogger(__name__)
 
-APP_ID = "whamsah-tray"  # installer/linux/install.sh installs whamsah-tray.desktop
+# xdg-desktop-portal accepts only reverse-DNS ids (two or more dot-separated elements) and, from
+# 1.21, no GlobalShortcuts session without one; the macOS LaunchAgent uses the same id.
+APP_ID = "io.github.whamsah.tray"
 PORTAL_BUS = "org.freedesktop.portal.Desktop"
 PORTAL_PATH = "/org/freedesktop/portal/desktop"
 SHORTCUTS_INTERFACE = "org.freedesktop.portal.GlobalShortcuts"
