@@ -14,7 +14,7 @@ or from a `.npz` file written by `save_weights` (see separation/numpy_export.py)
 that runs only this path never imports torch:
 
     fast = NumpyMaskGRU.from_module(model)             # a MaskGRU: copies its current weights
-    fast = NumpyMaskGRU.from_file(path, config)        # a .npz, with the manifest's config
+    fast = NumpyMaskGRU(arrays, config)                # arrays: a .npz's (the registry reads it)
     state = fast.init_state(batch)
     vocals, state = fast.stream(x, state)    # x: float32 (batch, 2, n * hop), like MaskGRU.stream
     vocals, mix, state = fast.stream_shifted(x, state, key_shift)   # with a key change (key_shift.py)
@@ -102,7 +102,7 @@ def module_arrays(model) -> dict[str, np.ndarray]:
 
 
 def save_weights(arrays: Mapping[str, np.ndarray], path: Path) -> None:
-    """arrays (module_arrays) -> an uncompressed .npz that `NumpyMaskGRU.from_file` reads."""
+    """arrays (module_arrays) -> an uncompressed .npz, read back by the registry (np.load, no pickle)."""
     with open(path, "wb") as file:
         np.savez(file, **arrays)
 
@@ -171,13 +171,6 @@ class NumpyMaskGRU:
     def from_module(cls, model) -> NumpyMaskGRU:
         """model: a MaskGRU (its current weights are copied; later changes are not seen)."""
         return cls(module_arrays(model), model.config)
-
-    @classmethod
-    def from_file(cls, path: Path, config: Mapping[str, Any]) -> NumpyMaskGRU:
-        """The .npz of `save_weights` (read without pickle), with its model's config."""
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {name: archive[name] for name in archive.files}
-        return cls(arrays, config)
 
     def inference_path(self) -> NumpyMaskGRU:
         """Itself: the streaming separator asks a network for its fastest path (models/base.py)."""
