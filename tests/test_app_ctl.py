@@ -395,3 +395,53 @@ def test_a_socket_or_folder_of_another_uid_is_refused_by_both_ends(tmp_path):
     assert done.returncode == 2 and f"belongs to uid {other}" in done.stderr
     with pytest.raises(UnsafeSocketError):
         UnixSocketTransport(folder).listen()
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0 or not hasattr(socket, "SO_PEERCRED"),
+                    reason="needs root (to act as another uid) and SO_PEERCRED (Linux)")
+def test_the_server_refuses_a_caller_of_another_uid():
+    """Even with the folder and socket opened up on purpose, the tray answers only its own user:
+    a caller running as another uid (a forked child that dropped to 'nobody') is refused."""
+    import shutil
+    import tempfile
+
+    from whamsah_tray.app.control import ControlServer, UnixSocketTransport
+
+    base = Path(tempfile.mkdtemp(prefix="whamsah-ctl-"))
+    try:
+        os.chmod(base, 0o711)
+        folder = base / "whamsah-tray"
+        server = ControlServer(actions=None, transport=UnixSocketTransport(folder))
+        server.start()
+        try:
+            os.chmod(folder, 0o711)
+            os.chmod(folder / "control.sock", 0o666)
+            read_end, write_end = os.pipe()
+            child = os.fork()
+            if child == 0:  # the other user: only socket calls, then _exit
+                try:
+                    os.close(read_end)
+                    os.setgid(65534)
+                    os.setuid(65534)
+                    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+                        client.settimeout(5)
+                        client.connect(str(folder / "control.sock"))
+                        client.sendall(b"bogus\n")
+                        os.write(write_end, client.recv(1000))
+                finally:
+                    os._exit(0)
+            os.close(write_end)
+            with os.fdopen(read_end, "rb") as pipe:
+                heard = pipe.read()
+            os.waitpid(child, 0)
+            assert heard == b"error: refused: the caller is another user\n"
+            with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:  # its own user is answered
+                client.settimeout(5)
+                client.connect(str(folder / "control.sock"))
+                client.sendall(b"bogus\n")
+                assert client.recv(1000).startswith(b"error: unknown command 'bogus'")
+        finally:
+            server.stop()
+        assert not (folder / "control.sock").exists()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
