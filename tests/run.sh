@@ -27,7 +27,9 @@ APT_PACKAGES=(
   pipewire pipewire-pulse wireplumber
   espeak-ng sox ffmpeg
   libgirepository1.0-dev libcairo2-dev pkg-config gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1
+  nodejs npm
 )
+PYRIGHT_VERSION=1.1.414  # tests/platform_types.py: the Windows and macOS type checks
 TORCH_VERSION=2.13.0
 # The Linux sound-server tests (cable, capture, first start, sync and file playback, what the
 # listener hears, device loss), run on PulseAudio with the rest and again on PipeWire.
@@ -122,4 +124,8 @@ say "running the tests (the in-process tray)"
 say "running the sound-server tests on PipeWire"
 env -u DISPLAY -u XDG_RUNTIME_DIR -u DBUS_SESSION_BUS_ADDRESS WHAMSAH_SOUND_SERVER=pipewire \
   "$PY" -m pytest -ra "${PIPEWIRE_TESTS[@]}" || status=$?
+# Windows and macOS cannot run here: their code paths are type-checked as those systems see them.
+say "type-checking the package for Windows and macOS (pyright $PYRIGHT_VERSION)"
+"${pip[@]}" "pyright==$PYRIGHT_VERSION"
+"$PY" tests/platform_types.py || status=$?
 exit "$status"

@@ -205,6 +205,8 @@ class MacAutostart:
         return self.path.exists() and not self._disabled_by_user()
 
     def _disabled_by_user(self) -> bool:
+        if sys.platform == "win32":  # no launchd (and no os.getuid)
+            return False
         try:
             done = self._run(["launchctl", "print-disabled", f"gui/{os.getuid()}"],
                              capture_output=True, text=True, timeout=5)
@@ -219,6 +221,8 @@ class MacAutostart:
         # launchd reads LaunchAgents at login; RunAtLoad starts the app then. `launchctl enable`
         # lifts an earlier 'disabled' (the user asked for it again, here).
         write_atomically(self.path, launch_agent_plist(command))
+        if sys.platform == "win32":
+            return
         try:
             self._run(["launchctl", "enable", f"gui/{os.getuid()}/{LAUNCH_AGENT_LABEL}"],
                       capture_output=True, text=True, timeout=5)

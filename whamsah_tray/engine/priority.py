@@ -17,6 +17,7 @@ the worker and controller threads at their start.
 from __future__ import annotations
 
 import os
+import sys
 import threading
 
 ENGINE_NICE = -10
@@ -24,6 +25,8 @@ ENGINE_NICE = -10
 
 def promote_current_thread() -> bool:
     """nice -10 for the calling thread. Returns whether it worked."""
+    if sys.platform == "win32":  # no nice values (and no os.setpriority)
+        return False
     try:
         os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), ENGINE_NICE)
     except (AttributeError, OSError):
