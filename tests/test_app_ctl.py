@@ -395,6 +395,15 @@ def test_a_socket_or_folder_of_another_uid_is_refused_by_both_ends(tmp_path):
     assert done.returncode == 2 and f"belongs to uid {other}" in done.stderr
     with pytest.raises(UnsafeSocketError):
         UnixSocketTransport(folder).listen()
+    # A runtime folder of someone else (e.g. a planted /tmp/runtime-UID): refused before our folder is made.
+    os.chown(folder, 0, 0)
+    os.rmdir(folder)
+    os.chown(runtime, other, other)
+    done = ctl("status", env={"XDG_RUNTIME_DIR": str(runtime)})
+    assert done.returncode == 2 and f"runtime belongs to uid {other}" in done.stderr
+    with pytest.raises(UnsafeSocketError):
+        UnixSocketTransport(folder).listen()
+    assert not folder.exists()
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0 or not hasattr(socket, "SO_PEERCRED"),

@@ -409,8 +409,15 @@ class UnixSocketTransport:
         self._bound: tuple[int, int] | None = None  # (st_dev, st_ino) of the socket we made
 
     def _check_folder(self, create: bool) -> None:
+        if create and not self.folder.parent.exists():  # e.g. platformdirs' /tmp/runtime-UID
+            self.folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        # Whoever owns the parent could swap our folder for theirs: it must be ours (or root's).
+        parent_owner = os.stat(self.folder.parent).st_uid
+        if parent_owner not in (os.getuid(), 0):
+            raise UnsafeSocketError(f"{self.folder.parent} belongs to uid {parent_owner}, not to you: "
+                                    "refusing to use it")
         if create:
-            self.folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+            self.folder.mkdir(mode=0o700, exist_ok=True)
         st = os.lstat(self.folder)
         if not stat.S_ISDIR(st.st_mode):
             raise UnsafeSocketError(f"{self.folder} is not a folder: refusing to use it")
