@@ -28,6 +28,7 @@ from whamsah_tray.app import menu, status
 from whamsah_tray.app.actions import HOTKEY_STEP, TrayActions
 from whamsah_tray.app.backend import TrayBackend
 from whamsah_tray.app.icons import IconState, draw_icon
+from whamsah_tray.app.main_thread import call_on_main_thread, on_main_thread
 from whamsah_tray.app.notifications import Notifier
 from whamsah_tray.app.profile import LoadResult, ProfileStore
 
@@ -95,6 +96,13 @@ class TrayApp:
         self._set_native_tooltip(icon, self._drawn_tooltip)
         return icon
 
+    def _wrap_icon(self, icon):
+        """macOS: the icon's GUI calls go to the main thread (main_thread.py); elsewhere the icon."""
+        wrapped = on_main_thread(icon)
+        if wrapped is not icon and self.backend.has_notifications:
+            self.notifier.set_sender(wrapped.notify)
+        return wrapped
+
     def _title(self, text: str) -> str:
         if sys.platform == "win32":
             return status.short_tooltip(text)
@@ -131,7 +139,7 @@ class TrayApp:
 
     def run(self, handle_signals: bool = True) -> int:
         """Show the icon and serve until Quit (or SIGINT/SIGTERM). Returns the exit status."""
-        self.icon = self._make_icon()
+        self.icon = self._wrap_icon(self._make_icon())
         if handle_signals:
             self._install_signal_handlers()
         try:
@@ -157,7 +165,7 @@ class TrayApp:
         except Exception as error:  # e.g. torch or PortAudio missing: keep the icon, say why
             log.exception("the audio engine could not start")
             self.notifier.tell(MESSAGE_TITLES["error"], f"the audio engine could not start: {error}")
-        self._start_hotkeys()
+        call_on_main_thread(self._start_hotkeys)  # pynput's listener: main thread only on macOS
         self._start_control()
         self._refresher = threading.Thread(target=self._refresh_loop, name="tray-refresh", daemon=True)
         self._refresher.start()
