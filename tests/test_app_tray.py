@@ -557,3 +557,14 @@ def test_the_tray_reads_the_app_list_again_only_after_the_server_changed(tray, d
     finally:
         player.terminate()
         player.wait(5)
+
+
+def test_the_first_start_says_where_the_icon_is_once(tray):
+    """The fixture's profile is a first start's (no startup.welcomed): one notification says where
+    the icon is, and the profile remembers it was shown (a second start stays quiet)."""
+    assert drive.wait_until(lambda: any("its icon is in the system tray" in n["body"] for n in tray.notifications()), 10), \
+        tray.notifications()
+    tray.wait_profile("startup", "welcomed", True)
+    before = len(tray.notifications())
+    tray.app._welcome_once()
+    assert len(tray.notifications()) == before

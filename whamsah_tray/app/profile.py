@@ -86,6 +86,7 @@ class HotkeySettings:
 @dataclass(frozen=True)
 class StartupSettings:
     start_at_login: bool = _spec(False)
+    welcomed: bool = _spec(False)  # the first start's "where the icon is" was shown
 
 
 @dataclass(frozen=True)

@@ -157,6 +157,7 @@ class TrayApp:
         docked = self._wait_until_docked(icon)
         self.shown.set()
         self._tell_profile_problems()
+        self._welcome_once()
         # The autostart file is the truth (the installer writes it too); the profile mirrors it.
         self.store.update("startup", start_at_login=self.actions.start_at_login())
         self.engine.subscribe(self._request_refresh)
@@ -172,6 +173,18 @@ class TrayApp:
         self._request_refresh()
         if not docked and not self._wait_until_docked(icon, NO_TRAY_HOST_AFTER_S) and not self.stopped.is_set():
             self._tell_no_tray_host()
+
+    def _welcome_once(self) -> None:
+        """At the very first start, where to find the icon (Windows 11 puts a new one behind the ^
+        by the clock, macOS in the menu bar) and what to do next; then never again."""
+        if self.store.profile.startup.welcomed:
+            return
+        where = {"win32": "in the notification area: click ^ by the clock if it is hidden, and drag it "
+                          "onto the taskbar to keep it in sight",
+                 "darwin": "in the menu bar"}.get(sys.platform, "in the system tray")
+        self.notifier.tell(APP_NAME, f"WHAMSAH Tray is running; its icon is {where}. Send an app's sound to "
+                                     "the virtual cable, or choose Play file…, to hear it as karaoke.")
+        self.store.update("startup", welcomed=True)
 
     def _tell_no_tray_host(self) -> None:
         """No tray host took the icon (e.g. GNOME without the AppIndicator extension): the app runs
