@@ -644,7 +644,7 @@ def test_a_tiny_training_run_checkpoints_resumes_and_exports_an_installable_mode
     manifest = json.loads((weights_dir / "tiny-rt.json").read_text())
     assert manifest["config"]["power_floor"] == 1e-6 and manifest["figures"]["training"]["steps"] == 5
     assert manifest["latency_ms"] == pytest.approx(1000 * (2048 + 512) / 44100, abs=0.01)
-    loaded = load_model("tiny-rt", weights_dir=weights_dir)
+    loaded = load_model("tiny-rt", weights_dir=weights_dir, torch_module=True)
     for key, value in resumed["model"].items():
         torch.testing.assert_close(loaded.network.state_dict()[key], value)
 
@@ -765,7 +765,7 @@ def test_calibration_picks_the_offset_with_the_best_held_out_figures_and_the_exp
     assert manifest["config"].get("mask_logit_offset", 0.0) == record["chosen"] and manifest["figures"]["calibration"] == record
     spec = torch.stft(torch.randn(2, 44100), 2048, 512, window=torch.hann_window(2048).sqrt(), return_complex=True)[None]
     with torch.no_grad():
-        shifted, _ = load_model("tiny-cal", weights_dir=weights_dir).network.band_masks(spec, None)
+        shifted, _ = load_model("tiny-cal", weights_dir=weights_dir, torch_module=True).network.band_masks(spec, None)
         plain, _ = network.eval().band_masks(spec, None)
     torch.testing.assert_close(torch.logit(shifted.double()), torch.logit(plain.double()) + record["chosen"],
                                atol=1e-3, rtol=0)

@@ -87,6 +87,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     manifest_path.write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"wrote {weights} ({weights.stat().st_size / 1e6:.1f} MB) and {manifest_path}")
+    from whamsah_tray.separation.models import NUMPY_PATHS
+
+    if manifest["architecture"] in NUMPY_PATHS:  # the live path loads these, without torch
+        from whamsah_tray.separation.numpy_export import export_numpy_weights
+
+        print(f"wrote {export_numpy_weights(args.name, args.weights_dir)} (checked against the .pt)")
     return 0
 
 
