@@ -47,6 +47,10 @@ def configure_logging(path: Path | None = None) -> Path | None:
 
 def run(args: argparse.Namespace) -> int:
     configure_logging()
+    # A tray icon draws nothing with OpenGL, but GDK opens a GL context on X11 when it can: on a
+    # machine without a GPU driver that maps Mesa's software rasteriser and LLVM (52 MB of the
+    # tray's 186 MB here). The user's own GDK_GL setting wins.
+    os.environ.setdefault("GDK_GL", "disable")
     from whamsah_tray.app.backend import load_backend
     from whamsah_tray.app.engine_link import EngineLink
     from whamsah_tray.app.profile import ProfileStore
