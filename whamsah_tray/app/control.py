@@ -409,6 +409,7 @@ class UnixSocketTransport:
         self._bound: tuple[int, int] | None = None  # (st_dev, st_ino) of the socket we made
 
     def _check_folder(self, create: bool) -> None:
+        assert sys.platform != "win32"  # a Unix socket (Windows: see the Transport docstring)
         if create and not self.folder.parent.exists():  # e.g. platformdirs' /tmp/runtime-UID
             self.folder.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         # Whoever owns the parent could swap our folder for theirs: it must be ours (or root's).
@@ -429,6 +430,7 @@ class UnixSocketTransport:
             os.chmod(self.folder, 0o700)
 
     def _check_socket(self) -> os.stat_result:
+        assert sys.platform != "win32"  # a Unix socket (Windows: see the Transport docstring)
         st = os.lstat(self.path)
         if not stat.S_ISSOCK(st.st_mode):
             raise UnsafeSocketError(f"{self.path} is not a socket: refusing to use it")
@@ -437,6 +439,7 @@ class UnixSocketTransport:
         return st
 
     def listen(self) -> socket.socket:
+        assert sys.platform != "win32"  # a Unix socket (Windows: see the Transport docstring)
         self._check_folder(create=True)
         if os.path.lexists(self.path):
             self._check_socket()
@@ -460,6 +463,7 @@ class UnixSocketTransport:
         return server
 
     def connect(self, timeout: float) -> socket.socket:
+        assert sys.platform != "win32"  # a Unix socket (Windows: see the Transport docstring)
         try:
             self._check_folder(create=False)
             self._check_socket()
@@ -478,8 +482,8 @@ class UnixSocketTransport:
         return client
 
     def peer_allowed(self, connection: socket.socket) -> bool:
-        if not hasattr(socket, "SO_PEERCRED"):
-            return True  # macOS/BSD: the 0700 folder is the guard
+        if sys.platform != "linux":
+            return True  # macOS/BSD have no SO_PEERCRED: the 0700 folder is the guard
         credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
         _pid, uid, _gid = struct.unpack("3i", credentials)
         return uid == os.getuid()

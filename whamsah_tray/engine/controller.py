@@ -518,7 +518,7 @@ class EngineController:
         self._sync_wanted = True
         if self._forget_streams_listener is None and sys.platform.startswith("linux") and pulse.available():
             # Capture app ▸ is current when the menu opens: the server's events, not a poll.
-            self._forget_streams_listener = pulse.on_streams_changed(lambda: self._put("apps_changed"))
+            self._forget_streams_listener = pulse.on_streams_changed(lambda index: self._put("apps_changed", index))
             pulse.change_count()  # starts the watch
         if self._session is not None or self._state is EngineState.DEVICE_LOST:
             return  # running already (sync, or a file that returns to sync mode at its end), or waiting
@@ -762,7 +762,10 @@ class EngineController:
         self._cable.release(index)
 
     # --- events, watchdog, end of file ----------------------------------------------------
-    def _do_apps_changed(self) -> None:
+    def _do_apps_changed(self, index: int | None) -> None:
+        session = self._session
+        if session is not None and index is not None and index in session.own_sink_inputs:
+            return  # our own output (corked and uncorked as the engine rests): not an app
         self._emit(AppsChanged())
 
     def _do_key_changed(self) -> None:

@@ -163,9 +163,10 @@ class ServerWatch:
             if " on sink" in line or " on source" in line or " on server" in line:
                 self.changes += 1
             if " on sink-input" in line:  # an app started, stopped or moved its stream
+                index = _event_index(line)
                 for listener in list(_stream_listeners):
                     try:
-                        listener()
+                        listener(index)
                     except Exception:  # a listener's bug must not end the watch
                         pass
 
@@ -183,13 +184,19 @@ class ServerWatch:
 
 
 _watch: ServerWatch | None = None
-_stream_listeners: list[Callable[[], None]] = []
+_stream_listeners: list[Callable[[int | None], None]] = []
 
 
-def on_streams_changed(listener: Callable[[], None]) -> Callable[[], None]:
-    """listener() is called (on the watch's reader thread; it must return at once) whenever a
-    playback stream appears, goes or changes, while the watch runs (see change_count, which starts
-    it). Returns a function that removes the listener."""
+def _event_index(line: str) -> int | None:
+    """The stream's index in a `pactl subscribe` line ("Event 'new' on sink-input #42")."""
+    _, _, number = line.rpartition("#")
+    return int(number) if number.strip().isdigit() else None
+
+
+def on_streams_changed(listener: Callable[[int | None], None]) -> Callable[[], None]:
+    """listener(index) is called (on the watch's reader thread; it must return at once) whenever a
+    playback stream (sink input `index`) appears, goes or changes, while the watch runs (see
+    change_count, which starts it). Returns a function that removes the listener."""
     _stream_listeners.append(listener)
 
     def remove() -> None:

@@ -148,6 +148,7 @@ class LiveSession:
         self.streams: list = []  # sync mode: [input, output]; async mode: [output]
         self.finished_by_portaudio = False  # the stream ended on its own (device error)
         self.server_nodes: dict[str, str] = {}  # INPUT/OUTPUT -> pulse node our stream is attached to
+        self.own_sink_inputs: set[int] = set()  # our output stream's index on the server
         self._suspicion: str | None = None  # a server-side loss seen once, awaiting confirmation
         self._server_look = pulse.ServerLook(SERVER_RECHECK_S)  # when the server is worth asking again
         self._last_callbacks = (-1, -1)
@@ -309,6 +310,8 @@ class LiveSession:
                 if ours:
                     names = {node.index: node.name for node in listing()}
                     nodes[kind] = names.get(ours[0].device_index, "")
+                    if kind == OUTPUT:
+                        self.own_sink_inputs = {stream.index for stream in ours}
         except DeviceError:
             return None
         return nodes
