@@ -53,7 +53,7 @@ def test_install_then_uninstall_for_one_user(tmp_path):
                               env={k: v for k, v in env.items() if k not in ("DISPLAY", "WAYLAND_DISPLAY")})
     assert headless.returncode == 2 and "whamsah-tray run" in headless.stderr
 
-    menu_entry = desktop_fields(data / "applications" / "whamsah-tray.desktop")
+    menu_entry = desktop_fields(data / "applications" / "io.github.whamsah.tray.desktop")  # the portal's app id
     assert menu_entry["Exec"] == str(venv / "bin" / "whamsah-tray")
     assert menu_entry["Icon"] == "whamsah-tray"
     for size in (16, 32, 48, 256):
@@ -83,5 +83,5 @@ def test_install_then_uninstall_for_one_user(tmp_path):
     assert done.returncode == 0, done.stdout + done.stderr
     assert not launcher.exists() and not launcher.is_symlink()
     assert not venv.exists() and not autostart.exists()
-    assert not (data / "applications" / "whamsah-tray.desktop").exists()
+    assert not (data / "applications" / "io.github.whamsah.tray.desktop").exists()
     assert profile.read_text() == "[levels]\nvocals = 30\n"  # the user's settings are kept

@@ -127,7 +127,10 @@ for size in 16 22 24 32 48 64 128 256; do
   cp "$REPO_ROOT/assets/icons/whamsah-tray-running-$size.png" "$dir/whamsah-tray.png"
 done
 mkdir -p "$DATA_HOME/applications"
-"$VENV/bin/python" - "$DATA_HOME/applications/whamsah-tray.desktop" "$VENV/bin/whamsah-tray" <<'PY'
+# Named after the app id the desktop's shortcuts portal knows the tray by (portal_shortcuts.APP_ID):
+# the portal shows the app's name and icon next to its shortcuts from this file.
+rm -f "$DATA_HOME/applications/whamsah-tray.desktop"  # the name an earlier install used
+"$VENV/bin/python" - "$DATA_HOME/applications/io.github.whamsah.tray.desktop" "$VENV/bin/whamsah-tray" <<'PY'
 import sys
 from pathlib import Path
 from whamsah_tray.app.autostart import desktop_entry

@@ -19,7 +19,7 @@ if pgrep -u "$(id -u)" -f "whamsah-tray/venv/bin/whamsah-tray" >/dev/null 2>&1; 
 fi
 
 rm -f "$CONFIG_HOME/autostart/whamsah-tray.desktop"
-rm -f "$DATA_HOME/applications/whamsah-tray.desktop"
+rm -f "$DATA_HOME/applications/whamsah-tray.desktop" "$DATA_HOME/applications/io.github.whamsah.tray.desktop"
 for size in 16 22 24 32 48 64 128 256; do
   rm -f "$DATA_HOME/icons/hicolor/${size}x${size}/apps/whamsah-tray.png"
 done
