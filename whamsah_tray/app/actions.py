@@ -17,6 +17,8 @@ import threading
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
 
+from whamsah_tray.app.macos_permissions import (BLOCKED, ask_for_microphone_access, microphone_access,
+                                               open_microphone_settings)
 from whamsah_tray.app.profile import MAX_LEVEL_PERCENT
 from whamsah_tray.app.status import EngineView
 from whamsah_tray.errors import NoCableError, WhamsahError
@@ -59,6 +61,7 @@ class TrayActions:
         self.on_quit = on_quit
         self._lock = threading.Lock()
         self._autostart_busy = threading.Lock()
+        self._microphone_access = "authorized"  # until check_microphone_access asked macOS
         self._vocals_before_mute = store.profile.levels.vocals or 100
 
     # -- reading ---------------------------------------------------------------------------------
@@ -260,6 +263,24 @@ class TrayActions:
         finally:
             self._autostart_busy.release()
         self.store.update("startup", start_at_login=self.autostart.is_enabled())
+
+    def microphone_blocked(self) -> bool:
+        """macOS: recording is not allowed (the cable would deliver only silence); see macos_permissions."""
+        return self._microphone_access in BLOCKED
+
+    def check_microphone_access(self) -> None:
+        """At start: macOS's recording permission, asked for once if never decided, told if refused."""
+        self._microphone_access = microphone_access()
+        if self._microphone_access == "not_determined":
+            ask_for_microphone_access()
+        elif self._microphone_access in BLOCKED:
+            self.notifier.tell("Microphone access", "macOS does not let WHAMSAH Tray record, and a virtual cable "
+                               "counts as a microphone: it would hear only silence. Allow it in System Settings ▸ "
+                               "Privacy & Security ▸ Microphone (menu: Allow microphone access…), then restart "
+                               "the tray.", key="microphone")
+
+    def open_microphone_settings(self) -> None:
+        open_microphone_settings()
 
     def open_profile_folder(self) -> None:
         folder = self.store.path.parent

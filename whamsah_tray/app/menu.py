@@ -170,6 +170,8 @@ def build_menu(pystray, actions: "TrayActions") -> Any:
         "No virtual cable — how to install " + ("BlackHole…" if sys.platform == "darwin" else "VB-Cable…")
     entries = [
         item(cable_guide, act(actions.get_a_cable), visible=lambda i: actions.waiting_for_cable()),
+        item("Allow microphone access…", act(actions.open_microphone_settings),
+             visible=lambda i: actions.microphone_blocked()),
         item("Vocals", _radio_level(pystray, actions, "vocals")),
         item("Instrumental", _radio_level(pystray, actions, "instrumental")),
         item("Key", _key_menu(pystray, actions)),

@@ -158,6 +158,7 @@ class TrayApp:
         self.shown.set()
         self._tell_profile_problems()
         self._welcome_once()
+        self.actions.check_microphone_access()
         # The autostart file is the truth (the installer writes it too); the profile mirrors it.
         self.store.update("startup", start_at_login=self.actions.start_at_login())
         self.engine.subscribe(self._request_refresh)
