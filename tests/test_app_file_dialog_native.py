@@ -107,3 +107,29 @@ def test_gtk_dialog_closes_at_quit(gtk, tmp_path):
         time.sleep(0.05)
     assert dialog_windows(desktop) == []
     assert errors == []
+
+
+def test_macos_uses_its_own_open_dialog_through_osascript(monkeypatch):
+    """mocked: no macOS here; osascript's answers (a chosen file, the user's cancel -128) are
+    stand-ins for what `choose file` prints. Homebrew's Python has no tkinter, so the Mac dialog
+    must not need it."""
+    import subprocess
+
+    from whamsah_tray.app import file_dialog
+
+    monkeypatch.setattr(file_dialog.sys, "platform", "darwin")
+    monkeypatch.delenv("WHAMSAH_FILE_DIALOG", raising=False)
+    assert file_dialog.default_toolkit() == "osascript"
+    assert file_dialog.FileDialog().toolkit == "osascript"
+    command = file_dialog.osascript_command("/Users/ana/Music")
+    assert command[:3] == ["osascript", "-e", "tell me to activate"]
+    assert 'choose file with prompt "Open audio file" of type {"wav", "flac", "mp3", "ogg"' in command[4]
+    assert 'default location (POSIX file "/Users/ana/Music")' not in command[4]  # no such folder here
+
+    def chose(command, **kwargs):
+        return subprocess.CompletedProcess(command, 0, "/Users/ana/Music/song.flac\n", "")
+
+    def cancelled(command, **kwargs):
+        return subprocess.CompletedProcess(command, 1, "", "execution error: User canceled. (-128)\n")
+    assert file_dialog.ask_with_osascript(None, run=chose) == "/Users/ana/Music/song.flac"
+    assert file_dialog.ask_with_osascript(None, run=cancelled) is None

@@ -25,6 +25,10 @@ say() { printf '==> %s\n' "$*"; }
 python=$(command -v python3) || { echo "install.sh: python3 (>= 3.11) is needed: https://www.python.org/downloads/macos/" >&2; exit 1; }
 "$python" -c 'import sys; raise SystemExit(sys.version_info < (3, 11))' \
   || { echo "install.sh: Python >= 3.11 is needed ($python)" >&2; exit 1; }
+# An Intel build of Python (Homebrew in /usr/local, under Rosetta) passes the machine check above
+# and then finds no torch wheel: the interpreter's own architecture is what pip installs for.
+"$python" -c 'import platform; raise SystemExit(platform.machine() != "arm64")' \
+  || { echo "install.sh: $python is an Intel (x86_64) build running under Rosetta; torch needs an arm64 Python (python.org's installer, or Homebrew in /opt/homebrew)" >&2; exit 1; }
 
 say "virtual environment: $VENV"
 mkdir -p "$APP_HOME"

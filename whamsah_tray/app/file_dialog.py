@@ -38,11 +38,13 @@ def _patterns() -> str:
 
 
 def default_toolkit() -> str:
-    """gtk on Linux when asked for or left to choose, tk elsewhere (Tk uses the system's dialog on
-    Windows and macOS, and on Linux draws its own)."""
+    """gtk on Linux, osascript on macOS (the system's own dialog, brought to the front; Homebrew's
+    Python has no tkinter), tk on Windows (Tk uses the system's dialog there) and as the fallback."""
     wanted = os.environ.get("WHAMSAH_FILE_DIALOG", "auto")
-    if wanted in ("gtk", "tk"):
+    if wanted in ("gtk", "tk", "osascript"):
         return wanted
+    if sys.platform == "darwin":
+        return "osascript"
     return "gtk" if sys.platform.startswith("linux") else "tk"
 
 
@@ -95,9 +97,32 @@ def ask_with_gtk(initial_dir: str | None) -> str | None:
     return chosen or None
 
 
+def osascript_command(initial_dir: str | None) -> list[str]:
+    """macOS's own Open dialog through AppleScript's `choose file`, in front of other windows."""
+    types = ", ".join(f'"{e}"' for e in AUDIO_EXTENSIONS)
+
+    def quoted(text: str) -> str:
+        return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+    script = [f"set chosen to choose file with prompt {quoted(DIALOG_TITLE)} of type {{{types}}}"]
+    if initial_dir and os.path.isdir(initial_dir):
+        script[0] += f" default location (POSIX file {quoted(initial_dir)})"
+    return ["osascript", "-e", "tell me to activate", "-e", script[0], "-e", "POSIX path of chosen"]
+
+
+def ask_with_osascript(initial_dir: str | None, run=subprocess.run) -> str | None:
+    done = run(osascript_command(initial_dir), capture_output=True, text=True)
+    if done.returncode != 0:  # -128: the user cancelled
+        if "-128" in done.stderr:
+            return None
+        raise RuntimeError(done.stderr.strip() or f"osascript exit status {done.returncode}")
+    return done.stdout.strip() or None
+
+
 def ask_in_this_process(initial_dir: str | None, toolkit: str = "tk") -> str | None:
     """Show the dialog (blocks until the user answers); the chosen path or None. Child side.
     toolkit "auto" tries GTK and falls back to Tk."""
+    if toolkit == "osascript":
+        return ask_with_osascript(initial_dir)
     if toolkit in ("gtk", "auto"):
         try:
             return ask_with_gtk(initial_dir)
@@ -110,6 +135,9 @@ def ask_in_this_process(initial_dir: str | None, toolkit: str = "tk") -> str | N
 
     root = tkinter.Tk()
     root.withdraw()
+    # Started from the tray (no window of its own), the dialog could open behind other windows.
+    root.attributes("-topmost", True)
+    root.lift()
     try:
         if not initial_dir or not os.path.isdir(initial_dir):
             initial_dir = str(Path.home())
@@ -129,7 +157,8 @@ class FileDialog:
         """toolkit: "gtk", "tk", or "auto" (GTK, else Tk); None: `default_toolkit()`, with the
         fallback to Tk when it is gtk."""
         self._python = python
-        self.toolkit = toolkit or ("auto" if default_toolkit() == "gtk" else "tk")
+        chosen = default_toolkit()
+        self.toolkit = toolkit or ("auto" if chosen == "gtk" else chosen)
         self._lock = threading.Lock()
         self._process: subprocess.Popen | None = None
 
@@ -193,7 +222,7 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = argparse.ArgumentParser(description="Show the 'Open audio file' dialog; print the choice as JSON.")
     parser.add_argument("--initial-dir", default=None)
-    parser.add_argument("--toolkit", choices=("gtk", "tk", "auto"), default="tk")
+    parser.add_argument("--toolkit", choices=("gtk", "tk", "auto", "osascript"), default="tk")
     args = parser.parse_args(argv)
     print(json.dumps(ask_in_this_process(args.initial_dir, args.toolkit)), flush=True)
     return 0
