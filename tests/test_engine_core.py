@@ -446,3 +446,24 @@ def test_a_file_starts_after_its_lead_in_and_plays_every_frame_once(tmp_path):
     np.testing.assert_array_equal(played[start:start + len(content)], content)
     assert not np.any(played[start + len(content):])
     assert player.finished and player.starved_frames == 0
+
+
+def test_the_last_model_asked_for_wins_whichever_load_finishes_first():
+    """set_model('slow') then set_model('fast'): the fast load arrives first, the slow one later;
+    the engine must end on 'fast', the user's last choice (loads used to be taken up as they came)."""
+    import types
+
+    from whamsah_tray.engine import EngineController, EngineSettings
+
+    def factory(name):
+        time.sleep(1.0 if name == "slow" else 0.1)
+        return types.SimpleNamespace(info=types.SimpleNamespace(name=name or "default"))
+
+    engine = EngineController(EngineSettings(), model_factory=factory)
+    try:
+        engine.set_model("slow")
+        engine.set_model("fast")
+        time.sleep(1.6)  # both loads have finished
+        assert engine.status.model_name == "fast"
+    finally:
+        engine.close()

@@ -184,6 +184,7 @@ class EngineController:
                                  key=self._settings.key)
         self._commands: queue.Queue = queue.Queue()
         self._forget_streams_listener: Callable[[], None] | None = None
+        self._model_request = 0  # numbers the model loads; see _load_model
         self._observers: list[Observer] = []
         self._observers_lock = threading.Lock()
         self._status_lock = threading.Lock()
@@ -450,8 +451,12 @@ class EngineController:
 
     # --- model ---------------------------------------------------------------------------
     def _load_model(self, name: str | None) -> None:
-        """Starts the model-loader thread; its result arrives as the `model_loaded` command."""
+        """Starts the model-loader thread; its result arrives as the `model_loaded` command, with
+        the number of this request: only the newest request's model is taken up (set_model(A) then
+        set_model(B) ends with B, whichever load finishes first)."""
         self._model_loading = self._model_requested = True
+        self._model_request += 1
+        request = self._model_request
 
         def load() -> None:
             try:
@@ -460,7 +465,7 @@ class EngineController:
                 model, error = None, str(failure)
             except Exception as failure:  # torch and friends raise anything
                 model, error = None, f"cannot load model '{name or 'default'}': {failure}"
-            self._commands.put(("model_loaded", (model, error)))
+            self._commands.put(("model_loaded", (model, error, request)))
 
         threading.Thread(target=load, name="whamsah-model-loader", daemon=True).start()
 
@@ -468,7 +473,9 @@ class EngineController:
         self._settings = replace(self._settings, model=name)
         self._load_model(name)
 
-    def _do_model_loaded(self, model, error: str | None) -> None:
+    def _do_model_loaded(self, model, error: str | None, request: int) -> None:
+        if request != self._model_request:
+            return  # a newer request is on its way: this load lost its purpose
         self._model_loading = False
         if model is None:
             with self._status_lock:
