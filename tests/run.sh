@@ -27,7 +27,6 @@ APT_PACKAGES=(
   pipewire pipewire-pulse wireplumber
   espeak-ng sox ffmpeg
   libgirepository1.0-dev libcairo2-dev pkg-config gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1
-  nodejs npm
 )
 PYRIGHT_VERSION=1.1.414  # tests/platform_types.py: the Windows and macOS type checks
 TORCH_VERSION=2.13.0
@@ -88,6 +87,10 @@ choose_python() {
 }
 
 install_apt_packages "${APT_PACKAGES[@]}"
+# Node.js and npm for pyright (tests/platform_types.py), unless some Node.js is there already (a
+# NodeSource nodejs brings its own npm and conflicts with Debian's npm package).
+command -v node >/dev/null || install_apt_packages nodejs
+command -v npm >/dev/null || install_apt_packages npm
 
 PY=$(choose_python)
 say "Python: $PY ($("$PY" --version 2>&1))"
