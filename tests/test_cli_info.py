@@ -30,7 +30,9 @@ def test_devices_lists_the_null_sinks(portaudio, desktop):
     assert done.returncode == 0, done.stderr
     lines = done.stdout.splitlines()
     assert any("ALSA" in line for line in lines[: lines.index("Devices:")])
-    rows = {line.split()[-1]: line for line in lines[lines.index("Devices:") + 2 :]}
+    table = lines[lines.index("Devices:") + 2:]
+    table = table[:table.index("")] if "" in table else table
+    rows = {line.split()[-1]: line for line in table}
     for name in (desktop.cable, desktop.cable_monitor, desktop.speakers, desktop.speakers_monitor):
         assert name in rows, done.stdout
     # Index, input and output channel counts, default rate: as PortAudio reports them.
@@ -39,6 +41,11 @@ def test_devices_lists_the_null_sinks(portaudio, desktop):
     device = portaudio.query_devices(index)
     assert fields[:4] == [str(index), str(device["max_input_channels"]),
                           str(device["max_output_channels"]), f"{device['default_samplerate']:.0f}"]
+    # The sound server's sources and sinks, which `run --input/--output` accept by description
+    # or name, are listed too: the cable's monitor as an input, the speakers as an output.
+    server = lines[next(i for i, line in enumerate(lines) if line.startswith("Sound server")) + 2:]
+    assert any(line.split()[0] == "input" and line.split()[-1] == "cable.monitor" for line in server), done.stdout
+    assert any(line.split()[0] == "output" and line.split()[-1] == "speakers" for line in server), done.stdout
 
 
 def test_devices_without_portaudio_says_what_to_install(monkeypatch, capsys):

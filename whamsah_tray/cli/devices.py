@@ -58,6 +58,32 @@ def format_device_table(host_apis, devices) -> list[str]:
     return lines
 
 
+def format_server_table(sources, sinks) -> list[str]:
+    """Lines for the sound server's sources and sinks (pulse.PulseNode), by description and name:
+    `run`/`play` accept either as --input/--output, opened through the ALSA `pulse` device."""
+    lines = ["", "Sound server (PulseAudio/PipeWire): --input/--output also accept these, by description or name:",
+             f"  {'kind':<6}  {'description':<36} name"]
+    for kind, nodes in (("input", sources), ("output", sinks)):
+        lines += [f"  {kind:<6}  {node.description:<36} {node.name}" for node in nodes]
+    return lines
+
+
+def _server_nodes():
+    """(sources, sinks) of the sound server on Linux, or None where there is none to ask."""
+    import sys
+
+    if not sys.platform.startswith("linux"):
+        return None
+    from whamsah_tray.engine import pulse
+
+    if not pulse.available():
+        return None
+    try:
+        return pulse.sources(), pulse.sinks()
+    except DeviceError:
+        return None
+
+
 def run(args: argparse.Namespace) -> int:
     sounddevice = _sounddevice()
     try:
@@ -65,5 +91,9 @@ def run(args: argparse.Namespace) -> int:
         devices = list(sounddevice.query_devices())
     except sounddevice.PortAudioError as error:
         raise DeviceError(f"PortAudio could not list devices: {error}") from error
-    print("\n".join(format_device_table(host_apis, devices)))
+    lines = format_device_table(host_apis, devices)
+    nodes = _server_nodes()
+    if nodes is not None:
+        lines += format_server_table(*nodes)
+    print("\n".join(lines))
     return 0
