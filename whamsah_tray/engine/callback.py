@@ -136,6 +136,7 @@ class AudioCallback:
         # See restart_output: a stream's first start is taken up the same way while it plays silence
         # (the burst that fills a new stream's buffer left PipeWire's output ~1700 frames ahead).
         self._resuming = True
+        self._lead_in = False  # the output block now played is such silence (see _play)
 
     # --- entry points: sounddevice calls these on its audio threads ---------------------------
     def input_block(self, indata, frames, time, status) -> None:
@@ -157,6 +158,7 @@ class AudioCallback:
             if self.out_position is None and received == 0:  # the input has not started yet
                 outdata.fill(0.0)
                 return
+            self._lead_in = False
             if self._resuming:
                 self._take_up_after_idle(received, frames)
             if self.out_position is None:  # first block: start one input block behind the input
@@ -226,7 +228,10 @@ class AudioCallback:
 
     # --- the work --------------------------------------------------------------------------
     def _take_up_after_idle(self, received: int, frames: int) -> None:
-        """See restart_output: this block at LOWEST_LEAD behind the input if it is silence."""
+        """See restart_output: this block at LOWEST_LEAD behind the input if it is silence. Such a
+        block is not counted in short_frames even when the worker's mix does not reach it yet (an
+        input block came in between the worker's last round and this callback): its dry signal is
+        the same digital silence the mix would be."""
         start = received - LOWEST_LEAD
         dry = self._dry[:frames]
         self.input_ring.read_at(start - self.delay, dry)
@@ -235,6 +240,7 @@ class AudioCallback:
         else:
             self.out_position = start
             self._new_window()
+            self._lead_in = True
 
     def _new_window(self) -> None:
         self._window_frames, self._window_min_lead, self._window_max_lead = 0, 1 << 62, -(1 << 62)
@@ -338,7 +344,7 @@ class AudioCallback:
             else:
                 fading_in = self._fading_in
             self._fading_in = fading_in
-            if not fading_in:  # fading to dry, or dry: the mix came too close to its deadline
+            if not fading_in and not self._lead_in:  # fading to dry, or dry: the mix came too close
                 self.short_frames += frames
             if fading_in and self._wet_weight >= 1.0:
                 mix[:] = wet
@@ -359,8 +365,8 @@ class AudioCallback:
         else:
             mix[:] = dry
             self._wet_weight = 0.0
-            if first <= start:  # the mix was due (not a warm-up after a start or model swap)
-                self.short_frames += frames
+            if first <= start and not self._lead_in:  # the mix was due (not a warm-up, not silence
+                self.short_frames += frames          # before the sound that woke the output)
         if outdata.shape[1] == mix.shape[1]:
             outdata[:] = mix
         else:  # a mono output gets the left channel

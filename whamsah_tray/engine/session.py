@@ -360,9 +360,13 @@ class LiveSession:
         for kind, node in self.server_nodes.items():
             if node not in existing:
                 return f"'{node}' vanished"
+            if kind == OUTPUT and self.output_paused:
+                # Resting (corked): PipeWire lists the stream attached to no sink meanwhile. The
+                # device itself is checked above; the stream is judged again once it plays.
+                continue
             if kind not in now:
                 return f"the sound server dropped our {kind} stream"
-            if now[kind] != node:  # moved by the user to another existing device: follow
+            if now[kind] and now[kind] != node:  # moved by the user to another existing device: follow
                 self.server_nodes[kind] = now[kind]
         return None
 
