@@ -68,9 +68,11 @@ class EngineLink:
 
     def _settings(self):
         from whamsah_tray.engine import EngineSettings
+        from whamsah_tray.engine.session import stream_settings_for
 
         p = self._profile
         return EngineSettings(
+            stream=stream_settings_for(p.audio.latency),
             host_api=p.audio.host_api or None,
             input_device=p.audio.input_device or None,
             output_device=p.audio.output_device or None,

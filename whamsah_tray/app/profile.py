@@ -39,9 +39,10 @@ SAVE_DEBOUNCE_S = 0.5
 MAX_LEVEL_PERCENT = 150
 
 
-def _spec(default: Any, *, minimum: float | None = None, maximum: float | None = None) -> Any:
-    """A dataclass field with its default and bounds recorded in the field's metadata."""
-    return field(default=default, metadata={"min": minimum, "max": maximum})
+def _spec(default: Any, *, minimum: float | None = None, maximum: float | None = None,
+          choices: tuple[str, ...] | None = None) -> Any:
+    """A dataclass field with its default and bounds (or allowed values) in the field's metadata."""
+    return field(default=default, metadata={"min": minimum, "max": maximum, "choices": choices})
 
 
 @dataclass(frozen=True)
@@ -51,6 +52,9 @@ class AudioSettings:
     host_api: str = _spec("")
     input_device: str = _spec("")
     output_device: str = _spec("")
+    # How much buffering the live engine runs with (engine.session.LATENCY_PRESETS): "low" for the
+    # shortest delay on a quiet machine, "safe" for a busy one (games, video calls) that would glitch.
+    latency: str = _spec("balanced", choices=("low", "balanced", "safe"))
 
 
 @dataclass(frozen=True)
@@ -154,6 +158,10 @@ def _validate(section: str, f: dataclasses.Field, value: Any, warnings: list[str
         ok = isinstance(value, expected)
     if not ok:
         warnings.append(f"{where} = {value!r} is not a {expected.__name__}; using {default!r}")
+        return default
+    choices = f.metadata.get("choices")
+    if choices and value not in choices:
+        warnings.append(f"{where} = {value!r} is not one of {', '.join(choices)}; using {default!r}")
         return default
     lo, hi = f.metadata.get("min"), f.metadata.get("max")
     if (lo is not None and value < lo) or (hi is not None and value > hi):

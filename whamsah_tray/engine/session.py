@@ -82,6 +82,21 @@ class StreamSettings:
     torch_threads: int = 1
 
 
+# The profile's [audio] latency: PortAudio's input/output buffers and the worker's margin, seconds.
+# "balanced" is StreamSettings' defaults (measured in its comments); "low" trims each for a quiet
+# machine; "safe" doubles the output buffer and triples the margin for a busy one.
+LATENCY_PRESETS: dict[str, dict[str, float]] = {
+    "low": {"input_latency_s": 0.010, "output_latency_s": 0.030, "margin_s": 0.005},
+    "balanced": {},
+    "safe": {"input_latency_s": 0.020, "output_latency_s": 0.090, "margin_s": 0.030},
+}
+
+
+def stream_settings_for(latency: str) -> StreamSettings:
+    """StreamSettings for a LATENCY_PRESETS name (an unknown one: balanced)."""
+    return StreamSettings(**LATENCY_PRESETS.get(latency, {}))
+
+
 def _host_settings(device: AudioDevice):
     """PortAudio's host-API-specific stream settings for `device`: on WASAPI, shared mode with
     auto-conversion, so that a device opens at a rate other than its mix format's (the cable and
