@@ -35,6 +35,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # run from a source checkout
+sys.path.insert(0, str(REPO / "tests"))  # the pitch measurement the key-change tests use
 
 from whamsah_tray.separation import (
     StreamingSeparator,
@@ -43,6 +44,7 @@ from whamsah_tray.separation import (
     separate_array,
 )
 from whamsah_tray.separation.key_shift import key_ratio
+from pitch import cents, measured_pitch, sawtooth  # noqa: E402
 
 SR = 44100
 DATA = REPO.parent / "shared" / "data"
@@ -52,29 +54,6 @@ EXCERPTS = {
 }
 DRUMS = (DATA / "instrumentals" / "admiralbob77_-_Choice_-_Drum-bass.ogg", 5.0)
 IDENTITY = create_untrained_model("identity")
-
-
-def sawtooth(f0: float, seconds: float = 2.0, sample_rate: int = SR) -> np.ndarray:
-    """A band-limited sawtooth (harmonics up to 16 kHz), mono (frames,) float32."""
-    t = np.arange(int(seconds * sample_rate)) / sample_rate
-    wave = sum(np.sin(2 * np.pi * h * f0 * t) / h for h in range(1, int(16000 / f0) + 1))
-    return (0.2 * wave).astype(np.float32)
-
-
-def measured_pitch(y: np.ndarray, expected: float, sample_rate: int = SR) -> float:
-    """The frequency of the strongest peak within +-15 % of `expected` (Hann, 8x zero padding,
-    parabolic interpolation of the log magnitude)."""
-    size = 8 * len(y)
-    spectrum = np.abs(np.fft.rfft(y * np.hanning(len(y)), size))
-    step = sample_rate / size
-    low, high = int(expected * 0.85 / step), int(expected * 1.15 / step)
-    k = low + int(np.argmax(spectrum[low:high]))
-    a, b, c = np.log(spectrum[k - 1:k + 2] + 1e-30)
-    return (k + 0.5 * (a - c) / (a - 2 * b + c)) * step
-
-
-def cents(frequency: float, target: float) -> float:
-    return float(1200 * np.log2(frequency / target))
 
 
 def shift_ours(audio: np.ndarray, n: int) -> np.ndarray:

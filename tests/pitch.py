@@ -1,5 +1,6 @@
 """Pitch measurements shared by the key-change tests: a band-limited sawtooth, its measured
-fundamental (an FFT peak, parabolic interpolation), and the distance in cents."""
+fundamental (an FFT peak, parabolic interpolation), and the distance in cents; bench/bench_key.py
+measures with the same."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ import numpy as np
 SR = 44100
 
 
-def sawtooth(f0: float, seconds: float, sample_rate: int = SR, vibrato: float = 0.0) -> np.ndarray:
+def sawtooth(f0: float, seconds: float = 2.0, sample_rate: int = SR, vibrato: float = 0.0) -> np.ndarray:
     """Band-limited (harmonics below 16 kHz or Nyquist), mono float32; `vibrato` in semitones at 5 Hz."""
     t = np.arange(int(seconds * sample_rate)) / sample_rate
     phase = 2 * np.pi * f0 * t

@@ -15,23 +15,20 @@ import socket
 import stat
 import subprocess
 import sys
-import threading
 import time
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
-import tomli_w
 
 import tray_driver as drive
+from in_process_tray import running_tray
 from engine_audio import RATE, recording
 
 pytestmark = pytest.mark.desktop
 
 HERE = Path(__file__).resolve().parent
 REPO_ROOT = HERE.parent
-ENGINE_TIMEOUT_S = 20
 
 
 def ctl(*args: str, cwd: Path | None = None, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -48,70 +45,16 @@ def ok(*args: str, **kwargs) -> str:
     return done.stdout
 
 
-class Tray:
-    def __init__(self, app, store):
-        self.app = app
-        self.store = store
-
-    @property
-    def engine(self):
-        return self.app.engine.controller
-
-    def wait_engine(self, predicate, what: str, timeout: float = ENGINE_TIMEOUT_S):
-        assert self.engine.wait_for(predicate, timeout), f"engine never reached: {what} ({self.engine.status})"
-
-    def profile_file(self) -> dict:
-        try:
-            return tomllib.loads(self.store.path.read_text())
-        except (OSError, tomllib.TOMLDecodeError):
-            return {}
-
-    def wait_profile(self, section: str, key: str, value, timeout: float = 10.0):
-        assert drive.wait_until(lambda: self.profile_file().get(section, {}).get(key) == value, timeout), \
-            f"profile.toml never had {section}.{key} = {value!r}: {self.profile_file().get(section)}"
-
-
 @pytest.fixture(scope="module")
 def tray(desktop, portaudio, tmp_path_factory):
     pytest.importorskip("gi", reason="PyGObject is not installed (pip install 'PyGObject<3.50' pycairo)")
-    from whamsah_tray.app.autostart import LinuxAutostart
-    from whamsah_tray.app.backend import load_backend
     from whamsah_tray.app.control import runtime_dir
-    from whamsah_tray.app.engine_link import EngineLink
-    from whamsah_tray.app.profile import ProfileStore
-    from whamsah_tray.app.tray import TrayApp
 
-    home = tmp_path_factory.mktemp("ctl")
-    # A notification server on the test bus, so that the tray's messages have somewhere to go.
-    recorder = subprocess.Popen([sys.executable, str(HERE / "notification_recorder.py"),
-                                 str(home / "notifications.jsonl")], stdout=subprocess.PIPE, text=True)
-    assert recorder.stdout.readline().strip() == "ready"
-    profile_path = home / "config" / "whamsah-tray" / "profile.toml"
-    profile_path.parent.mkdir(parents=True)
-    profile_path.write_text(tomli_w.dumps({
-        "schema_version": 1,
-        "audio": {"input_device": desktop.cable_monitor, "output_device": desktop.speakers},
-        "levels": {"vocals": 100, "instrumental": 100, "bypass": False, "key": 0},
-    }))
-    store = ProfileStore(profile_path, debounce_s=0.1)
-    result = store.load()
-    app = TrayApp(load_backend(), EngineLink(store.profile), store, result,
-                  autostart=LinuxAutostart(config_home=home / "config"))
-    thread = threading.Thread(target=app.run, kwargs={"handle_signals": False}, name="tray-under-ctl")
-    thread.start()
-    try:
-        assert app.shown.wait(10), "the tray never showed its icon"
-        running = Tray(app, store)
-        drive.wait_until(lambda: app.engine.controller is not None, 10)
-        running.wait_engine(lambda s: s.state.value == "running", "RUNNING")
-        assert drive.wait_until(lambda: app.control is not None, 5), "the ctl server did not start"
+    with running_tray(tmp_path_factory.mktemp("ctl"), "tray-under-ctl",
+                      audio={"input_device": desktop.cable_monitor, "output_device": desktop.speakers},
+                      levels={"vocals": 100, "instrumental": 100, "bypass": False, "key": 0}) as running:
+        assert drive.wait_until(lambda: running.app.control is not None, 5), "the ctl server did not start"
         yield running
-    finally:
-        app.quit()
-        thread.join(20)
-        recorder.terminate()
-        recorder.wait(5)
-    assert not thread.is_alive(), "the tray did not stop after quit()"
     # Quitting removes the socket: ctl then says the tray is not running.
     assert not (runtime_dir() / "control.sock").exists()
     done = ctl("status")

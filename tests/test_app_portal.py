@@ -10,23 +10,20 @@ session would choose), registers, opens a session, binds the profile's hotkeys, 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import threading
-import tomllib
 from pathlib import Path
 
 import pytest
-import tomli_w
 
 import tray_driver as drive
+from in_process_tray import running_tray
 from whamsah_tray.app.portal_shortcuts import PortalShortcuts, hotkey_mechanism, portal_trigger
 
 pytestmark = pytest.mark.desktop
 
 HERE = Path(__file__).resolve().parent
-ENGINE_TIMEOUT_S = 20
 
 
 class PortalDouble:
@@ -64,71 +61,20 @@ def portal(desktop):
     double.close()
 
 
-class Tray:
-    def __init__(self, app, store):
-        self.app = app
-        self.store = store
-
-    @property
-    def engine(self):
-        return self.app.engine.controller
-
-    def wait_engine(self, predicate, what: str, timeout: float = ENGINE_TIMEOUT_S):
-        assert self.engine.wait_for(predicate, timeout), f"engine never reached: {what} ({self.engine.status})"
-
-    def wait_profile(self, section: str, key: str, value, timeout: float = 10.0):
-        def read():
-            try:
-                return tomllib.loads(self.store.path.read_text()).get(section, {}).get(key)
-            except (OSError, tomllib.TOMLDecodeError):
-                return None
-        assert drive.wait_until(lambda: read() == value, timeout), f"profile.toml never had {section}.{key} = {value!r}"
+@pytest.fixture(scope="module")
+def tray(portal, desktop, portaudio, tmp_path_factory, monkeypatch_module):
+    monkeypatch_module.setenv("WHAMSAH_HOTKEYS", "portal")
+    with running_tray(tmp_path_factory.mktemp("portal"), "tray-with-portal",
+                      audio={"input_device": desktop.cable_monitor, "output_device": desktop.speakers},
+                      levels={"vocals": 100, "instrumental": 100, "bypass": False},
+                      hotkeys={"instrumental_down": ""}) as running:  # turned off: not offered to the desktop
+        yield running
 
 
 @pytest.fixture(scope="module")
-def tray(portal, desktop, portaudio, tmp_path_factory):
-    from whamsah_tray.app.autostart import LinuxAutostart
-    from whamsah_tray.app.backend import load_backend
-    from whamsah_tray.app.engine_link import EngineLink
-    from whamsah_tray.app.profile import ProfileStore
-    from whamsah_tray.app.tray import TrayApp
-
-    home = tmp_path_factory.mktemp("portal")
-    recorder = subprocess.Popen([sys.executable, str(HERE / "notification_recorder.py"),
-                                 str(home / "notifications.jsonl")], stdout=subprocess.PIPE, text=True)
-    assert recorder.stdout.readline().strip() == "ready"
-    profile_path = home / "config" / "whamsah-tray" / "profile.toml"
-    profile_path.parent.mkdir(parents=True)
-    profile_path.write_text(tomli_w.dumps({
-        "schema_version": 1,
-        "audio": {"input_device": desktop.cable_monitor, "output_device": desktop.speakers},
-        "levels": {"vocals": 100, "instrumental": 100, "bypass": False},
-        "hotkeys": {"instrumental_down": ""},  # turned off: not offered to the desktop
-    }))
-    store = ProfileStore(profile_path, debounce_s=0.1)
-    result = store.load()
-    saved = os.environ.get("WHAMSAH_HOTKEYS")
-    os.environ["WHAMSAH_HOTKEYS"] = "portal"
-    app = TrayApp(load_backend(), EngineLink(store.profile), store, result,
-                  autostart=LinuxAutostart(config_home=home / "config"))
-    thread = threading.Thread(target=app.run, kwargs={"handle_signals": False}, name="tray-with-portal")
-    thread.start()
-    try:
-        assert app.shown.wait(10), "the tray never showed its icon"
-        drive.wait_until(lambda: app.engine.controller is not None, 10)
-        running = Tray(app, store)
-        running.wait_engine(lambda s: s.state.value == "running", "RUNNING")
-        yield running
-    finally:
-        app.quit()
-        thread.join(20)
-        recorder.terminate()
-        recorder.wait(5)
-        if saved is None:
-            os.environ.pop("WHAMSAH_HOTKEYS", None)
-        else:
-            os.environ["WHAMSAH_HOTKEYS"] = saved
-    assert not thread.is_alive(), "the tray did not stop after quit()"
+def monkeypatch_module():
+    with pytest.MonkeyPatch.context() as patch:
+        yield patch
 
 
 def test_profile_hotkeys_become_the_specs_triggers():

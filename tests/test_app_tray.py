@@ -13,118 +13,37 @@ from __future__ import annotations
 import json
 import re
 import subprocess
-import sys
 import threading
 import time
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
-import tomli_w
 
 import tray_driver as drive
+from in_process_tray import running_tray
 from engine_audio import RATE, recording
 from whamsah_tray.app.icons import BACKGROUND, IconState
 
 pytestmark = pytest.mark.desktop
 
-HERE = Path(__file__).resolve().parent
-ENGINE_TIMEOUT_S = 20
 # The dialog is GTK's on Linux: its location entry ignores a Return within ~0.1 s of the last typed
 # key (it is still completing the name); a person is never that fast.
 GTK_ENTRY_SETTLE_S = 0.4
-
-
-class RunningTray:
-    def __init__(self, app, store, config_home: Path, notifications: Path):
-        self.app = app
-        self.store = store
-        self.config_home = config_home
-        self.notifications_file = notifications
-
-    @property
-    def engine(self):
-        return self.app.engine.controller
-
-    def status(self):
-        return self.engine.status
-
-    def wait_engine(self, predicate, what: str, timeout: float = ENGINE_TIMEOUT_S):
-        ok = self.engine.wait_for(predicate, timeout)
-        assert ok, f"engine never reached: {what} (status: {self.status()})"
-
-    def profile_file(self) -> dict:
-        try:
-            return tomllib.loads(self.store.path.read_text())
-        except (OSError, tomllib.TOMLDecodeError):
-            return {}
-
-    def wait_profile(self, section: str, key: str, value, timeout: float = 10.0):
-        ok = drive.wait_until(lambda: self.profile_file().get(section, {}).get(key) == value, timeout)
-        assert ok, f"profile.toml never had {section}.{key} = {value!r}: {self.profile_file().get(section)}"
-
-    def icon_geometry(self):
-        g = drive.docked_icon(10)
-        assert g is not None, "the tray icon is not docked"
-        return g
-
-    def choose(self, *path: str):
-        drive.choose(self.app.icon, self.icon_geometry(), list(path))
-
-    def notifications(self) -> list[dict]:
-        try:
-            return [json.loads(line) for line in self.notifications_file.read_text().splitlines()]
-        except OSError:
-            return []
-
-
-def _write_profile(path: Path, **sections) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(tomli_w.dumps({"schema_version": 1, **sections}))
 
 
 @pytest.fixture(scope="module")
 def tray(desktop, portaudio, tmp_path_factory):
     pytest.importorskip("gi", reason="PyGObject is not installed: no GTK tray menu to test "
                                      "(pip install 'PyGObject<3.50' pycairo)")
-    from whamsah_tray.app.autostart import LinuxAutostart
-    from whamsah_tray.app.backend import load_backend
-    from whamsah_tray.app.engine_link import EngineLink
-    from whamsah_tray.app.profile import ProfileStore
-    from whamsah_tray.app.tray import TrayApp
-
     home = tmp_path_factory.mktemp("tray")
-    notifications = home / "notifications.jsonl"
-    recorder = subprocess.Popen([sys.executable, str(HERE / "notification_recorder.py"), str(notifications)],
-                                stdout=subprocess.PIPE, text=True)
-    assert recorder.stdout.readline().strip() == "ready"
-
-    profile_path = home / "config" / "whamsah-tray" / "profile.toml"
-    _write_profile(profile_path,
-                   audio={"input_device": desktop.cable_monitor, "output_device": desktop.speakers},
-                   levels={"vocals": 100, "instrumental": 100, "bypass": False},
-                   file_dialog={"last_folder": str(home)})
-    store = ProfileStore(profile_path, debounce_s=0.1)
-    result = store.load()
-    backend = load_backend()
-    assert backend.name == "gtk", "no StatusNotifier host on the test desktop: the GTK status icon is expected"
-    app = TrayApp(backend, EngineLink(store.profile), store, result,
-                  autostart=LinuxAutostart(config_home=home / "config"))
-    thread = threading.Thread(target=app.run, kwargs={"handle_signals": False}, name="tray-under-test")
-    thread.start()
-    try:
-        assert app.shown.wait(10), "the tray never showed its icon"
-        running = RunningTray(app, store, home / "config", notifications)
-        drive.wait_until(lambda: app.engine.controller is not None, 10)
-        running.wait_engine(lambda s: s.state.value == "running", "RUNNING")
+    with running_tray(home, "tray-under-test",
+                      audio={"input_device": desktop.cable_monitor, "output_device": desktop.speakers},
+                      levels={"vocals": 100, "instrumental": 100, "bypass": False},
+                      file_dialog={"last_folder": str(home)}) as running:
+        assert running.app.backend.name == "gtk", \
+            "no StatusNotifier host on the test desktop: the GTK status icon is expected"
         yield running
-    finally:
-        app.quit()
-        thread.join(20)
-        recorder.terminate()
-        recorder.wait(5)
-    assert not thread.is_alive(), "the tray did not stop after quit()"
 
 
 def test_icon_docks_in_the_tray_and_draws_the_engine_state(tray):
