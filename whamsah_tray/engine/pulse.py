@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import atexit
 import json
+import logging
 import os
 import shutil
 import subprocess
@@ -25,7 +26,11 @@ from dataclasses import dataclass, field
 
 from whamsah_tray.errors import DeviceError
 
+log = logging.getLogger(__name__)
+
 PACTL_TIMEOUT_S = 5.0
+MOVE_CHECK_S = 1.0  # how long a moved stream may take to show up on its new sink before the move is asked again
+MOVE_TRIES = 3
 WATCH_RESTART_S = 5.0  # a `pactl subscribe` that ended (no server yet, server restarted) is started again after this
 
 
@@ -142,7 +147,28 @@ def unload_module(index: int) -> None:
 
 
 def move_sink_input(stream_index: int, sink_name: str) -> None:
-    _run("move-sink-input", str(stream_index), sink_name)
+    """Moves an app's stream to the sink and returns once the server says it plays there.
+
+    PipeWire's pulse layer answers a move at once and leaves it to WirePlumber, which now and then
+    drops it (WirePlumber 0.4 on Debian 12: about one move in four right after a new sink and the
+    engine's own streams appeared; the stream stayed where it was for good). So the move is read
+    back and asked again, up to MOVE_TRIES times. A stream that ends meanwhile is not an error."""
+    sink_index = next((sink.index for sink in sinks() if sink.name == sink_name), None)
+    if sink_index is None:
+        raise DeviceError(f"there is no sink '{sink_name}' to move stream #{stream_index} to")
+    for attempt in range(MOVE_TRIES):
+        if attempt:
+            log.info("the sound server dropped the move of stream #%d to '%s': asking again", stream_index, sink_name)
+        _run("move-sink-input", str(stream_index), sink_name)
+        deadline = time.monotonic() + MOVE_CHECK_S
+        while True:
+            stream = next((s for s in sink_inputs() if s.index == stream_index), None)
+            if stream is None or stream.device_index == sink_index:
+                return
+            if time.monotonic() >= deadline:
+                break
+            time.sleep(0.05)
+    raise DeviceError(f"the sound server did not move stream #{stream_index} to '{sink_name}'")
 
 
 class ServerWatch:
