@@ -8,11 +8,13 @@ line: JSON (`{"ok": true, "message": "vocals 60 %", "status": {...}}`) for a JSO
 `ok: ...` / `error: ...` (`status --json`: the status object). A request that is malformed or too
 long gets a one-line error and never reaches the engine.
 
-Transport: a Unix socket `control.sock` in the user's runtime folder ($XDG_RUNTIME_DIR/whamsah-tray
-on Linux), in a folder of mode 0700, the socket 0600; a folder or socket owned by another user is
-refused by both ends, and on Linux the server also checks the peer's uid. Windows would need a
-named pipe with the user's ACL behind the same `Transport` interface; it is not written yet, so
-`for_platform()` says so there.
+Transport (`for_platform()`): on Linux and macOS a Unix socket `control.sock` in the user's runtime
+folder ($XDG_RUNTIME_DIR/whamsah-tray on Linux), in a folder of mode 0700, the socket 0600; a folder
+or socket owned by another user is refused by both ends, and on Linux the server also checks the
+peer's uid. On Windows the named pipe `whamsah-tray-<user SID>`, whose ACL admits only the
+user (`whamsah_tray.app.control_pipe`). Never TCP. Both sit behind `Transport`, whose `Listener`
+and `Connection` a socket already is; the framing (size limit, timeouts, one-line errors) is
+`ControlServer`'s and `send()`'s, shared by both.
 
 Threads: the server's accept thread, and one short-lived thread per connection that parses the
 request and calls `TrayActions` (which only queue engine commands and debounce the profile write),
@@ -33,7 +35,7 @@ import threading
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Protocol
+from typing import TYPE_CHECKING, Callable, Protocol, Self
 
 from whamsah_tray.errors import WhamsahError
 
@@ -374,16 +376,47 @@ def answer(line: bytes, handler: CommandHandler) -> str:
 # -- transport -------------------------------------------------------------------------------------
 
 
-class Transport(Protocol):
-    """Where the tray listens and the client connects; a platform's local, per-user channel."""
+class Connection(Protocol):
+    """One request's byte stream, as much of a socket as the framing uses (a socket is one).
+    `recv` returns b"" at the end of the stream; past the `settimeout` limit it raises
+    TimeoutError (socket.timeout is the same class)."""
 
-    def listen(self) -> socket.socket: ...
+    def recv(self, bufsize: int, /) -> bytes: ...
 
-    def connect(self, timeout: float) -> socket.socket: ...
+    def sendall(self, data: bytes, /) -> None: ...
+
+    def settimeout(self, value: float | None, /) -> None: ...
+
+    def shutdown(self, how: int, /) -> None: ...
 
     def close(self) -> None: ...
 
-    def peer_allowed(self, connection: socket.socket) -> bool: ...
+    def __enter__(self) -> Self: ...
+
+    def __exit__(self, *args: object) -> None: ...
+
+
+class Listener(Protocol):
+    """The tray's end: `accept()` waits at most the `settimeout` limit (then TimeoutError), so
+    the server's loop can look at its stop flag; a listening socket is one."""
+
+    def accept(self) -> tuple[Connection, object]: ...
+
+    def settimeout(self, value: float | None, /) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class Transport(Protocol):
+    """Where the tray listens and the client connects; a platform's local, per-user channel."""
+
+    def listen(self) -> Listener: ...
+
+    def connect(self, timeout: float) -> Connection: ...
+
+    def close(self) -> None: ...
+
+    def peer_allowed(self, connection: Connection) -> bool: ...
 
 
 def runtime_dir() -> Path:
@@ -481,7 +514,8 @@ class UnixSocketTransport:
             raise
         return client
 
-    def peer_allowed(self, connection: socket.socket) -> bool:
+    def peer_allowed(self, connection: Connection) -> bool:
+        assert isinstance(connection, socket.socket)  # accepted on the socket listen() made
         if sys.platform != "linux":
             return True  # macOS/BSD have no SO_PEERCRED: the 0700 folder is the guard
         credentials = connection.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
@@ -503,7 +537,9 @@ class UnixSocketTransport:
 
 def for_platform() -> Transport:
     if sys.platform == "win32":
-        raise ControlError("`whamsah-tray ctl` needs a named pipe on Windows, which is not supported yet")
+        from whamsah_tray.app.control_pipe import NamedPipeTransport
+
+        return NamedPipeTransport()
     return UnixSocketTransport()
 
 
@@ -517,7 +553,7 @@ class ControlServer:
     def __init__(self, actions: "TrayActions", transport: Transport | None = None):
         self.handler = CommandHandler(actions)
         self.transport = transport or for_platform()
-        self._socket: socket.socket | None = None
+        self._socket: Listener | None = None
         self._stopped = threading.Event()
         self._thread: threading.Thread | None = None
 
@@ -541,7 +577,7 @@ class ControlServer:
             threading.Thread(target=self._serve_one, args=(connection,), name="ctl-request",
                              daemon=True).start()
 
-    def _serve_one(self, connection: socket.socket) -> None:
+    def _serve_one(self, connection: Connection) -> None:
         with connection:
             connection.settimeout(REQUEST_TIMEOUT_S)
             try:
@@ -555,9 +591,10 @@ class ControlServer:
                 pass  # the caller went away or stalled: nothing reached the engine
 
     @staticmethod
-    def _drain(connection: socket.socket, limit: int = 1 << 20) -> None:
+    def _drain(connection: Connection, limit: int = 1 << 20) -> None:
         """Read what an oversized request still sends (bounded): closing with unread data would
-        reset the connection and lose the reply on the caller's side."""
+        reset the connection and lose the reply on the caller's side (a pipe has no half-close:
+        there the caller's close after the reply's newline ends this)."""
         connection.shutdown(socket.SHUT_WR)
         connection.settimeout(0.5)
         received = 0
@@ -567,7 +604,7 @@ class ControlServer:
                 return
             received += len(chunk)
 
-    def _reply_to(self, connection: socket.socket) -> str:
+    def _reply_to(self, connection: Connection) -> str:
         data = b""
         while b"\n" not in data and len(data) <= MAX_REQUEST_BYTES:
             try:
