@@ -5,6 +5,15 @@ engine process in sync mode, and dropouts over a long run. Prints figures; asser
     python bench/bench_engine.py --minutes 1     # quicker
     python bench/bench_engine.py --input-latency 0.02 --output-latency 0.06 --margin 0.02
     python bench/bench_engine.py --server pipewire --minutes 1   # on PipeWire + pipewire-pulse
+    python bench/bench_engine.py --load blas --minutes 10        # a soak beside a busy machine
+
+Loads (`--load`, normal priority, started with the dropout run and stopped at its end; then
+`--after-minutes` more with no load, to see the latency come back down):
+  cpu    two busy Python loops (a browser's or a game's busy threads)
+  blas   a 2-thread float32 matrix multiply (cache and memory-bandwidth pressure, like a game
+         engine or a training job)
+  mixed  one busy loop, 512 MB of memory allocated and touched over and over, and 64 MB files
+         written, fsynced and deleted in a loop
 
 Needs the headless desktop's sinks `cable` and `speakers` (source tests/desktop_env.sh up; when
 no sound server of the kind asked for answers, this script starts one with tests/desktop_env.sh
@@ -210,6 +219,41 @@ def discontinuities(loop: np.ndarray, recording: np.ndarray, start_s: float = 1.
     return events
 
 
+LOAD_SCRIPTS = {
+    "busy": "while True: pass",
+    "blas": ("import numpy as np\n"
+             "a = np.random.default_rng(0).random((1024, 1024), dtype=np.float32)\n"
+             "while True: a @ a"),
+    "memory": ("import numpy as np\n"
+               "while True:\n"
+               "    block = np.ones(512 * 2**20 // 8)\n"
+               "    block *= 2.0\n"
+               "    del block"),
+    "disk": ("import os, sys\n"
+             "data = os.urandom(64 * 2**20)\n"
+             "path = os.path.join(sys.argv[1], 'churn')\n"
+             "while True:\n"
+             "    with open(path, 'wb') as f:\n"
+             "        f.write(data); f.flush(); os.fsync(f.fileno())\n"
+             "    os.remove(path)"),
+}
+LOADS = {"cpu": ["busy", "busy"], "blas": ["blas"], "mixed": ["busy", "memory", "disk"]}
+
+
+def start_load(kind: str, folder: str) -> list[subprocess.Popen]:
+    """The load's processes, at this script's priority (run it at nice 0, as the user's apps run);
+    `folder` for the disk churn's file."""
+    env = {**os.environ, "OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
+    return [subprocess.Popen([sys.executable, "-c", LOAD_SCRIPTS[part], folder], env=env) for part in LOADS[kind]]
+
+
+def stop_load(processes: list[subprocess.Popen]) -> None:
+    for process in processes:
+        process.kill()
+    for process in processes:
+        process.wait(10)
+
+
 def proc_figures(pid: int) -> tuple[float, float, int, int]:
     """(CPU seconds, CPU seconds of the children it waited for (pactl calls), RSS kB, peak RSS kB)
     of a process."""
@@ -256,7 +300,17 @@ def _measure(args: argparse.Namespace) -> int:
 
     sd._terminate()
     sd._initialize()
-    print(f"bench_engine: {args.server}; {args.minutes:g} min run; PortAudio latency input {args.input_latency} s, output "
+    after_minutes = args.after_minutes if args.load else 0.0
+    scratch = tempfile.mkdtemp(prefix="whamsah-bench-load-")
+    try:
+        return _measure_with(args, sd, after_minutes, scratch)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: str) -> int:
+    load_text = f"under --load {args.load} then {after_minutes:g} min without" if args.load else "no load"
+    print(f"bench_engine: {args.server}; {args.minutes:g} min run, {load_text}; PortAudio latency input {args.input_latency} s, output "
           f"{args.output_latency} s, margin {args.margin} s, "
           f"blocksize {args.blocksize}; machine: {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.2f}", flush=True)
     baseline = probe_round_trip(sd, "cable_monitor")
@@ -286,10 +340,19 @@ def _measure(args: argparse.Namespace) -> int:
         through = probe_round_trip(sd, "speakers_monitor")
         cpu0, children0, _, _ = proc_figures(engine.pid)
         wall0 = time.monotonic()
-        recorded = long_run(sd, args.minutes * 60)
+        load: list[subprocess.Popen] = []
+        if args.load:
+            load = start_load(args.load, scratch)
+            stopper = threading.Timer(args.minutes * 60, stop_load, (load,))
+            stopper.daemon = True
+            stopper.start()
+        recorded = long_run(sd, (args.minutes + after_minutes) * 60)
         cpu1, children1, rss, peak = proc_figures(engine.pid)
         wall1 = time.monotonic()
+        final_trip = probe_round_trip(sd, "speakers_monitor")
     finally:
+        if load:
+            stop_load(load)
         engine.send_signal(signal.SIGTERM)
         engine.wait(30)
     reader.join(2)
@@ -319,7 +382,22 @@ def _measure(args: argparse.Namespace) -> int:
     print(f"engine CPU: {100 * (cpu1 - cpu0) / (wall1 - wall0):.1f} % of one core over {wall1 - wall0:.0f} s, "
           f"plus {100 * (children1 - children0) / (wall1 - wall0):.1f} % in the pactl calls it made")
     print(f"engine RSS: {rss / 1024:.0f} MB (peak {peak / 1024:.0f} MB)")
-    print(f"dropouts in {args.minutes:g} min: {len(engine_events)} caused by the engine (gaps or slips in "
+    if args.load:
+        load_end = args.minutes * 60
+        during_load = [t for t in engine_events if t < load_end]
+        print(f"under --load {args.load}: {len(during_load)} dropout windows caused by the engine in "
+              f"{args.minutes:g} min; after it ({after_minutes:g} min): {len(engine_events) - len(during_load)}")
+        estimates = [(line["t"] - wall0, line["latency_ms"]) for line in states if line["t"] >= wall0]
+        loaded = [ms for t, ms in estimates if SETTLE_S <= t < load_end]
+        if loaded:
+            print(f"  latency (engine's estimate) under load: median {np.median(loaded):.1f} ms, "
+                  f"max {max(loaded):.1f} ms")
+        later = [(t, ms) for t, ms in estimates if t >= load_end]
+        back = next((t for i, (t, _) in enumerate(later) if all(ms <= 150.0 for _, ms in later[i:])), None)
+        print("  back to <= 150 ms: " + (f"{back - load_end:.0f} s after the load stopped" if back is not None
+                                         else "not within the run"))
+        print(f"  end-to-end latency measured at the end: {np.median(final_trip) - np.median(baseline):.1f} ms")
+    print(f"dropouts in {args.minutes + after_minutes:g} min: {len(engine_events)} caused by the engine (gaps or slips in "
           f"100 ms windows after it; {len(after)} in all, {len(before)} already in the probe's own playback), "
           f"counted from {SETTLE_S:g} s on")
     print(f"  while the probe's streams joined the server (1-{SETTLE_S:g} s): {len(settling)} windows with a gap or slip")
@@ -361,6 +439,9 @@ def main() -> int:
     parser.add_argument("--blocksize", type=int, default=0, help="engine callback block (frames, 0: PortAudio's)")
     parser.add_argument("--server", choices=["pulseaudio", "pipewire"], default="pulseaudio",
                         help="sound server of the desktop started when none of that kind runs (default pulseaudio)")
+    parser.add_argument("--load", choices=sorted(LOADS), help="run beside this load (see above)")
+    parser.add_argument("--after-minutes", type=float, default=5.0,
+                        help="with --load: minutes more without it (default 5)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     return child(args) if args.child else parent(args)

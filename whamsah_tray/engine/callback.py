@@ -31,7 +31,17 @@ the lead grows and stays). So:
   a few hundred frames below zero still plays wet);
 - a lead that stays below zero (its maximum over WINDOW_S) means the output runs ahead of the
   input it needs and plays dry: the output goes back to `start_lag` behind ("fall-back");
-both crossfaded over FADE_S. Measured before these rules, on the 2-core test machine: realigning
+both crossfaded over FADE_S.
+
+Adaptive margin (when the session allows one, `max_extra_lead` > 0): on a busy machine the worker
+may deliver a mix too late (those frames play dry: the vocals come back for a moment) or the output
+may underrun. Either marks the window as troubled, and at its end the lead the output keeps is
+raised a step (MARGIN_STEP_S, up to max_extra_lead): the output goes back that far, crossfaded (it
+plays a few milliseconds again), which gives the worker that much more time from then on; after an
+underrun, which has already delayed the output, the step is kept instead of being skipped away by a
+catch-up. Catch-ups aim at LOWEST_LEAD + extra_lead. After QUIET_S of output with no trouble the
+extra lead is dropped again in one crossfaded catch-up (one skip rather than one per step).
+Measured before these rules, on the 2-core test machine: realigning
 at every dip left the lead about 1000 frames (23 ms) higher for the rest of the run, and an
 underrun's extra delay stayed until the lead passed 8000 frames; riding out dips without the
 fall-back let a stream start leave the output 1500 frames ahead, dry, for 11 s.
@@ -64,13 +74,17 @@ FIRST_WINDOW_S = 0.05  # ... and over this long while the output settles after i
 SETTLE_S = 0.5  # how long after the output's start those short windows apply
 LOWEST_LEAD = 128  # frames: where a catch-up puts the lowest lead of the window
 CATCH_UP_ABOVE = LOWEST_LEAD + 128  # frames: a lowest lead above this is latency not needed
+MARGIN_STEP_S = 0.010  # adaptive margin: how much more lead one troubled window adds
+QUIET_S = 120.0  # ... and how long without trouble before the extra lead is dropped
 
 
 class AudioCallback:
     def __init__(self, input_ring: SampleRing, output_ring: SampleRing, delay: int, sample_rate: int,
-                 max_frames: int, wake: threading.Event, source=None, start_lag: int = 0) -> None:
+                 max_frames: int, wake: threading.Event, source=None, start_lag: int = 0,
+                 max_extra_lead: int = 0) -> None:
         """source: None in sync mode, else an object with `read_into(out) -> None` filling out
-        (frames, channels) without blocking (file playback). start_lag: see output_block."""
+        (frames, channels) without blocking (file playback). start_lag: see output_block.
+        max_extra_lead: the adaptive margin's cap in frames (0: the lead is pinned; see above)."""
         channels = input_ring.channels
         self.input_ring = input_ring
         self.output_ring = output_ring
@@ -99,6 +113,15 @@ class AudioCallback:
         self.catch_ups = 0  # of which: skipped ahead to the input (extra latency removed)
         self.fall_backs = 0  # of which: gone back (the output had run ahead of its input)
         self.mean_lead = float(start_lag)  # running average of the lead, for the latency figure
+        # adaptive margin (see the module docstring)
+        self.max_extra_lead = max_extra_lead
+        self.extra_lead = 0  # frames of lead kept beyond LOWEST_LEAD after trouble
+        self.margin_raises = 0
+        self.margin_drops = 0
+        self._margin_step = max(1, int(MARGIN_STEP_S * sample_rate))
+        self._quiet_total = int(QUIET_S * sample_rate)
+        self._quiet_frames = 0  # output frames since the last troubled window
+        self._trouble = False  # this window: the mix came short, or the output underran
         # For SETTLE_S after the output starts, short windows also judge a lead below zero: a
         # sound server may prefill the output's buffer in a burst of callbacks before the input
         # has delivered as much (seen on PipeWire: the output 1700-2000 frames ahead of its
@@ -153,6 +176,8 @@ class AudioCallback:
         if status:
             self.status_flags += 1
             self.output_flags += 1
+            if not self._resuming:  # not the stream's own start (a first underrun, a priming flag)
+                self._trouble = True
         try:
             received = self.position
             if self.out_position is None and received == 0:  # the input has not started yet
@@ -232,7 +257,7 @@ class AudioCallback:
         block is not counted in short_frames even when the worker's mix does not reach it yet (an
         input block came in between the worker's last round and this callback): its dry signal is
         the same digital silence the mix would be."""
-        start = received - LOWEST_LEAD
+        start = received - LOWEST_LEAD - self.extra_lead
         dry = self._dry[:frames]
         self.input_ring.read_at(start - self.delay, dry)
         if dry.any():  # the sound: from here on the output moves only by the usual rules
@@ -267,15 +292,41 @@ class AudioCallback:
                     return received - self.start_lag - self.out_position
         if self._window_frames < self._window:
             return 0
-        lowest, highest = self._window_min_lead, self._window_max_lead
+        lowest, highest, frames_seen = self._window_min_lead, self._window_max_lead, self._window_frames
         self._new_window()
-        if lowest > CATCH_UP_ABOVE:
-            self.catch_ups += 1
-            return lowest - LOWEST_LEAD
-        if highest < 0:
+        if highest < 0:  # the output ran ahead of its input (its dry frames are not the worker's fault)
             self.fall_backs += 1
+            self._trouble = False
             return received - self.start_lag - self.out_position
+        if self.max_extra_lead:
+            move = self._adapt_margin(lowest, frames_seen)
+            if move:
+                return move
+        if lowest > CATCH_UP_ABOVE + self.extra_lead:
+            self.catch_ups += 1
+            return lowest - LOWEST_LEAD - self.extra_lead
         return 0
+
+    def _adapt_margin(self, lowest: int, frames_seen: int) -> int:
+        """At a window's end: raise the extra lead a step after trouble (returning how far the
+        output goes back: a negative move), or drop it after QUIET_S without trouble (the catch-up
+        rule then skips the output ahead). 0: the output stays."""
+        if not self._trouble:
+            self._quiet_frames += frames_seen
+            if self.extra_lead and self._quiet_frames >= self._quiet_total:
+                self.extra_lead = 0
+                self.margin_drops += 1
+            return 0
+        self._trouble = False
+        self._quiet_frames = 0
+        step = min(self._margin_step, self.max_extra_lead - self.extra_lead)
+        if step <= 0:
+            return 0
+        self.extra_lead += step
+        self.margin_raises += 1
+        target = LOWEST_LEAD + self.extra_lead
+        # An underrun has already delayed the output (its lead is high): nothing to go back for.
+        return -min(step, target - lowest) if lowest < target else 0
 
     def _fade_out(self, outdata, frames: int) -> None:
         """Closing: the output ramps from its current gain to silence over FADE_S, then stays silent."""
@@ -346,6 +397,7 @@ class AudioCallback:
             self._fading_in = fading_in
             if not fading_in and not self._lead_in:  # fading to dry, or dry: the mix came too close
                 self.short_frames += frames
+                self._trouble = True
             if fading_in and self._wet_weight >= 1.0:
                 mix[:] = wet
             elif not fading_in and self._wet_weight <= 0.0:
@@ -367,6 +419,7 @@ class AudioCallback:
             self._wet_weight = 0.0
             if first <= start and not self._lead_in:  # the mix was due (not a warm-up, not silence
                 self.short_frames += frames          # before the sound that woke the output)
+                self._trouble = True
         if outdata.shape[1] == mix.shape[1]:
             outdata[:] = mix
         else:  # a mono output gets the left channel

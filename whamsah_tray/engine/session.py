@@ -78,22 +78,28 @@ class StreamSettings:
     # comes (see worker.py); 0 never.
     idle_after_s: float = 2.0
     margin_s: float = 0.01  # scheduling jitter (a model's own compute time is measured: worker.py)
+    # Sync mode: how much lead the output may add after the worker was late or the output
+    # underran, and drop again after a quiet spell (callback.py, "adaptive margin"); 0 pins it.
+    # 50 ms keeps the end-to-end latency under 200 ms (~145 ms without it).
+    adaptive_margin_s: float = 0.05
     prefer_rate: int = 44100  # the model's rate
     torch_threads: int = 1
 
 
 # The profile's [audio] latency: PortAudio's input/output buffers and the worker's margin, seconds.
-# "balanced" is StreamSettings' defaults (measured in its comments); "low" trims each for a quiet
-# machine; "safe" doubles the output buffer and triples the margin for a busy one.
+# "auto" is StreamSettings' defaults (measured in its comments), the margin adapting to the
+# machine's load; the others pin it: "balanced" the same buffers, "low" trims each for a quiet
+# machine, "safe" doubles the output buffer and triples the margin for a busy one.
 LATENCY_PRESETS: dict[str, dict[str, float]] = {
-    "low": {"input_latency_s": 0.010, "output_latency_s": 0.030, "margin_s": 0.005},
-    "balanced": {},
-    "safe": {"input_latency_s": 0.020, "output_latency_s": 0.090, "margin_s": 0.030},
+    "auto": {},
+    "low": {"input_latency_s": 0.010, "output_latency_s": 0.030, "margin_s": 0.005, "adaptive_margin_s": 0.0},
+    "balanced": {"adaptive_margin_s": 0.0},
+    "safe": {"input_latency_s": 0.020, "output_latency_s": 0.090, "margin_s": 0.030, "adaptive_margin_s": 0.0},
 }
 
 
 def stream_settings_for(latency: str) -> StreamSettings:
-    """StreamSettings for a LATENCY_PRESETS name (an unknown one: balanced)."""
+    """StreamSettings for a LATENCY_PRESETS name (an unknown one: auto)."""
     return StreamSettings(**LATENCY_PRESETS.get(latency, {}))
 
 
@@ -155,7 +161,8 @@ class LiveSession:
         self.wake = threading.Event()
         self.callback = AudioCallback(SampleRing(capacity, CHANNELS), SampleRing(capacity, CHANNELS), delay,
                                       self.sample_rate, MAX_CALLBACK_FRAMES, self.wake, source=self.player,
-                                      start_lag=block)
+                                      start_lag=block,
+                                      max_extra_lead=int(settings.adaptive_margin_s * self.sample_rate) if input else 0)
         idle_after = int(settings.idle_after_s * self.sample_rate) if input is not None else 0
         self.worker = InferenceWorker(self.callback, pipeline, self.margin, settings.torch_threads,
                                       output=self, idle_after=idle_after)
