@@ -27,6 +27,9 @@ APT_PACKAGES=(
   pipewire pipewire-pulse wireplumber
   espeak-ng sox ffmpeg
   libgirepository1.0-dev libcairo2-dev pkg-config gir1.2-gtk-3.0 gir1.2-ayatanaappindicator3-0.1
+  # RealtimeKit and polkit, run on a private system bus by tests/test_engine_realtime.py: the real
+  # daemon granting a thread priority (it asks polkit, which grants root).
+  rtkit polkitd
 )
 PYRIGHT_VERSION=1.1.414  # tests/platform_types.py: the Windows and macOS type checks
 TORCH_VERSION=2.13.0
