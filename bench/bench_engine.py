@@ -392,6 +392,13 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
         if loaded:
             print(f"  latency (engine's estimate) under load: median {np.median(loaded):.1f} ms, "
                   f"max {max(loaded):.1f} ms")
+        timeline = []
+        for minute in range(int(np.ceil((args.minutes + after_minutes)))):
+            inside = [line for line in states if minute * 60 <= line["t"] - wall0 < (minute + 1) * 60]
+            if len(inside) > 1:
+                timeline.append(f"{minute}: {np.median([line['latency_ms'] for line in inside]):.0f} ms, "
+                                f"dry +{inside[-1]['dry_frames'] - inside[0]['dry_frames']}")
+        print("  per minute (latency estimate, frames played dry): " + "; ".join(timeline))
         later = [(t, ms) for t, ms in estimates if t >= load_end]
         back = next((t for i, (t, _) in enumerate(later) if all(ms <= 150.0 for _, ms in later[i:])), None)
         print("  back to <= 150 ms: " + (f"{back - load_end:.0f} s after the load stopped" if back is not None

@@ -103,6 +103,10 @@ class AudioCallback:
         self.errors = 0
         self.promoted: bool | None = None  # None until the input thread asked for a higher priority
         self.output_promoted: bool | None = None
+        # The audio threads' kernel ids, for the controller to ask RealtimeKit on their behalf when
+        # their own right to a higher priority was refused (a D-Bus call: never from here).
+        self.input_tid: int | None = None
+        self.output_tid: int | None = None
         self.input_callbacks = 0
         # Output position of the first output block: one input block behind the input, so that
         # the two streams' phases never put the output ahead of the input it depends on.
@@ -362,6 +366,7 @@ class AudioCallback:
 
     def _store_input(self, indata, frames: int) -> None:
         if self.promoted is None:  # once per stream thread that gets here first
+            self.input_tid = threading.get_native_id()
             self.promoted = promote_current_thread()
         self.input_callbacks += 1
         if frames > self._max_frames:
@@ -374,6 +379,7 @@ class AudioCallback:
 
     def _play(self, start: int, outdata, frames: int) -> None:
         if self.output_promoted is None:
+            self.output_tid = threading.get_native_id()
             self.output_promoted = promote_current_thread()
         self.callbacks += 1
         if frames > self._max_frames:

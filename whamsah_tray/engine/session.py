@@ -36,6 +36,7 @@ from whamsah_tray.engine.devices import (INPUT, OUTPUT, PORTAUDIO_LOCK, AudioDev
 from whamsah_tray.engine.file_player import FilePlayer
 from whamsah_tray.engine.pipeline import MAX_COMPUTE_S, SeparationPipeline
 from whamsah_tray.engine.ring_buffer import SampleRing
+from whamsah_tray.engine.silent_cable import ZeroWatch
 from whamsah_tray.engine.worker import InferenceWorker, delay_for
 from whamsah_tray.errors import DeviceError, FeedbackLoopError
 
@@ -166,6 +167,8 @@ class LiveSession:
         idle_after = int(settings.idle_after_s * self.sample_rate) if input is not None else 0
         self.worker = InferenceWorker(self.callback, pipeline, self.margin, settings.torch_threads,
                                       output=self, idle_after=idle_after)
+        if input is not None:
+            self.worker.zero_watch = ZeroWatch(self.sample_rate)
         self.output_paused = False  # stopped while idle (worker thread), see pause_output
         self.streams: list = []  # sync mode: [input, output]; async mode: [output]
         self.finished_by_portaudio = False  # the stream ended on its own (device error)

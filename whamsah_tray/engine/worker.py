@@ -47,8 +47,9 @@ import numpy as np
 
 from whamsah_tray.engine.callback import AudioCallback
 from whamsah_tray.engine.pipeline import SeparationPipeline
-from whamsah_tray.engine.priority import promote_current_thread
+from whamsah_tray.engine.priority import demote_current_thread, promote_current_thread
 from whamsah_tray.engine.ring_buffer import SampleRing
+from whamsah_tray.engine.silent_cable import ZeroWatch
 from whamsah_tray.separation.threads import set_compute_threads
 
 MAX_READ = 4096  # frames taken from the input ring per pipeline call
@@ -80,6 +81,7 @@ class InferenceWorker:
         self.torch_threads = torch_threads
         self.resyncs = 0
         self.promoted = False
+        self.tid: int | None = None  # the thread's kernel id once it runs (see callback.input_tid)
         self.max_process_s = 0.0  # longest single pipeline call, for the bench
         self.failure: BaseException | None = None  # set if the pipeline raised: engine goes dry
         self.output = output
@@ -87,6 +89,9 @@ class InferenceWorker:
         self.idle = False  # the output is stopped: nothing plays into the input
         self.idle_periods = 0
         self._silent_frames = 0
+        # Sync mode: counts runs of exact zeros on the input for the controller (silent_cable.py:
+        # a capture the OS blocks delivers zeros); set by the session before start.
+        self.zero_watch: ZeroWatch | None = None
         self._pipeline = pipeline
         self._next_pipeline: SeparationPipeline | None = None
         self._stopping = False
@@ -121,7 +126,14 @@ class InferenceWorker:
 
     def _run(self) -> None:
         set_compute_threads(self.torch_threads)
-        self.promoted = promote_current_thread()
+        self.tid = threading.get_native_id()
+        self.promoted = promote_current_thread(worker=True)
+        try:
+            self._loop()
+        finally:
+            demote_current_thread()
+
+    def _loop(self) -> None:
         if not self._take_up(self._pipeline):
             return
         read_position = self.callback.position
@@ -166,9 +178,15 @@ class InferenceWorker:
     def _watch_silence(self, block: np.ndarray) -> bool:
         """Idle after idle_after frames of digital silence; True at the first block with sound
         (the output is to start again once the input read so far is processed)."""
+        watch = self.zero_watch
+        if watch is None and (self.output is None or not self.idle_after):
+            return False
+        sound = bool(block.any())
+        if watch is not None:
+            watch.observe(len(block), all_zero=not sound)
         if self.output is None or not self.idle_after:
             return False
-        if block.any():
+        if sound:
             self._silent_frames = 0
             if self.idle:
                 self.idle = self.callback.idle = False
