@@ -14,17 +14,18 @@ import tomllib
 from whamsah_tray.app.actions import TrayActions
 from whamsah_tray.app.profile import ProfileStore
 from whamsah_tray.app.status import EngineView
+from whamsah_tray.engine.api import EngineCommand, EngineState, SetDevices
 
 CABLE_MME = "CABLE Output (VB-Audio Virtual "
 CABLE_WASAPI = "CABLE Output (VB-Audio Virtual Cable)"
 
 
 class StandInEngine:
-    """EngineLink's device calls, recorded; a fixed Windows-like listing."""
+    """EngineLink's commands, recorded; a fixed Windows-like listing."""
 
     def __init__(self, host_api: str) -> None:
         self.host_api = host_api
-        self.commands: list[tuple] = []
+        self.commands: list[EngineCommand] = []
         self.listing = {
             "input": [("MME", [CABLE_MME, "Microphone (Realtek)"]),
                       ("Windows WASAPI", [CABLE_WASAPI, "Microphone (Realtek(R) Audio)"])],
@@ -33,17 +34,15 @@ class StandInEngine:
         }
 
     def view(self) -> EngineView:
-        return EngineView(state="running", host_api=self.host_api)
+        return EngineView(state=EngineState.RUNNING, host_api=self.host_api)
 
     def devices(self, kind: str) -> list[tuple[str, list[str]]]:
         return self.listing[kind]
 
-    def set_device(self, kind: str, name: str) -> None:
-        self.commands.append(("set_device", kind, name))
-
-    def set_devices(self, input: str, output: str, host_api: str) -> None:
-        self.commands.append(("set_devices", input, output, host_api))
-        self.host_api = host_api
+    def send(self, command: EngineCommand) -> None:
+        self.commands.append(command)
+        if isinstance(command, SetDevices) and command.host_api is not None:
+            self.host_api = command.host_api
 
 
 def _actions(tmp_path, engine) -> tuple[TrayActions, ProfileStore]:
@@ -64,7 +63,7 @@ def test_a_device_of_the_api_in_use_changes_only_that_device(tmp_path):
     actions, store = _actions(tmp_path, engine)
     actions.choose_device("output", "Speakers (Realtek)", "MME")
     actions.choose_device("input", CABLE_MME, "MME")
-    assert engine.commands == [("set_device", "output", "Speakers (Realtek)"), ("set_device", "input", CABLE_MME)]
+    assert engine.commands == [SetDevices(output="Speakers (Realtek)"), SetDevices(input=CABLE_MME)]
     audio = _saved_audio(store)
     assert (audio["input_device"], audio["output_device"]) == (CABLE_MME, "Speakers (Realtek)")
 
@@ -76,7 +75,7 @@ def test_a_device_listed_under_another_api_moves_the_engine_there(tmp_path):
     # The cable's full name is only listed under WASAPI: choosing it there moves both streams to
     # WASAPI in one command; the MME speakers have no namesake there, so the output takes WASAPI's default.
     actions.choose_device("input", CABLE_WASAPI, "Windows WASAPI")
-    assert engine.commands[-1] == ("set_devices", CABLE_WASAPI, "", "Windows WASAPI")
+    assert engine.commands[-1] == SetDevices(CABLE_WASAPI, "", "Windows WASAPI")
     audio = _saved_audio(store)
     assert (audio["host_api"], audio["input_device"], audio["output_device"]) == ("Windows WASAPI", CABLE_WASAPI, "")
 
@@ -87,7 +86,7 @@ def test_the_other_direction_keeps_its_device_when_the_new_api_has_it(tmp_path):
     actions, store = _actions(tmp_path, engine)
     actions.choose_device("output", "Speakers (Realtek)", "MME")
     actions.choose_device("input", CABLE_WASAPI, "Windows WASAPI")
-    assert engine.commands[-1] == ("set_devices", CABLE_WASAPI, "Speakers (Realtek)", "Windows WASAPI")
+    assert engine.commands[-1] == SetDevices(CABLE_WASAPI, "Speakers (Realtek)", "Windows WASAPI")
     assert _saved_audio(store)["output_device"] == "Speakers (Realtek)"
 
 
@@ -95,7 +94,7 @@ def test_the_automatic_choice_stays_on_the_api_in_use(tmp_path):
     engine = StandInEngine("Windows WASAPI")
     actions, store = _actions(tmp_path, engine)
     actions.choose_device("input", "", "")
-    assert engine.commands == [("set_device", "input", "")]
+    assert engine.commands == [SetDevices(input="")]
     assert _saved_audio(store)["input_device"] == ""
 
 
@@ -104,7 +103,7 @@ def test_choosing_a_host_api_starts_both_directions_from_its_defaults(tmp_path):
     actions, store = _actions(tmp_path, engine)
     actions.choose_device("input", CABLE_MME, "MME")
     actions.choose_host_api("Windows WASAPI")
-    assert engine.commands[-1] == ("set_devices", "", "", "Windows WASAPI")
+    assert engine.commands[-1] == SetDevices("", "", "Windows WASAPI")
     audio = _saved_audio(store)
     assert (audio["host_api"], audio["input_device"], audio["output_device"]) == ("Windows WASAPI", "", "")
 
@@ -113,7 +112,7 @@ class WaitingEngine(StandInEngine):
     """The engine waiting for a virtual cable, on a platform where we cannot make one."""
 
     def view(self) -> EngineView:
-        return EngineView(state="device_lost", error="no virtual cable: install VB-Cable ...; waiting for a virtual cable")
+        return EngineView(state=EngineState.DEVICE_LOST, error="no virtual cable: install VB-Cable ...; waiting for a virtual cable")
 
     def linux_cable_supported(self) -> bool:
         return False

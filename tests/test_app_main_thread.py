@@ -86,16 +86,18 @@ def test_the_trays_refresh_from_its_refresher_thread_touches_the_icon_only_on_th
     from whamsah_tray.app.profile import ProfileStore
     from whamsah_tray.app.status import EngineView
     from whamsah_tray.app.tray import TrayApp
+    from whamsah_tray.engine.api import EngineState, Severity
 
     class StandInEngine:  # the tray's view of the engine, changing under it
         def __init__(self) -> None:
-            self.state = "starting"
+            self.state = EngineState.STARTING
 
         def view(self) -> EngineView:
-            return EngineView(state=self.state, model="whamsah-rt", model_ready=self.state == "running")
+            return EngineView(state=self.state, model="whamsah-rt", model_ready=self.state is EngineState.RUNNING)
 
         def take_messages(self):
-            return [("warning", "audio device lost; waiting for it to come back")] if self.state == "running" else []
+            return [(Severity.WARNING, "audio device lost; waiting for it to come back")] \
+                if self.state is EngineState.RUNNING else []
 
         def menu_lists_key(self):
             return self.state
@@ -117,7 +119,7 @@ def test_the_trays_refresh_from_its_refresher_thread_touches_the_icon_only_on_th
                   dialog=object())
     app.icon = app._wrap_icon(app._make_icon())
     raw = getattr(app.icon, "_icon", app.icon)  # unwrapped, the refresh below would touch it off the main thread
-    engine.state = "running"
+    engine.state = EngineState.RUNNING
     thread = threading.Thread(target=app.refresh, name="tray-refresh")
     thread.start()
     thread.join()

@@ -8,8 +8,9 @@ import pytest
 
 from whamsah_tray.app.icons import IconState
 from whamsah_tray.app.status import EngineView, icon_state, short_tooltip, tooltip
+from whamsah_tray.engine.api import EngineState
 
-RUNNING = EngineView(state="running", model="whamsah-rt", model_ready=True, latency_ms=46.4)
+RUNNING = EngineView(state=EngineState.RUNNING, model="whamsah-rt", model_ready=True, latency_ms=46.4)
 
 
 @pytest.mark.parametrize("changes, expected", [
@@ -17,13 +18,13 @@ RUNNING = EngineView(state="running", model="whamsah-rt", model_ready=True, late
     ({"vocals": 0}, IconState.VOCALS_MUTED),
     ({"bypass": True}, IconState.BYPASS),
     ({"bypass": True, "vocals": 0}, IconState.BYPASS),
-    ({"state": "playing_file", "file": "/m/a.ogg"}, IconState.PLAYING_FILE),
+    ({"state": EngineState.PLAYING_FILE, "file": "/m/a.ogg"}, IconState.PLAYING_FILE),
     ({"model_ready": False, "model_problem": "missing weights"}, IconState.DRY),
-    ({"state": "device_lost"}, IconState.DEVICE_LOST),
-    ({"state": "device_lost", "bypass": True}, IconState.DEVICE_LOST),
-    ({"state": "error", "error": "cannot open speakers"}, IconState.ERROR),
-    ({"state": "starting"}, IconState.STOPPED),
-    ({"state": "stopped"}, IconState.STOPPED),
+    ({"state": EngineState.DEVICE_LOST}, IconState.DEVICE_LOST),
+    ({"state": EngineState.DEVICE_LOST, "bypass": True}, IconState.DEVICE_LOST),
+    ({"state": EngineState.ERROR, "error": "cannot open speakers"}, IconState.ERROR),
+    ({"state": EngineState.STARTING}, IconState.STOPPED),
+    ({"state": EngineState.STOPPED}, IconState.STOPPED),
 ])
 def test_icon_state_puts_problems_before_choices(changes, expected):
     assert icon_state(dataclasses.replace(RUNNING, **changes)) is expected
@@ -52,7 +53,7 @@ def test_tooltip_lists_problems_and_the_backend_limitation():
 
 
 def test_tooltip_shows_the_file_being_played():
-    view = dataclasses.replace(RUNNING, state="playing_file", file="/music/Song.flac", position_s=12.4,
+    view = dataclasses.replace(RUNNING, state=EngineState.PLAYING_FILE, file="/music/Song.flac", position_s=12.4,
                                duration_s=201.0, paused=True)
     assert "Paused Song.flac (0:12 / 3:21)" in tooltip(view)
     assert "(1:01:05 / 1:02:00)" in tooltip(dataclasses.replace(view, position_s=3665.4, duration_s=3720))
@@ -80,9 +81,9 @@ def test_model_menu_labels_name_the_default_and_the_latency():
 def test_tooltip_shows_the_key_and_idle():
     from whamsah_tray.app.status import EngineView, tooltip
 
-    text = tooltip(EngineView(state="running", model="whamsah-rt", model_ready=True, key=-2, idle=True))
+    text = tooltip(EngineView(state=EngineState.RUNNING, model="whamsah-rt", model_ready=True, key=-2, idle=True))
     assert "Key −2" in text and "idle: no sound coming in" in text.splitlines()[0]
-    assert "Key" not in tooltip(EngineView(state="running", key=0))
+    assert "Key" not in tooltip(EngineView(state=EngineState.RUNNING, key=0))
 
 
 def test_windows_notifications_are_cut_to_what_the_balloon_holds():

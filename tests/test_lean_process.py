@@ -117,7 +117,7 @@ import numpy as np
 import whamsah_tray.cli, whamsah_tray.cli.run, whamsah_tray.cli.play, whamsah_tray.cli.tray
 import whamsah_tray.engine
 from whamsah_tray.cli import build_parser
-from whamsah_tray.engine.controller import _load_model
+from whamsah_tray.engine.model_slot import load_model as _load_model
 from whamsah_tray.engine.levels import LevelRamp
 from whamsah_tray.engine.pipeline import SeparationPipeline
 from whamsah_tray.separation import StreamingSeparator

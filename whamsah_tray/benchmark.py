@@ -43,11 +43,11 @@ from typing import Any
 
 import numpy as np
 
+from whamsah_tray.engine.api import LIVE_BLOCK_SIZES
 from whamsah_tray.errors import WhamsahError
 from whamsah_tray.separation import StreamingSeparator, create_untrained_model, load_model
 from whamsah_tray.separation.threads import compute_threads
 
-from whamsah_tray.cli.bench import BLOCK_SIZES  # defined there: the CLI must not import torch
 RSS_PROBE_SECONDS = 3.0
 
 
@@ -235,7 +235,7 @@ def measure_peak_rss(name: str | None, untrained: str | None, load: bool = True)
 
 
 def run_benchmark(name: str | None = None, untrained: str | None = None, seconds: float = 10.0,
-                  repeats: int = 3, blocks: tuple[int, ...] = BLOCK_SIZES, live_seconds: float = 5.0,
+                  repeats: int = 3, blocks: tuple[int, ...] = LIVE_BLOCK_SIZES, live_seconds: float = 5.0,
                   progress=None) -> BenchResult:
     """All the figures for one model. Raises ModelLoadingError for a missing/broken model.
     progress(message) is called before each measurement, if given."""

@@ -1,6 +1,8 @@
-"""What the user can do from the tray menu and the hotkeys, in one place: each action sends a
-command to the engine (through `EngineLink`, which only queues it) and records the choice in the
-profile. Reading the engine's state for the menu also goes through here (`view()`).
+"""What the user can do from the tray menu, the hotkeys and `ctl`, in one place: each action sends
+a command to the engine (one of api.py's command objects, through `EngineLink`, which only queues
+it) and records the choice in the profile. `view()` is the engine's state these decisions (and
+the menu's check marks) are made from; the menu reads the lists it shows (devices, models, apps)
+from the link itself.
 
 Threads: actions run on the tray's GUI thread (menu), on pynput's listener thread (hotkeys) and on
 the file dialog's waiter thread. None of them waits for the audio: engine commands are queued, the
@@ -19,13 +21,15 @@ from typing import TYPE_CHECKING, Callable
 
 from whamsah_tray.app.macos_permissions import (BLOCKED, ask_for_microphone_access, microphone_access,
                                                open_microphone_settings)
-from whamsah_tray.app.profile import MAX_LEVEL_PERCENT
 from whamsah_tray.app.status import EngineView
-from whamsah_tray.errors import NoCableError, WhamsahError
+from whamsah_tray.engine.api import (MAX_KEY, MAX_LEVEL_PERCENT, MIN_LEVEL_PERCENT, CaptureApp, CreateCable,
+                                     EngineState, PlayFile, ReleaseApp, RemoveCable, RouteAll, Seek, SetBypass,
+                                     SetDevices, SetKey, SetLevels, SetModel, SetPaused, Start, StopFile)
+from whamsah_tray.errors import NoCableError
 
 if TYPE_CHECKING:
     from whamsah_tray.app.autostart import LinuxAutostart, MacAutostart, WindowsAutostart
-    from whamsah_tray.app.engine_link import EngineLink, PlayingApp
+    from whamsah_tray.app.engine_link import EngineLink
     from whamsah_tray.app.file_dialog import FileDialog
     from whamsah_tray.app.notifications import Notifier
     from whamsah_tray.app.profile import ProfileStore
@@ -72,12 +76,12 @@ class TrayActions:
     # -- levels and bypass -----------------------------------------------------------------------
 
     def set_level(self, which: str, percent: int) -> None:
-        """`which` is "vocals" or "instrumental"; `percent` is clamped to 0..150."""
-        percent = int(max(0, min(MAX_LEVEL_PERCENT, percent)))
+        """`which` is "vocals" or "instrumental"; `percent` is clamped to the level bounds."""
+        percent = int(max(MIN_LEVEL_PERCENT, min(MAX_LEVEL_PERCENT, percent)))
         if which == "vocals" and percent > 0:
             with self._lock:
                 self._vocals_before_mute = percent
-        self.engine.set_levels(**{which: percent})
+        self.engine.send(SetLevels(**{which: percent}))
         self.store.update("levels", **{which: percent})
 
     def step_level(self, which: str, delta: int) -> None:
@@ -90,13 +94,14 @@ class TrayActions:
         self.set_level(which, target)
 
     def set_key(self, semitones: int) -> None:
-        """Transpose what the user hears by -6..+6 semitones (0: the original key); remembered."""
-        semitones = int(max(-6, min(6, semitones)))
-        self.engine.set_key(semitones)
+        """Transpose what the user hears by -MAX_KEY..+MAX_KEY semitones (0: the original key);
+        remembered."""
+        semitones = int(max(-MAX_KEY, min(MAX_KEY, semitones)))
+        self.engine.send(SetKey(semitones))
         self.store.update("levels", key=semitones)
 
     def step_key(self, delta: int) -> None:
-        """One hotkey step: a semitone up or down, stopping at ±6."""
+        """One hotkey step: a semitone up or down, stopping at ±MAX_KEY."""
         self.set_key(self.view().key + delta)
 
     def toggle_vocals(self) -> None:
@@ -104,7 +109,7 @@ class TrayActions:
         if self.view().vocals > 0:
             with self._lock:
                 self._vocals_before_mute = self.view().vocals
-            self.engine.set_levels(vocals=0)
+            self.engine.send(SetLevels(vocals=0))
             self.store.update("levels", vocals=0)
         else:
             with self._lock:
@@ -116,7 +121,7 @@ class TrayActions:
 
     def set_bypass(self, on: bool) -> None:
         """Hear the input dry (on) or separated; remembered."""
-        self.engine.set_bypass(on)
+        self.engine.send(SetBypass(on))
         self.store.update("levels", bypass=on)
 
     # -- files -----------------------------------------------------------------------------------
@@ -128,34 +133,27 @@ class TrayActions:
     def play_file(self, path: str) -> None:
         folder = str(Path(path).parent)
         self.store.update("file_dialog", last_folder=folder)
-        try:
-            self.engine.play_file(path)
-        except WhamsahError as error:  # e.g. the file vanished between the dialog and now
-            self.notifier.tell("Cannot play the file", str(error))
+        # A file that cannot be played (vanished since the dialog, not audio) comes back as the
+        # engine's user message, which the tray shows.
+        self.engine.send(PlayFile(path))
 
     def toggle_pause(self) -> None:
-        if self.view().paused:
-            self.engine.resume()
-        else:
-            self.engine.pause()
+        self.engine.send(SetPaused(not self.view().paused))
 
     def stop_file(self) -> None:
-        self.engine.stop_file()
+        self.engine.send(StopFile())
 
     def restart_file(self) -> None:
-        self.engine.restart_file()
+        self.engine.send(Seek(0.0))
 
     def back_10_s(self) -> None:
-        self.engine.seek_file(-10.0)
+        self.engine.send(Seek(-10.0, relative=True))
 
     # -- devices, host API, model ----------------------------------------------------------------
 
     def remembered_device(self, kind: str) -> str:
         audio = self.store.profile.audio
         return audio.input_device if kind == "input" else audio.output_device
-
-    def devices(self, kind: str) -> list[tuple[str, list[str]]]:
-        return self.engine.devices(kind)
 
     def choose_device(self, kind: str, name: str, host_api: str = "") -> None:
         """`name` "" means the automatic choice (the system default, for the input a virtual cable
@@ -165,16 +163,14 @@ class TrayActions:
         the same name, else takes its default there."""
         if not name or not host_api or host_api == self.view().host_api:
             self.store.update("audio", **{f"{kind}_device": name})
-            self.engine.set_device(kind, name)
+            # "" is the system default (None would leave the device as it is).
+            self.engine.send(SetDevices(**{kind: name}))
             return
         other = "output" if kind == "input" else "input"
         kept = self.remembered_device(other)
         if kept not in dict(self.engine.devices(other)).get(host_api, []):
             kept = ""
         self._use_host_api(host_api, **{kind: name, other: kept})
-
-    def host_apis(self) -> list[str]:
-        return self.engine.host_apis()
 
     def choose_host_api(self, name: str) -> None:
         # Devices are remembered per host API by name; a new API starts from its defaults.
@@ -183,29 +179,20 @@ class TrayActions:
     def _use_host_api(self, host_api: str, input: str, output: str) -> None:
         """Both devices (by name, "" the default) on `host_api`: remembered, and one reopening."""
         self.store.update("audio", host_api=host_api, input_device=input, output_device=output)
-        self.engine.set_devices(input=input, output=output, host_api=host_api)
-
-    def models(self) -> list[tuple[str, str]]:
-        return self.engine.models()
+        self.engine.send(SetDevices(input=input, output=output, host_api=host_api))
 
     def choose_model(self, name: str) -> None:
         self.store.update("model", name=name)
-        self.engine.set_model(name)
+        self.engine.send(SetModel(name or None))
 
     # -- Linux cable and per-app capture ---------------------------------------------------------
-
-    def linux_cable_supported(self) -> bool:
-        return self.engine.linux_cable_supported()
-
-    def cable_exists(self) -> bool:
-        return self.engine.cable_exists()
 
     def create_cable(self) -> None:
         # The engine records the new cable at once; remembering "" (automatic) lets the next start
         # pick our cable again, the first choice for an input without a name.
         self.store.update("linux_cable", create_at_start=True)
         self.store.update("audio", input_device="")
-        self.engine.create_cable()
+        self.engine.send(CreateCable())
 
     def routing_all(self) -> bool:
         return self.store.profile.linux_cable.make_default_sink
@@ -213,18 +200,15 @@ class TrayActions:
     def toggle_route_all(self) -> None:
         on = not self.routing_all()
         self.store.update("linux_cable", make_default_sink=on)
-        self.engine.route_all(on)
+        self.engine.send(RouteAll(on))
 
     def remove_cable(self) -> None:
         self.store.update("linux_cable", create_at_start=False, make_default_sink=False)
         # The engine stops if it was recording the cable: go on with the remembered input (or the
         # default); both commands queue behind the removal.
-        self.engine.remove_cable()
-        self.engine.set_device("input", self.store.profile.audio.input_device)
-        self.engine.start_sync()
-
-    def playing_apps(self) -> list["PlayingApp"]:
-        return self.engine.playing_apps()
+        self.engine.send(RemoveCable())
+        self.engine.send(SetDevices(input=self.store.profile.audio.input_device))
+        self.engine.send(Start())
 
     def toggle_capture(self, app_id: str) -> None:
         apps = {app.id: app for app in self.engine.playing_apps(fresh=True)}
@@ -232,10 +216,8 @@ class TrayActions:
         if app is None:
             self.notifier.tell("Capture app", "that application stopped playing")
             return
-        if app.captured:
-            self.engine.release_app(app_id)
-        else:
-            self.engine.capture_app(app_id)
+        index = int(app_id)
+        self.engine.send(ReleaseApp(index) if app.captured else CaptureApp(index))
 
     # -- desktop ---------------------------------------------------------------------------------
 
@@ -300,12 +282,12 @@ class TrayActions:
     def waiting_for_cable(self) -> bool:
         """The engine waits because there is no virtual cable to record (see NoCableError)."""
         view = self.view()
-        return view.state == "device_lost" and (view.error or "").startswith(NoCableError.PREFIX)
+        return view.state is EngineState.DEVICE_LOST and (view.error or "").startswith(NoCableError.PREFIX)
 
     def get_a_cable(self) -> None:
         """Linux: make our cable (the engine records it at once). Windows/macOS: open the guide to
         installing VB-Cable / BlackHole in the browser."""
-        if self.linux_cable_supported():
+        if self.engine.linux_cable_supported():
             self.create_cable()
             return
         import webbrowser

@@ -37,6 +37,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Protocol, Self
 
+from whamsah_tray.engine.api import MAX_KEY, MAX_LEVEL_PERCENT, MIN_LEVEL_PERCENT
 from whamsah_tray.errors import WhamsahError
 
 if TYPE_CHECKING:
@@ -49,8 +50,8 @@ MAX_REPLY_BYTES = 1 << 20
 REQUEST_TIMEOUT_S = 2.0
 CLIENT_TIMEOUT_S = 5.0
 NOT_RUNNING = "WHAMSAH Tray is not running"
-KEY_RANGE = (-6, 6)
-LEVEL_RANGE = (0, 150)
+KEY_RANGE = (-MAX_KEY, MAX_KEY)
+LEVEL_RANGE = (MIN_LEVEL_PERCENT, MAX_LEVEL_PERCENT)
 
 
 class ControlError(WhamsahError):
@@ -315,7 +316,7 @@ class CommandHandler:
         return "stopped"
 
     def _capture_app(self, command: CaptureApp) -> str:
-        if not self.actions.linux_cable_supported():
+        if not self.actions.engine.linux_cable_supported():
             raise ControlError("capture: needs PulseAudio or PipeWire (Linux)")
         apps = self.actions.engine.playing_apps(fresh=True)
         wanted = command.app.casefold()
@@ -334,8 +335,7 @@ class CommandHandler:
         return f"capturing {app.label}"
 
     def _status(self, _: Status) -> str:
-        view = self.actions.view()
-        return view.state
+        return self.actions.view().state.value
 
     def _quit(self, _: Quit) -> str:
         # A moment later, so that this reply leaves before the tray shuts its server down.

@@ -1,6 +1,6 @@
 """The tray's one connection to the engine: builds the EngineController from the profile when the
-icon is up (importing torch takes a second or two, so the icon shows first), forwards commands,
-and turns the controller's snapshots and events into what the menu and the tooltip draw
+icon is up (importing numpy, PortAudio and the model takes a second or more, so the icon shows
+first), passes on the engine's commands (api.py's typed command objects), and turns the controller's snapshots and events into what the menu and the tooltip draw
 (`EngineView`, device and app lists, messages for the user).
 
 Threads: commands and queries come from the GUI thread, the hotkey thread and the dialog's waiter
@@ -16,10 +16,19 @@ import sys
 import threading
 from collections import deque
 from dataclasses import dataclass
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Callable
 
 from whamsah_tray.app.profile import Profile
 from whamsah_tray.app.status import EngineView
+from whamsah_tray.engine.api import (CreateCable, DevicesChanged, EngineCommand, EngineEvent, EngineSettings,
+                                     EngineState, RouteAll, Severity, Start, UserMessage)
+
+if TYPE_CHECKING:
+    # The heavy engine (numpy, PortAudio) is imported only once the icon shows (see start()).
+    from whamsah_tray.engine.controller import EngineController
+    from whamsah_tray.engine.devices import DeviceList
+    from whamsah_tray.engine.pulse import ServerLook
+    from whamsah_tray.separation.registry import ModelInfo
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +45,7 @@ class PlayingApp:
     captured: bool
 
 
-def model_label(info) -> str:
+def model_label(info: ModelInfo) -> str:
     """A model's Model-menu entry: its name, whether it is the default, and its latency, e.g.
     'whamsah-rt (default, 58 ms)', 'whamsahnet (1.5 s)'."""
     ms = info.latency_ms
@@ -44,30 +53,34 @@ def model_label(info) -> str:
     return f"{info.name} ({'default, ' if info.is_default else ''}{latency})"
 
 
-def _percent(value: Any) -> int:
+def _percent(value: float) -> int:
     return int(round(float(value)))
 
 
+# Called with each engine event, or None for "look again" (after the engine started).
+Subscriber = Callable[[EngineEvent | None], None]
+
+
 class EngineLink:
-    def __init__(self, profile: Profile, controller_factory: Callable[..., Any] | None = None):
+    def __init__(self, profile: Profile,
+                 controller_factory: Callable[[EngineSettings], EngineController] | None = None):
         self._profile = profile
         self._controller_factory = controller_factory
-        self._controller: Any = None
+        self._controller: EngineController | None = None
         self._lock = threading.Lock()
-        self._subscribers: list[Callable[[Any], None]] = []
-        self._messages: deque[tuple[str, str]] = deque(maxlen=20)  # (severity, text)
+        self._subscribers: list[Subscriber] = []
+        self._messages: deque[tuple[Severity, str]] = deque(maxlen=20)
         # Lists the menu shows, cached: listing runs pactl, and PortAudio may only be asked on the
         # controller thread (it re-initialises PortAudio to re-list devices).
-        self._devices: Any = None  # DeviceList, refreshed on the controller thread
+        self._devices: DeviceList | None = None  # refreshed on the controller thread
         self._apps: list[PlayingApp] = []
         self._cable_exists = False
-        self._lists_look: Any = None  # pulse.ServerLook on the controller's change count, once it is built
+        self._lists_look: ServerLook | None = None  # on the controller's change count, once it is built
         self._start_error: str | None = None  # why the controller could not be built
 
     # -- life cycle ------------------------------------------------------------------------------
 
-    def _settings(self):
-        from whamsah_tray.engine import EngineSettings
+    def _settings(self) -> EngineSettings:
         from whamsah_tray.engine.session import stream_settings_for
 
         p = self._profile
@@ -85,15 +98,15 @@ class EngineLink:
 
     def start(self) -> None:
         """Build the controller from the profile and start sync mode (on the tray's setup thread)."""
-        if self._controller is None:
+        controller = self._controller
+        if controller is None:
             try:
                 if self._controller_factory is None:
-                    from whamsah_tray.engine import EngineController
+                    from whamsah_tray.engine.controller import EngineController
 
-                    factory = EngineController
+                    controller = EngineController(self._settings())
                 else:
-                    factory = self._controller_factory
-                controller = factory(self._settings())
+                    controller = self._controller_factory(self._settings())
             except Exception as error:
                 self._start_error = str(error) or type(error).__name__
                 raise
@@ -102,16 +115,12 @@ class EngineLink:
                 self._controller = controller
         linux = self.linux_cable_supported()
         if self._profile.linux_cable.create_at_start and linux:
-            self.create_cable()
-        self._controller.start()
+            controller.send(CreateCable())
+        controller.send(Start())
         if self._profile.linux_cable.make_default_sink and linux:
-            self.route_all(True)
+            controller.send(RouteAll(True))
         self.refresh_lists()
         self._wake(None)
-
-    def start_sync(self) -> None:
-        """Start (or keep running) sync mode, e.g. after the input it recorded went away."""
-        self._command("start")
 
     def shutdown(self) -> None:
         """Stop the audio, give captured apps and the default sink back, and remove the cable if
@@ -122,23 +131,22 @@ class EngineLink:
         controller.close(timeout=CLOSE_TIMEOUT_S)  # removes a cable this process made
 
     @property
-    def controller(self) -> Any:
+    def controller(self) -> EngineController | None:
         return self._controller
 
     # -- events ----------------------------------------------------------------------------------
 
-    def subscribe(self, callback: Callable[[Any], None]) -> None:
+    def subscribe(self, callback: Subscriber) -> None:
         with self._lock:
             self._subscribers.append(callback)
 
-    def _on_event(self, event: Any) -> None:
+    def _on_event(self, event: EngineEvent) -> None:
         """Controller thread: keep the device list and user messages, then wake the tray."""
-        from whamsah_tray.engine import DevicesChanged, UserMessage
-
-        if isinstance(event, DevicesChanged):
+        controller = self._controller
+        if isinstance(event, DevicesChanged) and controller is not None:
             # On the controller thread, right after it (re)listed the devices: the one safe moment.
             try:
-                devices = self._controller.list_devices()
+                devices = controller.list_devices()
             except Exception:
                 log.exception("listing devices failed")
             else:
@@ -146,16 +154,16 @@ class EngineLink:
                     self._devices = devices
         elif isinstance(event, UserMessage):
             with self._lock:
-                self._messages.append((event.severity.value, event.text))
+                self._messages.append((event.severity, event.text))
         self._wake(event)
 
-    def _wake(self, event: Any) -> None:
+    def _wake(self, event: EngineEvent | None) -> None:
         with self._lock:
             subscribers = list(self._subscribers)
         for callback in subscribers:
             callback(event)
 
-    def take_messages(self) -> list[tuple[str, str]]:
+    def take_messages(self) -> list[tuple[Severity, str]]:
         """(severity, text) of the engine's user messages since the last call."""
         with self._lock:
             messages = list(self._messages)
@@ -168,15 +176,15 @@ class EngineLink:
         controller = self._controller
         p = self._profile
         if controller is None:
-            return EngineView(state="error" if self._start_error else "starting", vocals=p.levels.vocals,
+            return EngineView(state=EngineState.ERROR if self._start_error else EngineState.STARTING,
+                              vocals=p.levels.vocals,
                               instrumental=p.levels.instrumental, bypass=p.levels.bypass, key=p.levels.key,
                               model=p.model.name,
                               error=self._start_error)
         s = controller.status
-        state = s.state.value
-        playing = state == "playing_file"
+        playing = s.state is EngineState.PLAYING_FILE
         return EngineView(
-            state=state,
+            state=s.state,
             vocals=_percent(s.vocals),
             instrumental=_percent(s.instrumental),
             bypass=bool(s.bypass),
@@ -202,11 +210,12 @@ class EngineLink:
         controller = self._controller
         if controller is None or not self.linux_cable_supported():
             return
-        if self._lists_look is None:
+        look = self._lists_look
+        if look is None:
             from whamsah_tray.engine.pulse import ServerLook
 
-            self._lists_look = ServerLook(LISTS_MAX_AGE_S, count=controller.server_changes)
-        if not self._lists_look.due(force=fresh):
+            look = self._lists_look = ServerLook(LISTS_MAX_AGE_S, count=controller.server_changes)
+        if not look.due(force=fresh):
             return
         try:
             apps = [PlayingApp(id=str(a.index), label=a.label, captured=bool(a.captured))
@@ -217,7 +226,7 @@ class EngineLink:
             return
         with self._lock:
             self._apps, self._cable_exists = apps, exists
-        self._lists_look.done()
+        look.done()
 
     def devices(self, kind: str) -> list[tuple[str, list[str]]]:
         """(host API, device names) for "input" or "output", from the engine's last listing."""
@@ -263,70 +272,18 @@ class EngineLink:
         with self._lock:
             return list(self._apps)
 
-    def menu_lists_key(self) -> tuple:
+    def menu_lists_key(self) -> tuple[int, tuple[PlayingApp, ...], bool]:
         """Changes when a list in the menu changes (devices, apps, cable), so the menu is rebuilt."""
         with self._lock:
             return (id(self._devices), tuple(self._apps), self._cable_exists)
 
     # -- commands (all queue and return) ---------------------------------------------------------
 
-    def _command(self, name: str, *args, **kwargs) -> None:
+    def send(self, command: EngineCommand) -> None:
+        """Queue one of the engine's commands (api.py); ignored, and logged, before the engine is
+        built."""
         controller = self._controller
         if controller is None:
-            log.info("engine not started yet; %s ignored", name)
+            log.info("engine not started yet; %s ignored", command)
             return
-        getattr(controller, name)(*args, **kwargs)
-
-    def set_levels(self, vocals: int | None = None, instrumental: int | None = None) -> None:
-        self._command("set_levels", vocals=vocals, instrumental=instrumental)
-
-    def set_bypass(self, on: bool) -> None:
-        self._command("set_bypass", on)
-
-    def set_key(self, semitones: int) -> None:
-        self._command("set_key", semitones)
-
-    def play_file(self, path: str) -> None:
-        self._command("play_file", path)
-
-    def pause(self) -> None:
-        self._command("pause")
-
-    def resume(self) -> None:
-        self._command("resume")
-
-    def stop_file(self) -> None:
-        self._command("stop_file")
-
-    def restart_file(self) -> None:
-        self._command("restart")
-
-    def seek_file(self, seconds: float) -> None:
-        """On (or back, negative) from where the file is now."""
-        self._command("seek", seconds, relative=True)
-
-    def set_device(self, kind: str, name: str) -> None:
-        """`name` "" is the system default (None would mean "unchanged" to the controller)."""
-        self._command("set_devices", **{kind: name})
-
-    def set_devices(self, input: str, output: str, host_api: str) -> None:
-        """Both devices (by name, "" the default) on `host_api` at once: one reopening."""
-        self._command("set_devices", input=input, output=output, host_api=host_api)
-
-    def set_model(self, name: str) -> None:
-        self._command("set_model", name or None)
-
-    def create_cable(self, make_default: bool = False) -> None:
-        self._command("create_cable", make_default=make_default)
-
-    def remove_cable(self) -> None:
-        self._command("remove_cable")
-
-    def route_all(self, on: bool) -> None:
-        self._command("route_all", on)
-
-    def capture_app(self, app_id: str) -> None:
-        self._command("capture_app", int(app_id))
-
-    def release_app(self, app_id: str) -> None:
-        self._command("release_app", int(app_id))
+        controller.send(command)

@@ -8,20 +8,23 @@ Play file…, Pause/Resume, Back 10 s, Restart, Stop file, Input ▸, Output ▸
 Capture app ▸ / Create or Remove virtual cable (Linux), Start at login, Open profile folder, Quit.
 
 Threads: built and evaluated on the tray's GUI thread; item actions run there too and only call
-`TrayActions`, whose methods queue engine commands and return at once.
+`TrayActions`, whose methods queue engine commands and return at once. The lists the menu shows
+(devices, host APIs, models, playing apps) are read from the `EngineLink` (`actions.engine`), which
+caches them.
 """
 
 from __future__ import annotations
 
 import sys
-
 from typing import TYPE_CHECKING, Any, Callable
+
+from whamsah_tray.engine.api import MAX_KEY
 
 if TYPE_CHECKING:
     from whamsah_tray.app.actions import TrayActions
+    from whamsah_tray.app.status import EngineView
 
 LEVEL_STEPS = (0, 25, 50, 75, 100)
-MAX_KEY = 6  # semitones (engine.levels.MAX_KEY; not imported: the menu module loads without the engine)
 
 
 def _nothing(icon, menu_item) -> None:
@@ -85,7 +88,7 @@ def _device_menu(pystray, actions: "TrayActions", kind: str) -> Any:
             checked=lambda menu_item: not remembered,
             radio=True,
         )]
-        for host_api, names in actions.devices(kind):
+        for host_api, names in actions.engine.devices(kind):
             entries.append(pystray.Menu.SEPARATOR)
             entries.append(pystray.MenuItem(host_api, _nothing, enabled=False))
             for name in names:
@@ -111,7 +114,7 @@ def _host_api_menu(pystray, actions: "TrayActions") -> Any:
                 checked=(lambda n: lambda menu_item: view.host_api == n)(name),
                 radio=True,
             )
-            for name in actions.host_apis()
+            for name in actions.engine.host_apis()
         ] or [pystray.MenuItem("(none found)", _nothing, enabled=False)]
 
     return pystray.Menu(items)
@@ -127,7 +130,7 @@ def _model_menu(pystray, actions: "TrayActions") -> Any:
                 checked=(lambda n: lambda menu_item: view.model == n)(name),
                 radio=True,
             )
-            for name, label in actions.models()
+            for name, label in actions.engine.models()
         ]
         return entries or [pystray.MenuItem("(no model installed)", _nothing, enabled=False)]
 
@@ -136,7 +139,7 @@ def _model_menu(pystray, actions: "TrayActions") -> Any:
 
 def _capture_menu(pystray, actions: "TrayActions") -> Any:
     def items():
-        apps = actions.playing_apps()
+        apps = actions.engine.playing_apps()
         if not apps:
             return [pystray.MenuItem("(no application is playing)", _nothing, enabled=False)]
         return [
@@ -151,7 +154,7 @@ def _capture_menu(pystray, actions: "TrayActions") -> Any:
     return pystray.Menu(items)
 
 
-def menu_key(view) -> tuple:
+def menu_key(view: EngineView) -> tuple:
     """The parts of the engine's state that the menu shows (not the file position, which changes
     four times a second): the tray rebuilds the menu only when this changes."""
     return (view.state, view.vocals, view.instrumental, view.key, view.bypass, view.paused, view.model,
@@ -166,7 +169,8 @@ def build_menu(pystray, actions: "TrayActions") -> Any:
         return lambda icon, menu_item: function()
 
     view = actions.view
-    cable_guide = "No virtual cable — create one" if actions.linux_cable_supported() else \
+    link = actions.engine
+    cable_guide = "No virtual cable — create one" if link.linux_cable_supported() else \
         "No virtual cable — how to install " + ("BlackHole…" if sys.platform == "darwin" else "VB-Cable…")
     entries = [
         item(cable_guide, act(actions.get_a_cable), visible=lambda i: actions.waiting_for_cable()),
@@ -190,14 +194,14 @@ def build_menu(pystray, actions: "TrayActions") -> Any:
         item("Host API", _host_api_menu(pystray, actions)),
         item("Model", _model_menu(pystray, actions)),
     ]
-    if actions.linux_cable_supported():
+    if link.linux_cable_supported():
         entries += [
             pystray.Menu.SEPARATOR,
             item("Capture app", _capture_menu(pystray, actions)),
             item("Route all audio through WHAMSAH", act(actions.toggle_route_all),
                  checked=lambda i: actions.routing_all()),
-            item("Create virtual cable", act(actions.create_cable), visible=lambda i: not actions.cable_exists()),
-            item("Remove virtual cable", act(actions.remove_cable), visible=lambda i: actions.cable_exists()),
+            item("Create virtual cable", act(actions.create_cable), visible=lambda i: not link.cable_exists()),
+            item("Remove virtual cable", act(actions.remove_cable), visible=lambda i: link.cable_exists()),
         ]
     entries += [
         pystray.Menu.SEPARATOR,

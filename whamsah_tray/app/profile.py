@@ -29,14 +29,14 @@ from typing import Any
 
 import tomli_w
 
+from whamsah_tray.engine.api import DEFAULT_LEVEL_PERCENT, MAX_KEY, MAX_LEVEL_PERCENT, MIN_LEVEL_PERCENT
+
 log = logging.getLogger(__name__)
 
 APP_NAME = "whamsah-tray"
 PROFILE_FILE_NAME = "profile.toml"
 SCHEMA_VERSION = 1
 SAVE_DEBOUNCE_S = 0.5
-
-MAX_LEVEL_PERCENT = 150
 
 
 def _spec(default: Any, *, minimum: float | None = None, maximum: float | None = None,
@@ -60,10 +60,10 @@ class AudioSettings:
 
 @dataclass(frozen=True)
 class LevelSettings:
-    vocals: int = _spec(100, minimum=0, maximum=MAX_LEVEL_PERCENT)
-    instrumental: int = _spec(100, minimum=0, maximum=MAX_LEVEL_PERCENT)
+    vocals: int = _spec(DEFAULT_LEVEL_PERCENT, minimum=MIN_LEVEL_PERCENT, maximum=MAX_LEVEL_PERCENT)
+    instrumental: int = _spec(DEFAULT_LEVEL_PERCENT, minimum=MIN_LEVEL_PERCENT, maximum=MAX_LEVEL_PERCENT)
     bypass: bool = _spec(False)
-    key: int = _spec(0, minimum=-6, maximum=6)  # semitones
+    key: int = _spec(0, minimum=-MAX_KEY, maximum=MAX_KEY)  # semitones
 
 
 @dataclass(frozen=True)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from whamsah_tray.app.icons import IconState
+from whamsah_tray.engine.api import DEFAULT_LEVEL_PERCENT, EngineState
 
 APP_TITLE = "WHAMSAH Tray"
 # Windows limits a tray tooltip to 127 characters; other hosts show more. Keep lines short.
@@ -20,9 +21,9 @@ WINDOWS_TOOLTIP_LIMIT = 127
 class EngineView:
     """The engine as the tray draws it. Levels are percentages."""
 
-    state: str = "stopped"  # stopped, starting, running, playing_file, device_lost, error
-    vocals: int = 100
-    instrumental: int = 100
+    state: EngineState = EngineState.STOPPED
+    vocals: int = DEFAULT_LEVEL_PERCENT
+    instrumental: int = DEFAULT_LEVEL_PERCENT
     bypass: bool = False
     model: str = ""
     model_ready: bool = False  # False: audio passes through dry (weights missing / loading)
@@ -45,16 +46,16 @@ class EngineView:
 
     @property
     def playing_file(self) -> bool:
-        return self.state == "playing_file"
+        return self.state is EngineState.PLAYING_FILE
 
 
 def icon_state(view: EngineView) -> IconState:
     """The most important thing first: errors, then lost devices, then what the user chose."""
-    if view.state == "error":
+    if view.state is EngineState.ERROR:
         return IconState.ERROR
-    if view.state == "device_lost":
+    if view.state is EngineState.DEVICE_LOST:
         return IconState.DEVICE_LOST
-    if view.state in ("stopped", "starting"):
+    if view.state in (EngineState.STOPPED, EngineState.STARTING):
         return IconState.STOPPED
     if view.bypass:
         return IconState.BYPASS
@@ -68,12 +69,12 @@ def icon_state(view: EngineView) -> IconState:
 
 
 STATE_WORDS = {
-    "stopped": "stopped",
-    "starting": "starting…",
-    "running": "running",
-    "playing_file": "playing a file",
-    "device_lost": "waiting for an audio device",
-    "error": "error",
+    EngineState.STOPPED: "stopped",
+    EngineState.STARTING: "starting…",
+    EngineState.RUNNING: "running",
+    EngineState.PLAYING_FILE: "playing a file",
+    EngineState.DEVICE_LOST: "waiting for an audio device",
+    EngineState.ERROR: "error",
 }
 
 
@@ -96,10 +97,10 @@ def _clock(seconds: float) -> str:
 
 def tooltip(view: EngineView, problems: list[str] = (), limitation: str | None = None) -> str:
     """Several short lines: state, levels, model and latency, then current problems."""
-    head = f"{APP_TITLE}: {STATE_WORDS.get(view.state, view.state)}"
+    head = f"{APP_TITLE}: {STATE_WORDS[view.state]}"
     if view.bypass:
         head += " (bypass)"
-    elif view.state == "running" and view.idle:
+    elif view.state is EngineState.RUNNING and view.idle:
         head += " (idle: no sound coming in)"
     lines = [head]
     if view.playing_file and view.file:

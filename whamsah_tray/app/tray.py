@@ -22,7 +22,7 @@ import signal
 import sys
 import threading
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from whamsah_tray.app import menu, status
 from whamsah_tray.app.actions import HOTKEY_STEP, TrayActions
@@ -31,22 +31,28 @@ from whamsah_tray.app.icons import IconState, draw_icon
 from whamsah_tray.app.main_thread import call_on_main_thread, on_main_thread
 from whamsah_tray.app.notifications import Notifier
 from whamsah_tray.app.profile import LoadResult, ProfileStore
+from whamsah_tray.engine.api import (AppsChanged, DevicesChanged, EngineEvent, EngineState, Severity, StateChanged,
+                                     UserMessage)
+
+if TYPE_CHECKING:
+    from whamsah_tray.app.engine_link import EngineLink
+    from whamsah_tray.app.status import EngineView
 
 log = logging.getLogger(__name__)
 
 APP_NAME = "WHAMSAH Tray"
-MESSAGE_TITLES = {"error": f"{APP_NAME}: error", "warning": APP_NAME, "info": APP_NAME}
+MESSAGE_TITLES = {Severity.ERROR: f"{APP_NAME}: error", Severity.WARNING: APP_NAME, Severity.INFO: APP_NAME}
 ICON_SIZE = 64
 REFRESH_INTERVAL_S = 0.1
 LIST_REFRESH_S = 2.0
 # A busy machine may dock the icon late: wait this much longer before telling of no tray host.
 NO_TRAY_HOST_AFTER_S = 8.0
 # Engine events after which the apps and the cable are read again (not levels or file progress).
-LIST_EVENTS = {"StateChanged", "DevicesChanged", "UserMessage", "AppsChanged"}
+LIST_EVENTS = (StateChanged, DevicesChanged, UserMessage, AppsChanged)
 
 
 class TrayApp:
-    def __init__(self, backend: TrayBackend, engine, store: ProfileStore, load_result: LoadResult,
+    def __init__(self, backend: TrayBackend, engine: EngineLink, store: ProfileStore, load_result: LoadResult,
                  *, autostart=None, dialog=None, launch_command=None):
         from whamsah_tray.app import autostart as autostart_module
         from whamsah_tray.app.file_dialog import FileDialog
@@ -166,7 +172,7 @@ class TrayApp:
             self.engine.start()
         except Exception as error:  # e.g. torch or PortAudio missing: keep the icon, say why
             log.exception("the audio engine could not start")
-            self.notifier.tell(MESSAGE_TITLES["error"], f"the audio engine could not start: {error}")
+            self.notifier.tell(MESSAGE_TITLES[Severity.ERROR], f"the audio engine could not start: {error}")
         call_on_main_thread(self._start_hotkeys)  # pynput's listener: main thread only on macOS
         self._start_control()
         self._refresher = threading.Thread(target=self._refresh_loop, name="tray-refresh", daemon=True)
@@ -303,9 +309,9 @@ class TrayApp:
 
     # -- keeping the icon in step ----------------------------------------------------------------
 
-    def _request_refresh(self, event=None) -> None:
+    def _request_refresh(self, event: EngineEvent | None = None) -> None:
         """Engine observer: called on engine threads for every event; must return at once."""
-        if event is None or type(event).__name__ in LIST_EVENTS:
+        if event is None or isinstance(event, LIST_EVENTS):
             self._lists_wanted.set()
         self._refresh_wanted.set()
 
@@ -348,15 +354,15 @@ class TrayApp:
             icon.update_menu()
         self._flush_xorg(icon)
 
-    def _follow_problems(self, view) -> None:
+    def _follow_problems(self, view: EngineView) -> None:
         """The engine's user messages (missing weights, device lost/back, bad file...) become the
         notifications; its lasting conditions are in the view, which the tooltip shows."""
         for severity, text in self.engine.take_messages():
             self.notifier.tell(MESSAGE_TITLES.get(severity, APP_NAME), text)
-        if view.state in ("running", "playing_file"):
+        if view.state in (EngineState.RUNNING, EngineState.PLAYING_FILE):
             self._follow_remembered_devices(view)
 
-    def _follow_remembered_devices(self, view) -> None:
+    def _follow_remembered_devices(self, view: EngineView) -> None:
         """A remembered device that is not the one open fell back to the default: keep saying so
         in the tooltip (the engine notified once; the profile keeps the name, so that the device
         is used again once it is back)."""

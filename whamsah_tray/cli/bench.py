@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from whamsah_tray.cli import write_json_report
+from whamsah_tray.engine.api import LIVE_BLOCK_SIZES
 
 
 def _blocks(text: str) -> tuple[int, ...]:
@@ -28,11 +29,6 @@ def _positive(kind):
             raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
         return value
     return parse
-
-
-# The live engine's block sizes (whamsah_tray.benchmark uses these; defined here because building
-# the parser must not import torch: it would slow the tray's start).
-BLOCK_SIZES = (512, 1024, 4096)
 
 
 def add_parser(subparsers) -> None:
@@ -58,9 +54,9 @@ def add_parser(subparsers) -> None:
                         help="timed repeats per figure, the best is reported (default 3)")
     parser.add_argument("--live-seconds", metavar="S", type=_positive(float), default=5.0,
                         help="seconds of real time for the live-pace CPU figure (default 5)")
-    parser.add_argument("--blocks", metavar="LIST", type=_blocks, default=BLOCK_SIZES,
+    parser.add_argument("--blocks", metavar="LIST", type=_blocks, default=LIVE_BLOCK_SIZES,
                         help="block sizes in frames, comma-separated (default "
-                             f"{','.join(map(str, BLOCK_SIZES))})")
+                             f"{','.join(map(str, LIVE_BLOCK_SIZES))})")
     parser.set_defaults(handler=run)
 
 

@@ -10,7 +10,8 @@ import time
 from dataclasses import replace
 
 from whamsah_tray.cli.run import add_engine_arguments, engine_settings, print_event, summary
-from whamsah_tray.errors import AudioFileError, DeviceError
+from whamsah_tray.engine.api import EngineEvent, EngineState, FileProgress, Severity, UserMessage
+from whamsah_tray.errors import DeviceError, WhamsahError
 
 
 def add_parser(subparsers) -> None:
@@ -25,16 +26,16 @@ def add_parser(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from whamsah_tray.audio_io import audio_file_info
-    from whamsah_tray.engine import EngineController, EngineState, FileProgress, Severity, UserMessage
+    from whamsah_tray.engine.controller import EngineController
 
     info = audio_file_info(args.file)  # a bad file: AudioFileError, exit status 2, before any device opens
-    errors: list[str] = []
+    errors: list[UserMessage] = []
     finished: list[bool] = []
 
-    def on_event(event) -> None:
+    def on_event(event: EngineEvent) -> None:
         print_event(event)
         if isinstance(event, UserMessage) and event.severity is Severity.ERROR:
-            errors.append(event.text)
+            errors.append(event)
         if isinstance(event, FileProgress) and event.finished:
             finished.append(True)
 
@@ -44,8 +45,7 @@ def run(args: argparse.Namespace) -> int:
         engine.play_file(args.file)
         engine.wait_for(lambda s: s.state is EngineState.PLAYING_FILE or bool(errors), 30)
         if engine.state is not EngineState.PLAYING_FILE:
-            raise (AudioFileError if "read" in " ".join(errors) else DeviceError)(
-                errors[-1] if errors else "playback did not start")
+            raise _failure(errors)
         print(f"whamsah-tray: playing '{args.file}' ({info.duration_s:.1f} s); {summary(engine.status)}",
               file=sys.stderr, flush=True)
         playing = engine.status
@@ -60,3 +60,12 @@ def run(args: argparse.Namespace) -> int:
     finally:
         engine.close()
     return 0
+
+
+def _failure(errors: list[UserMessage]) -> WhamsahError:
+    """Why the playback did not start: the engine's typed error (AudioFileError for a file it could
+    not read, DeviceError for the output), else a DeviceError with its last message."""
+    for message in reversed(errors):
+        if message.error is not None:
+            return message.error
+    return DeviceError(errors[-1].text if errors else "playback did not start")

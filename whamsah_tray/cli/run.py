@@ -9,43 +9,50 @@ import argparse
 import sys
 import time
 
+from whamsah_tray.engine.api import (DEFAULT_LEVEL_PERCENT, MAX_KEY, MAX_LEVEL_PERCENT, MIN_LEVEL_PERCENT,
+                                    EngineEvent, EngineSettings, EngineState, EngineStatus, StateChanged,
+                                    UserMessage)
 from whamsah_tray.errors import DeviceError
+
+LEVELS = f"{MIN_LEVEL_PERCENT}-{MAX_LEVEL_PERCENT}"
 
 
 def percent(text: str) -> float:
-    """argparse type: a level in percent, 0..150."""
+    """argparse type: a level in percent, MIN_LEVEL_PERCENT..MAX_LEVEL_PERCENT."""
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
-    if not 0 <= value <= 150:
-        raise argparse.ArgumentTypeError(f"{value:g} is outside 0-150")
+    if not MIN_LEVEL_PERCENT <= value <= MAX_LEVEL_PERCENT:
+        raise argparse.ArgumentTypeError(f"{value:g} is outside {LEVELS}")
     return value
 
 
 def key(text: str) -> int:
-    """argparse type: a key change in whole semitones, -6..+6."""
+    """argparse type: a key change in whole semitones, -MAX_KEY..+MAX_KEY."""
     try:
         value = int(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"'{text}' is not a whole number of semitones") from None
-    if not -6 <= value <= 6:
-        raise argparse.ArgumentTypeError(f"{value} is outside -6..+6 semitones")
+    if not -MAX_KEY <= value <= MAX_KEY:
+        raise argparse.ArgumentTypeError(f"{value} is outside -{MAX_KEY}..+{MAX_KEY} semitones")
     return value
 
 
 def add_key_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--key", type=key, default=0, metavar="N",
-                        help="transpose by N semitones, -6..+6 (default 0: the original key)")
+                        help=f"transpose by N semitones, -{MAX_KEY}..+{MAX_KEY} (default 0: the original key)")
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     """Options shared by `run` and `play`."""
     parser.add_argument("--output", metavar="NAME", help="output device (default: the system default)")
     parser.add_argument("--host-api", metavar="NAME", help="host API to pick devices from (default: the system's)")
-    parser.add_argument("--vocals", type=percent, default=100.0, metavar="PCT", help="vocal level, 0-150 %% (default 100)")
-    parser.add_argument("--instrumental", type=percent, default=100.0, metavar="PCT",
-                        help="instrumental level, 0-150 %% (default 100)")
+    default = float(DEFAULT_LEVEL_PERCENT)
+    parser.add_argument("--vocals", type=percent, default=default, metavar="PCT",
+                        help=f"vocal level, {LEVELS} %% (default {DEFAULT_LEVEL_PERCENT})")
+    parser.add_argument("--instrumental", type=percent, default=default, metavar="PCT",
+                        help=f"instrumental level, {LEVELS} %% (default {DEFAULT_LEVEL_PERCENT})")
     parser.add_argument("--bypass", action="store_true", help="play the input unchanged (same latency)")
     add_key_argument(parser)
     parser.add_argument("--model", metavar="NAME", help="installed model (default: the default model)")
@@ -67,8 +74,8 @@ def add_parser(subparsers) -> None:
     parser.set_defaults(handler=run)
 
 
-def engine_settings(args: argparse.Namespace, input_device: str | None):
-    from whamsah_tray.engine import EngineSettings, StreamSettings
+def engine_settings(args: argparse.Namespace, input_device: str | None) -> EngineSettings:
+    from whamsah_tray.engine.session import StreamSettings
 
     buffers = {name: value for name, value in (("input_latency_s", getattr(args, "input_latency", None)),
                                                 ("output_latency_s", getattr(args, "output_latency", None)))
@@ -79,16 +86,14 @@ def engine_settings(args: argparse.Namespace, input_device: str | None):
                           key=args.key, model=args.model, stream=stream)
 
 
-def print_event(event) -> None:
-    from whamsah_tray.engine import StateChanged, UserMessage
-
+def print_event(event: EngineEvent) -> None:
     if isinstance(event, UserMessage):
         print(f"whamsah-tray: {event.severity.value}: {event.text}", file=sys.stderr, flush=True)
     elif isinstance(event, StateChanged):
         print(f"whamsah-tray: engine {event.state.value}", file=sys.stderr, flush=True)
 
 
-def summary(status) -> str:
+def summary(status: EngineStatus) -> str:
     model = status.model_name or "none (dry pass-through)"
     return (f"model {model}; {status.input_device or '-'} -> {status.output_device} at {status.sample_rate} Hz; "
             f"latency {status.latency_ms:.0f} ms; dry frames {status.dry_frames}; resyncs {status.resyncs}; "
@@ -96,7 +101,7 @@ def summary(status) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from whamsah_tray.engine import EngineController, EngineState
+    from whamsah_tray.engine.controller import EngineController
 
     engine = EngineController(engine_settings(args, args.input))
     engine.subscribe(print_event)

@@ -1,6 +1,7 @@
 """EngineController: the one owner of the audio streams, the inference worker and the file player.
 
-The tray, the hotkeys, the CLI and the tests drive the engine only through this class.
+The tray, the hotkeys, the CLI and the tests drive the engine only through this class; the types
+they exchange with it (settings, status, states, events, commands) are in api.py.
 
     from whamsah_tray.engine import EngineController, EngineSettings, EngineState
 
@@ -13,7 +14,8 @@ The tray, the hotkeys, the CLI and the tests drive the engine only through this 
     engine.close()                                 # stops everything, restores routing
 
 Commands (all thread-safe, none blocks: each is put on the command queue and done, in order, by
-the controller thread; results and failures come back as events):
+the controller thread; results and failures come back as events). `send(command)` takes any of
+api.py's command objects (`send(SetLevels(vocals=0))`); the methods below are typed shorthands for it:
     start() / stop()                     open / close the sync-mode streams
     set_levels(vocals=None, instrumental=None)   percent, clamped to 0..150 (the level targets
                                          change at once, so hotkeys feel immediate)
@@ -44,7 +46,7 @@ Queries (thread-safe, cheap, return snapshots):
                                          change (None: cannot tell; ask list_apps every time)
     wait_for(predicate, timeout) -> bool  e.g. wait_for(lambda s: s.state is EngineState.RUNNING, 5)
 
-Events (see events.py), delivered on the controller thread; an observer must return quickly and
+Events (see api.py), delivered on the controller thread; an observer must return quickly and
 must not call close() (commands are fine): StateChanged, UserMessage (meant for the user: missing
 weights, device lost/back, bad file...), LevelsChanged, DevicesChanged, ModelChanged, FileProgress.
 
@@ -68,6 +70,11 @@ generation, which collections skip. Dropped objects are still freed by reference
 calls gc.unfreeze(), so that the interpreter's exit finalises the rest (nanobind, under soxr,
 reports objects it never saw freed).
 
+This module is the command loop and the state machine (sync mode, async mode, the sessions they
+open); its helpers each have one job: model_slot.py (loading models, the last request wins),
+watchdog.py (the open stream's health, reopening a lost device), cable_routing.py (the Linux
+cable and the apps captured into it). They run on the controller thread and call back into it.
+
 Threads: the caller's (commands only enqueue), "whamsah-engine-control" (this class's loop: opens
 and closes streams, watchdog, events), "whamsah-engine-worker" (worker.py: torch), PortAudio's
 input and output callback threads (callback.py: copies only), "whamsah-model-loader" (builds a separator off the audio path),
@@ -79,96 +86,70 @@ from __future__ import annotations
 import gc
 import logging
 import queue
-import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from whamsah_tray.engine import pulse
-from whamsah_tray.engine.devices import INPUT, OUTPUT, DeviceList, list_devices
-from whamsah_tray.engine.events import (
+from whamsah_tray.engine.api import (
+    CaptureApp,
+    CreateCable,
     DevicesChanged,
+    EngineCommand,
     EngineEvent,
+    EngineSettings,
     EngineState,
+    EngineStatus,
     FileProgress,
-    AppsChanged,
     KeyChanged,
     LevelsChanged,
     ModelChanged,
+    PlayFile,
+    ReleaseApp,
+    RemoveCable,
+    RouteAll,
+    Seek,
+    SetBypass,
+    SetDevices,
+    SetKey,
+    SetLevels,
+    SetModel,
+    SetPaused,
     Severity,
+    Start,
     StateChanged,
+    Stop,
+    StopFile,
     UserMessage,
 )
+from whamsah_tray.engine.cable_routing import CableRouting, RecoverRouting, StreamsChanged
+from whamsah_tray.engine.devices import INPUT, OUTPUT, DeviceList, list_devices
 from whamsah_tray.engine.levels import LevelRamp
 from whamsah_tray.engine.linux_cable import AppStream, LinuxCable
+from whamsah_tray.engine.model_slot import ModelLoaded, ModelSlot
 from whamsah_tray.engine.pipeline import SeparationPipeline
 from whamsah_tray.engine.priority import promote_current_thread
 from whamsah_tray.engine.session import LiveSession, StreamSettings
-from whamsah_tray.errors import AudioFileError, DeviceError, ModelLoadingError, NoCableError, WhamsahError
+from whamsah_tray.engine.watchdog import WATCH_S, DeviceWatchdog
+from whamsah_tray.errors import AudioFileError, DeviceError, NoCableError, WhamsahError
 
 log = logging.getLogger(__name__)
 
 TICK_S = 0.1  # controller housekeeping period (events, end of file)
-WATCH_S = 0.5  # health check of the open stream
-RETRY_S = 0.4  # reopen attempts while a device is lost
-FALLBACK_AFTER_S = 5.0  # a lost device not even listed any more: use the default after this long
 PROGRESS_S = 0.25
 MODEL_WAIT_S = 5.0  # start() waits this long for a model being loaded, to start at its latency
 
-
-@dataclass(frozen=True)
-class EngineSettings:
-    """What to start with. Device names as listed by list_devices(); None = the fallback (for the
-    input: a detected virtual cable, else the system default)."""
-
-    host_api: str | None = None
-    input_device: str | None = None
-    output_device: str | None = None
-    vocals: float = 100.0
-    instrumental: float = 100.0
-    bypass: bool = False
-    key: int = 0  # semitones, -6..+6: both stems transposed (a spectral model only)
-    model: str | None = None  # None = the default model
-    stream: StreamSettings = field(default_factory=StreamSettings)
-    # Linux: with no input named and no virtual cable present, create our own cable and record
-    # it (removed again at close). Without a cable the engine waits: never the default input.
-    own_cable: bool = True
-
-
-@dataclass(frozen=True)
-class EngineStatus:
-    """A snapshot of everything the UI shows."""
-
-    state: EngineState
-    vocals: float
-    instrumental: float
-    bypass: bool
-    key: int  # semitones
-    host_api: str | None
-    input_device: str | None  # open (or, when none is open, remembered) device names
-    output_device: str | None
-    model_name: str | None  # None: no model, dry pass-through
-    model_error: str | None
-    latency_ms: float  # input -> output, device buffers included (0 when stopped)
-    sample_rate: int
-    file_path: str | None
-    position_s: float
-    duration_s: float
-    paused: bool
-    problem: str | None  # in ERROR or DEVICE_LOST: why, and what the engine waits for
-    idle: bool  # sync mode with a silent input: the output stream rests until sound comes
-    # Counters since the engine was made, over every session (sync and files) it opened and closed,
-    # so that a summary after a file ended or a device switch still says what the listener got:
-    dry_frames: int  # output frames that left without the full mix (dry, or fading to dry)
-    resyncs: int
-    xruns: int  # callbacks whose PortAudio status flagged an over/underflow
-    output_xruns: int  # of which on the output side
-    realignments: int  # times the output was put back in step with the input (an audible slip)
-
-
 Observer = Callable[[EngineEvent], None]
+
+
+@dataclass(frozen=True)
+class Close(EngineCommand):
+    """The controller's last command (close() sends it): stop everything, then set `done`."""
+
+    done: threading.Event
 
 
 class EngineController:
@@ -177,37 +158,65 @@ class EngineController:
                  cable: LinuxCable | None = None) -> None:
         """model_factory(name) -> LoadedModel; default separation.load_model (tests pass an
         untrained model). It runs on the model-loader thread."""
-        self._settings = settings or EngineSettings()
-        self._model_factory = model_factory or _load_model
-        self._cable = cable or LinuxCable()
-        self._levels = LevelRamp(44100, self._settings.vocals, self._settings.instrumental, self._settings.bypass,
-                                 key=self._settings.key)
-        self._commands: queue.Queue = queue.Queue()
-        self._forget_streams_listener: Callable[[], None] | None = None
-        self._model_request = 0  # numbers the model loads; see _load_model
+        settings = settings or EngineSettings()
+        # The stream settings never change after this: every session opens with these.
+        self._stream = settings.stream or StreamSettings()
+        self._settings = settings = replace(settings, stream=self._stream)
+        self._levels = LevelRamp(44100, settings.vocals, settings.instrumental, settings.bypass, key=settings.key)
+        self._commands: queue.Queue[EngineCommand] = queue.Queue()
+        # The loader's result always reaches the queue (a close waits for nothing it brings).
+        self._model_slot = ModelSlot(model_factory, self._commands.put)
+        self._routing = CableRouting(self, cable or LinuxCable(), self._put)
+        self._watchdog = DeviceWatchdog(self)
         self._observers: list[Observer] = []
         self._observers_lock = threading.Lock()
         self._status_lock = threading.Lock()
         self._state = EngineState.STOPPED
         self._session: LiveSession | None = None
         self._problem: str | None = None  # why ERROR / DEVICE_LOST, for the status
-        self._cable_declined = False  # the user removed our cable: never made again unasked
         self._closed_counters = _counters(None)  # of the sessions closed so far
-        self._model = None
-        self._model_name: str | None = None
-        self._model_error: str | None = None
-        self._model_loading = False
-        self._model_requested = False  # loading starts with the first start() / play_file()
         self._sync_wanted = False  # sync mode should run (start() given, stop() not)
-        self._lost_since: float | None = None
-        self._last_retry = 0.0
-        self._last_watch = 0.0
         self._last_progress = 0.0
         self._closed = False
+        self._handlers = self._command_handlers()
+        # Level, bypass and key targets change on the caller's thread, at once (hotkeys feel
+        # immediate; the worker ramps to them); their handlers then only send the event.
+        self._apply_now: dict[type[EngineCommand], Callable[[Any], None]] = {
+            SetLevels: lambda c: self._levels.set(vocals=c.vocals, instrumental=c.instrumental),
+            SetBypass: lambda c: self._levels.set(bypass=c.on),
+            SetKey: lambda c: self._levels.set(key=c.semitones),
+        }
         # First of all: undo what a killed run of ours left in the sound server's routing.
-        self._commands.put(("recover_routing", ()))
+        self._commands.put(RecoverRouting())
         self._thread = threading.Thread(target=self._loop, name="whamsah-engine-control", daemon=True)
         self._thread.start()
+
+    def _command_handlers(self) -> dict[type[EngineCommand], Callable[[Any], None]]:
+        """One handler per command class, run on the controller thread (tests check that every
+        command class has one)."""
+        routing = self._routing
+        return {
+            Start: lambda c: self._start(),
+            Stop: lambda c: self._stop(),
+            SetLevels: lambda c: self._levels_changed(),
+            SetBypass: lambda c: self._levels_changed(),
+            SetKey: lambda c: self._key_changed(),
+            SetDevices: lambda c: self._set_devices(c.input, c.output, c.host_api),
+            SetModel: lambda c: self._set_model(c.name),
+            PlayFile: lambda c: self._play_file(c.path, c.start_s),
+            SetPaused: lambda c: self._pause(c.paused),
+            StopFile: lambda c: self._stop_file(),
+            Seek: lambda c: self._seek(c.seconds, c.relative),
+            CreateCable: lambda c: routing.create(c.make_default),
+            RemoveCable: lambda c: routing.remove(),
+            RouteAll: lambda c: routing.route_all(c.on),
+            CaptureApp: lambda c: routing.capture(c.index),
+            ReleaseApp: lambda c: routing.release(c.index),
+            RecoverRouting: lambda c: routing.recover(),
+            StreamsChanged: lambda c: routing.streams_changed(c.index),
+            ModelLoaded: self._model_loaded,
+            Close: lambda c: self._close(),
+        }
 
     # ------------------------------------------------------------------ observers, queries
     def subscribe(self, observer: Observer) -> Callable[[], None]:
@@ -238,9 +247,9 @@ class EngineController:
         with self._status_lock:
             session, state = self._session, self._state
             settings = self._settings
-            model_name, model_error = self._model_name, self._model_error
             closed = self._closed_counters
             problem = self._problem
+        model_name, model_error = self._model_slot.snapshot()
         player = session.player if session is not None else None
         callback = session.callback if session is not None else None
         position = duration = 0.0
@@ -286,7 +295,7 @@ class EngineController:
 
     def list_apps(self) -> list[AppStream]:
         """Linux: apps playing audio now (raises DeviceError without a sound server)."""
-        return self._cable.list_apps()
+        return self._routing.cable.list_apps()
 
     def server_changes(self) -> int | None:
         """See pulse.change_count: list_apps() gives the same answer while this stays the same."""
@@ -294,27 +303,34 @@ class EngineController:
 
     @property
     def cable(self) -> LinuxCable:
-        return self._cable
+        return self._routing.cable
 
     # ------------------------------------------------------------------ commands
-    def _put(self, name: str, *args) -> None:
+    def send(self, command: EngineCommand) -> None:
+        """Queue `command` (any thread; never blocks); the controller thread carries it out in
+        order. A command class without a handler is refused here, on the sender's thread."""
+        if type(command) not in self._handlers:
+            raise TypeError(f"the engine has no handler for {type(command).__name__}")
+        apply_now = self._apply_now.get(type(command))
+        if apply_now is not None:
+            apply_now(command)
+        self._put(command)
+
+    def _put(self, command: EngineCommand) -> None:
         if not self._closed:
-            self._commands.put((name, args))
+            self._commands.put(command)
 
     def start(self) -> None:
-        self._put("start")
+        self.send(Start())
 
     def stop(self) -> None:
-        self._put("stop")
+        self.send(Stop())
 
     def set_levels(self, vocals: float | None = None, instrumental: float | None = None) -> None:
-        # The targets change right away (the worker ramps to them); the event goes through the queue.
-        self._levels.set(vocals=vocals, instrumental=instrumental)
-        self._put("levels_changed")
+        self.send(SetLevels(vocals, instrumental))
 
     def set_bypass(self, on: bool) -> None:
-        self._levels.set(bypass=on)
-        self._put("levels_changed")
+        self.send(SetBypass(bool(on)))
 
     def toggle_bypass(self) -> None:
         self.set_bypass(not self._levels.bypass)
@@ -323,64 +339,63 @@ class EngineController:
         """Transpose what the listener hears (both stems) by -6..+6 semitones, 0 = off; heard from
         the separator's next hop on, crossfaded (separation/key_shift.py). A model without a
         spectral path (WHAMSAHNet) keeps playing in the original key: the engine says so."""
-        self._levels.set(key=semitones)
-        self._put("key_changed")
+        self.send(SetKey(semitones))
 
     def step_key(self, delta: int) -> None:
         self.set_key(self._levels.key + delta)
 
     def set_devices(self, input: str | None = None, output: str | None = None, host_api: str | None = None) -> None:
-        self._put("set_devices", input, output, host_api)
+        self.send(SetDevices(input, output, host_api))
 
     def set_model(self, name: str | None) -> None:
-        self._put("set_model", name)
+        self.send(SetModel(name))
 
     def play_file(self, path: str | Path) -> None:
-        self._put("play_file", str(path))
+        self.send(PlayFile(str(path)))
 
     def pause(self) -> None:
-        self._put("pause", True)
+        self.send(SetPaused(True))
 
     def resume(self) -> None:
-        self._put("pause", False)
+        self.send(SetPaused(False))
 
     def toggle_pause(self) -> None:
-        self._put("pause", None)
+        self.send(SetPaused(None))
 
     def stop_file(self) -> None:
-        self._put("stop_file")
+        self.send(StopFile())
 
     def seek(self, seconds: float, relative: bool = False) -> None:
         """The playing file from `seconds` into it (relative: that far on from where it is now;
         negative goes back). Nothing without a file."""
-        self._put("seek", float(seconds), bool(relative))
+        self.send(Seek(float(seconds), bool(relative)))
 
     def restart(self) -> None:
         self.seek(0.0)
 
     def create_cable(self, make_default: bool = False) -> None:
-        self._put("create_cable", make_default)
+        self.send(CreateCable(make_default))
 
     def remove_cable(self) -> None:
-        self._put("remove_cable")
+        self.send(RemoveCable())
 
     def capture_app(self, index: int) -> None:
-        self._put("capture_app", index)
+        self.send(CaptureApp(index))
 
     def route_all(self, on: bool) -> None:
         """Linux: every app's audio through the cable (the cable the default output, playing apps
         moved in; the engine's output pinned to the speakers first), or back as it was."""
-        self._put("route_all", bool(on))
+        self.send(RouteAll(bool(on)))
 
     def release_app(self, index: int) -> None:
-        self._put("release_app", index)
+        self.send(ReleaseApp(index))
 
     def close(self, timeout: float = 5.0) -> None:
         """Stops the streams and threads; captured apps and the default sink are given back."""
         if self._closed:
             return
         done = threading.Event()
-        self._commands.put(("close", (done,)))
+        self._commands.put(Close(done))
         self._closed = True
         done.wait(timeout)
         self._thread.join(timeout)
@@ -408,25 +423,28 @@ class EngineController:
         promote_current_thread()
         while True:
             try:
-                name, args = self._commands.get(timeout=self._tick_s())
+                command: EngineCommand | None = self._commands.get(timeout=self._tick_s())
             except queue.Empty:
-                name, args = None, ()
-            if name == "close":
-                self._do_close()
-                args[0].set()
-                return
-            if name is not None:
-                try:
-                    getattr(self, f"_do_{name}")(*args)
-                except WhamsahError as error:
-                    self._tell(Severity.ERROR, str(error))
-                except Exception as error:  # a bug must not kill the engine's thread
-                    log.exception("engine command %s failed", name)
-                    self._tell(Severity.ERROR, f"internal error in '{name}': {error}")
+                command = None
+            if command is not None:
+                self._dispatch(command)
+                if isinstance(command, Close):
+                    command.done.set()
+                    return
             try:
                 self._tick()
             except Exception:
                 log.exception("engine housekeeping failed")
+
+    def _dispatch(self, command: EngineCommand) -> None:
+        try:
+            self._handlers[type(command)](command)
+        except WhamsahError as error:
+            self._tell(Severity.ERROR, str(error), error)
+        except Exception as error:  # a bug must not kill the engine's thread
+            name = type(command).__name__
+            log.exception("engine command %s failed", name)
+            self._tell(Severity.ERROR, f"internal error in '{name}': {error}")
 
     def _emit(self, event: EngineEvent) -> None:
         with self._observers_lock:
@@ -437,9 +455,9 @@ class EngineController:
             except Exception:
                 log.exception("engine observer failed on %r", event)
 
-    def _tell(self, severity: Severity, text: str) -> None:
+    def _tell(self, severity: Severity, text: str, error: WhamsahError | None = None) -> None:
         log.log(logging.ERROR if severity is Severity.ERROR else logging.INFO, "%s", text)
-        self._emit(UserMessage(severity, text))
+        self._emit(UserMessage(severity, text, error))
 
     def _set_state(self, state: EngineState, problem: str | None = None) -> None:
         """problem: why the engine is in ERROR or DEVICE_LOST (shown until the state changes)."""
@@ -450,91 +468,68 @@ class EngineController:
             self._emit(StateChanged(state, previous))
 
     # --- model ---------------------------------------------------------------------------
-    def _load_model(self, name: str | None) -> None:
-        """Starts the model-loader thread; its result arrives as the `model_loaded` command, with
-        the number of this request: only the newest request's model is taken up (set_model(A) then
-        set_model(B) ends with B, whichever load finishes first)."""
-        self._model_loading = self._model_requested = True
-        self._model_request += 1
-        request = self._model_request
-
-        def load() -> None:
-            try:
-                model, error = self._model_factory(name), None
-            except ModelLoadingError as failure:
-                model, error = None, str(failure)
-            except Exception as failure:  # torch and friends raise anything
-                model, error = None, f"cannot load model '{name or 'default'}': {failure}"
-            self._commands.put(("model_loaded", (model, error, request)))
-
-        threading.Thread(target=load, name="whamsah-model-loader", daemon=True).start()
-
-    def _do_set_model(self, name: str | None) -> None:
+    def _set_model(self, name: str | None) -> None:
         self._settings = replace(self._settings, model=name)
-        self._load_model(name)
+        self._model_slot.request(name)
 
-    def _do_model_loaded(self, model, error: str | None, request: int) -> None:
-        if request != self._model_request:
+    def _model_loaded(self, loaded: ModelLoaded) -> None:
+        slot = self._model_slot
+        if not slot.accept(loaded):
             return  # a newer request is on its way: this load lost its purpose
-        self._model_loading = False
-        if model is None:
-            with self._status_lock:
-                self._model_error = error
+        if loaded.model is None:
             # Keep a model that works; without one, run dry.
-            self._tell(Severity.WARNING, f"{error} — playing the audio unchanged (no separation)"
-                       if self._model is None else f"{error} — keeping model '{self._model_name}'")
+            self._tell(Severity.WARNING, f"{loaded.error} — playing the audio unchanged (no separation)"
+                       if slot.model is None else f"{loaded.error} — keeping model '{slot.name}'")
         else:
-            with self._status_lock:
-                self._model, self._model_name, self._model_error = model, model.info.name, None
             if self._session is not None:
                 self._session.worker.swap(self._make_pipeline(self._session.sample_rate))
             gc.freeze()  # the model's objects: never walked by a collection again (see the top)
         latency = 1000.0 * self._session.latency_s if self._session is not None else 0.0
-        self._emit(ModelChanged(self._model_name, latency, self._model_error))
+        name, error = slot.snapshot()
+        self._emit(ModelChanged(name, latency, error))
 
     def _make_pipeline(self, rate: int) -> SeparationPipeline:
         separator = None
-        if self._model is not None:
+        model = self._model_slot.model
+        if model is not None:
             from whamsah_tray.separation import StreamingSeparator
 
-            separator = StreamingSeparator(self._model, channels=2)
+            separator = StreamingSeparator(model, channels=2)
         return SeparationPipeline(separator, rate, 2, self._levels)
 
     def _wait_for_model(self) -> None:
         """Starts loading the model on first use (so that observers subscribed after the
         constructor hear about a missing model) and lets it arrive before a stream opens, for
         up to MODEL_WAIT_S; other commands stay queued meanwhile, in order."""
-        if not self._model_requested:
-            self._load_model(self._settings.model)
+        slot = self._model_slot
+        if not slot.requested:
+            slot.request(self._settings.model)
         deadline = time.monotonic() + MODEL_WAIT_S
-        pending = []
-        while self._model_loading and time.monotonic() < deadline:
+        pending: list[EngineCommand] = []
+        while slot.loading and time.monotonic() < deadline:
             try:
-                name, args = self._commands.get(timeout=0.05)
+                command = self._commands.get(timeout=0.05)
             except queue.Empty:
                 continue
-            if name == "model_loaded":
-                self._do_model_loaded(*args)
+            if isinstance(command, ModelLoaded):
+                self._model_loaded(command)
             else:
-                pending.append((name, args))
-        for item in pending:  # keep their order, ahead of anything queued since
-            self._commands.put(item)
+                pending.append(command)
+        for command in pending:  # keep their order, ahead of anything queued since
+            self._commands.put(command)
 
     # --- sync mode -----------------------------------------------------------------------
-    def _do_start(self) -> None:
+    def _start(self) -> None:
         self._sync_wanted = True
-        if self._forget_streams_listener is None and sys.platform.startswith("linux") and pulse.available():
-            # Capture app ▸ is current when the menu opens: the server's events, not a poll.
-            self._forget_streams_listener = pulse.on_streams_changed(lambda index: self._put("apps_changed", index))
-            pulse.change_count()  # starts the watch
+        self._routing.watch_streams()
         if self._session is not None or self._state is EngineState.DEVICE_LOST:
             return  # running already (sync, or a file that returns to sync mode at its end), or waiting
         self._open_sync(first_attempt=True)
 
-    def _do_stop(self) -> None:
+    def _stop(self) -> None:
         self._sync_wanted = False
         self._close_session(fade=True)
-        self._lost_since = None
+        self._watchdog.stopped()
         self._set_state(EngineState.STOPPED)
 
     def _open_sync(self, first_attempt: bool, allow_fallback: bool = True) -> bool:
@@ -547,11 +542,12 @@ class EngineController:
         except DeviceError as error:
             if first_attempt:
                 self._set_state(EngineState.ERROR, str(error))
-                self._tell(Severity.ERROR, str(error))
+                self._tell(Severity.ERROR, str(error), error)
             return False
         settings = self._settings
         host_api = devices.resolve_host_api(settings.host_api)
-        if not settings.input_device and not devices.virtual_cables(host_api) and self._make_own_cable():
+        if not settings.input_device and not devices.virtual_cables(host_api) and \
+                self._routing.make_own(settings.own_cable):
             devices = list_devices(refresh=True)
         try:
             input_device, input_missing = devices.select(settings.input_device, INPUT, host_api)
@@ -560,25 +556,25 @@ class EngineController:
                 input_missing = True
             else:
                 if first_attempt:
-                    self._enter_lost(str(error), waiting="waiting for a virtual cable")
+                    self._watchdog.enter_lost(str(error), waiting="waiting for a virtual cable")
                 return False
         if input_missing:
             # Never another input in its place (the fallback would be a microphone or a loop):
             # wait for it; the user can choose another input meanwhile.
             if first_attempt:
-                self._enter_lost(f"input device '{settings.input_device}' not found",
-                                 waiting="waiting for it (or choose another input)")
+                self._watchdog.enter_lost(f"input device '{settings.input_device}' not found",
+                                          waiting="waiting for it (or choose another input)")
             return False
         output_device, output_missing = devices.select(settings.output_device, OUTPUT, host_api)
         if output_missing and not allow_fallback:
             return False
         try:
-            session = LiveSession(output_device, input_device, self._make_pipeline, settings.stream)
+            session = LiveSession(output_device, input_device, self._make_pipeline, self._stream)
             session.open()
         except DeviceError as error:
             if first_attempt:
                 self._set_state(EngineState.ERROR, str(error))
-                self._tell(Severity.ERROR, str(error))
+                self._tell(Severity.ERROR, str(error), error)
             return False
         if output_missing:  # (a missing input is waited for, above)
             self._tell(Severity.WARNING, f"output device '{settings.output_device}' not found; "
@@ -591,11 +587,11 @@ class EngineController:
         with self._status_lock:
             self._session = session
         gc.freeze()  # the session's objects (and all before): never walked again
-        now = time.monotonic()
-        self._last_watch = now
+        self._watchdog.session_opened()
         self._emit(DevicesChanged(session.output.host_api, session.input.name if session.input else "",
                                   session.output.name))
-        self._emit(ModelChanged(self._model_name, 1000.0 * session.latency_s, self._model_error))
+        model_name, model_error = self._model_slot.snapshot()
+        self._emit(ModelChanged(model_name, 1000.0 * session.latency_s, model_error))
 
     def _close_session(self, fade: bool = False) -> None:
         """fade: the user still hears this stream (not one that ended or whose device is lost):
@@ -610,7 +606,7 @@ class EngineController:
             self._closed_counters = _add(self._closed_counters, _counters(session))
         session.close()
 
-    def _do_set_devices(self, input: str | None, output: str | None, host_api: str | None) -> None:
+    def _set_devices(self, input: str | None, output: str | None, host_api: str | None) -> None:
         changes = {}
         if input is not None:
             changes["input_device"] = input
@@ -627,7 +623,7 @@ class EngineController:
                                       self._settings.output_device or ""))
 
     # --- async mode ----------------------------------------------------------------------
-    def _do_play_file(self, path: str, start_s: float = 0.0) -> None:
+    def _play_file(self, path: str, start_s: float = 0.0) -> None:
         self._wait_for_model()
         devices = list_devices(refresh=self._session is None)
         if self._session is not None:
@@ -636,37 +632,37 @@ class EngineController:
         else:
             output, missing = devices.select(self._settings.output_device, OUTPUT, self._settings.host_api)
         try:
-            session = LiveSession(output, None, self._make_pipeline, self._settings.stream, file_path=path,
+            session = LiveSession(output, None, self._make_pipeline, self._stream, file_path=path,
                                   file_start_s=start_s)
         except AudioFileError as error:
-            self._tell(Severity.ERROR, str(error))
+            self._tell(Severity.ERROR, str(error), error)
             return
         self._close_session(fade=True)  # what plays now (another file, sync mode) fades out first
         try:
             session.open()
         except DeviceError as error:
-            self._tell(Severity.ERROR, str(error))
+            self._tell(Severity.ERROR, str(error), error)
             self._after_file()
             return
         self._install(session)
         self._set_state(EngineState.PLAYING_FILE)
         self._last_progress = 0.0
 
-    def _do_pause(self, paused: bool | None) -> None:
+    def _pause(self, paused: bool | None) -> None:
         player = self._session.player if self._session is not None else None
         if player is None:
             return
         player.paused = (not player.paused) if paused is None else paused
         self._progress(finished=False)
 
-    def _do_stop_file(self) -> None:
+    def _stop_file(self) -> None:
         if self._session is None or self._session.player is None:
             return
         self._progress(finished=True)
         self._close_session(fade=True)
         self._after_file()
 
-    def _do_seek(self, seconds: float, relative: bool) -> None:
+    def _seek(self, seconds: float, relative: bool) -> None:
         """The playing file from another position (seconds into it, or on from where it is now):
         its stream fades out and a new one starts there with a short fade-in."""
         session = self._session
@@ -676,7 +672,7 @@ class EngineController:
         target = status.position_s + seconds if relative else seconds
         target = min(max(0.0, target), max(0.0, status.duration_s - 0.05))
         paused = session.player.paused
-        self._do_play_file(str(session.player.path), start_s=target)
+        self._play_file(str(session.player.path), start_s=target)
         if paused and self._session is not None and self._session.player is not None:
             self._session.player.paused = True
 
@@ -684,7 +680,7 @@ class EngineController:
         """Back to sync mode if it was running, else stopped."""
         if self._sync_wanted:
             if not self._open_sync(first_attempt=False):
-                self._enter_lost("the devices could not be reopened after the file")
+                self._watchdog.enter_lost("the devices could not be reopened after the file")
         else:
             self._set_state(EngineState.STOPPED)
 
@@ -695,103 +691,22 @@ class EngineController:
         self._emit(FileProgress(status.file_path, status.duration_s if finished else status.position_s,
                                 status.duration_s, status.paused, finished))
 
-    # --- Linux cable ---------------------------------------------------------------------
-    def _do_create_cable(self, make_default: bool) -> None:
-        self._cable_declined = False
-        self._cable.create(make_default=make_default)
-        monitor = self._cable_monitor()
-        name = monitor.name if monitor is not None else self._cable.monitor_name
-        self._tell(Severity.INFO, f"virtual cable '{self._cable.description}' ready"
-                   + (" and made the default output" if make_default else ""))
-        self._do_set_devices(name, None, None)
-
-    def _do_remove_cable(self) -> None:
-        session = self._session
-        uses_cable = session is not None and session.input is not None and \
-            session.input.pulse_name == self._cable.monitor_name
-        monitor = self._cable_monitor()
-        if uses_cable:
-            self._close_session(fade=True)
-        self._cable.remove()
-        self._cable_declined = True
-        if self._settings.input_device in (self._cable.monitor_name, monitor.name if monitor else None):
-            self._settings = replace(self._settings, input_device=None)  # gone for good, not "lost"
-        self._tell(Severity.INFO, f"virtual cable '{self._cable.description}' removed")
-        if uses_cable and self._sync_wanted:
-            # The remembered input if one was chosen, else wait for a cable (never made again unasked).
-            self._open_sync(first_attempt=True)
-
-    def _cable_monitor(self):
-        """The input device that records our cable's monitor (None while the cable is absent)."""
-        return next((d for d in list_devices(refresh=self._session is None).devices
-                     if d.pulse_name == self._cable.monitor_name), None)
-
-    def _ensure_cable(self) -> None:
-        """Our cable, made if absent (the engine then records it; removed at close)."""
-        if not self._cable.exists():
-            self._do_create_cable(False)
-
-    def _do_recover_routing(self) -> None:
-        if not sys.platform.startswith("linux") or not pulse.available():
-            return
-        try:
-            done = self._cable.recover()
-        except DeviceError as error:
-            log.warning("could not put back the routing a previous run left: %s", error)
-            return
-        if done:
-            self._tell(Severity.INFO, f"put back the audio routing that a WHAMSAH Tray which ended "
-                                      f"unexpectedly had left: {done}")
-
-    def _do_route_all(self, on: bool) -> None:
-        if not on:
-            self._cable.restore_default()
-            self._cable.release_all()
-            self._tell(Severity.INFO, "apps play to their own outputs again")
-            return
-        if not self._settings.output_device:
-            # The engine's output follows the default sink, which is about to become the cable:
-            # pin it to the speakers it plays to now (else it would play into its own input).
-            default = pulse.default_sink()
-            if default and default != self._cable.sink_name:
-                self._do_set_devices(None, default, None)
-        self._ensure_cable()
-        self._cable.route_all()
-        self._tell(Severity.INFO, f"all audio now plays through WHAMSAH ('{self._cable.description}' "
-                                  "is the default output)")
-
-    def _do_capture_app(self, index: int) -> None:
-        """One click: creates the cable if needed (the engine then records it), then routes the app."""
-        self._ensure_cable()
-        self._cable.capture(index)
-
-    def _do_release_app(self, index: int) -> None:
-        self._cable.release(index)
-
-    # --- events, watchdog, end of file ----------------------------------------------------
-    def _do_apps_changed(self, index: int | None) -> None:
-        session = self._session
-        if session is not None and index is not None and index in session.own_sink_inputs:
-            return  # our own output (corked and uncorked as the engine rests): not an app
-        self._emit(AppsChanged())
-
-    def _do_key_changed(self) -> None:
+    # --- events, end of file, housekeeping ------------------------------------------------
+    def _key_changed(self) -> None:
         key = self._levels.key
-        if key and self._model is not None and not _can_change_key(self._model):
-            self._tell(Severity.WARNING, f"the model '{self._model_name}' cannot change the key: "
+        if key and not self._model_slot.can_change_key():
+            self._tell(Severity.WARNING, f"the model '{self._model_slot.name}' cannot change the key: "
                                          "choose whamsah-rt for a key change")
         self._emit(KeyChanged(key))
 
-    def _do_levels_changed(self) -> None:
+    def _levels_changed(self) -> None:
         self._emit(LevelsChanged(self._levels.vocals_percent, self._levels.instrumental_percent, self._levels.bypass))
 
     def _tick(self) -> None:
         now = time.monotonic()
         session = self._session
         if self._state is EngineState.DEVICE_LOST:
-            if now - self._last_retry >= RETRY_S:
-                self._last_retry = now
-                self._retry_lost(now)
+            self._watchdog.retry_if_due(now)
             return
         if session is None:
             return
@@ -810,17 +725,7 @@ class EngineController:
         if session.worker.failure is not None:
             failure, session.worker.failure = session.worker.failure, None
             self._tell(Severity.ERROR, f"the separation failed ({failure}); playing the audio unchanged")
-        if now - self._last_watch >= WATCH_S:
-            self._last_watch = now
-            reason = session.lost_reason()
-            if reason is not None:
-                self._close_session()
-                if session.player is not None:
-                    self._tell(Severity.ERROR, f"output device '{session.output.name}' lost ({reason}); playback stopped")
-                    if not self._sync_wanted:
-                        self._set_state(EngineState.STOPPED)
-                        return
-                self._enter_lost(f"audio device lost ({reason})")
+        self._watchdog.check(session, now)
 
     def _file_done(self, session: LiveSession) -> bool:
         player = session.player
@@ -830,55 +735,12 @@ class EngineController:
         tail = session.callback.delay + session.output_buffer_frames + session.sample_rate // 20
         return session.callback.position >= player.end_requested + tail
 
-    def _enter_lost(self, text: str, waiting: str = "waiting for it to come back") -> None:
-        self._lost_since = time.monotonic()
-        self._last_retry = 0.0
-        self._set_state(EngineState.DEVICE_LOST, f"{text}; {waiting}")
-        self._tell(Severity.WARNING, f"{text}; {waiting}")
-
-    def _make_own_cable(self) -> bool:
-        """Linux with a PulseAudio/PipeWire server: creates our cable for an input with no name
-        (as NoiseTorch creates its device), to be removed at close. False where it cannot."""
-        if not self._settings.own_cable or self._cable_declined or not sys.platform.startswith("linux") \
-                or not pulse.available():
-            return False
-        try:
-            existed = self._cable.exists()
-            self._cable.create()
-        except DeviceError as error:
-            log.warning("could not create the virtual cable: %s", error)
-            return False
-        if not existed:
-            self._tell(Severity.INFO, f"virtual cable '{self._cable.description}' created: play an app into it "
-                                      "(tray menu: Capture app) and hear it as karaoke")
-        return True
-
-    def _retry_lost(self, now: float) -> None:
-        allow_fallback = self._lost_since is not None and now - self._lost_since >= FALLBACK_AFTER_S
-        if self._open_sync(first_attempt=False, allow_fallback=allow_fallback):
-            self._lost_since = None
-            status = self.status
-            self._tell(Severity.INFO, f"audio device back: '{status.input_device}' -> '{status.output_device}'")
-
-    def _do_close(self) -> None:
+    def _close(self) -> None:
         self._sync_wanted = False
-        if self._forget_streams_listener is not None:
-            self._forget_streams_listener()
-            self._forget_streams_listener = None
+        self._routing.stop_watching()
         self._close_session(fade=True)
-        try:
-            if pulse.available():
-                self._cable.close(remove=self._cable.created_here)  # a cable this process made goes
-        except DeviceError as error:
-            log.warning("restoring the sound server's routing failed: %s", error)
+        self._routing.restore()
         self._set_state(EngineState.STOPPED)
-
-
-def _can_change_key(model) -> bool:
-    """Whether the model has the spectral path the key change rides on (key_shift.py)."""
-    network = model.network
-    path = network.inference_path() or network
-    return hasattr(path, "stream_shifted")
 
 
 def _counters(session: LiveSession | None) -> dict[str, int]:
@@ -893,9 +755,3 @@ def _counters(session: LiveSession | None) -> dict[str, int]:
 
 def _add(first: dict[str, int], second: dict[str, int]) -> dict[str, int]:
     return {key: first[key] + second[key] for key in first}
-
-
-def _load_model(name: str | None):
-    from whamsah_tray.separation import load_model
-
-    return load_model(name)

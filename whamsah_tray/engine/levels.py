@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-MAX_PERCENT = 150.0
-MAX_KEY = 6  # semitones either way (separation.key_shift.MAX_KEY; kept here so the engine's UI side needs no DSP)
+from whamsah_tray.engine.api import MAX_KEY, MAX_LEVEL_PERCENT, MIN_LEVEL_PERCENT
+
 DEFAULT_RAMP_S = 0.015  # below the 20 ms limit; a full 0 -> 100 % swing takes this long
 
 
@@ -28,7 +28,7 @@ def clamp_key(semitones: float) -> int:
 def clamp_percent(percent: float) -> float:
     if not np.isfinite(percent):
         raise ValueError(f"level must be a number, got {percent}")
-    return float(min(max(percent, 0.0), MAX_PERCENT))
+    return float(min(max(percent, MIN_LEVEL_PERCENT), MAX_LEVEL_PERCENT))
 
 
 class LevelRamp:
