@@ -26,6 +26,7 @@ from whamsah_tray.app.control import (MAX_REQUEST_BYTES, NOT_RUNNING, ControlErr
                                       UnsafeSocketError, send)
 from whamsah_tray.app.control_pipe import NamedPipeTransport, pipe_name, pipe_sddl
 from whamsah_tray.app.status import EngineView
+from whamsah_tray.engine.api import EngineState
 
 USER = "S-1-5-21-1004336348-1177238915-682003330-1001"
 OTHER_USER = "S-1-5-21-1004336348-1177238915-682003330-1002"
@@ -152,7 +153,7 @@ class FakeActions:
 
     def __init__(self):
         self.calls: list[tuple] = []
-        self._view = EngineView(state="running", vocals=100)
+        self._view = EngineView(state=EngineState.RUNNING, vocals=100)
 
     def view(self) -> EngineView:
         return self._view
