@@ -94,7 +94,8 @@ def child(args: argparse.Namespace) -> int:
             print(json.dumps({"t": time.monotonic(), "state": s.state.value, "model": s.model_name, "latency_ms": s.latency_ms,
                               "rate": s.sample_rate, "dry_frames": s.dry_frames, "resyncs": s.resyncs,
                               "xruns": s.xruns, "output_xruns": s.output_xruns,
-                              "realignments": s.realignments}), flush=True)
+                              "realignments": s.realignments, "extra_latency_ms": s.extra_latency_ms,
+                              "margin_changes": s.margin_changes}), flush=True)
     finally:
         engine.close()
     return 0
@@ -399,6 +400,9 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
                 timeline.append(f"{minute}: {np.median([line['latency_ms'] for line in inside]):.0f} ms, "
                                 f"dry +{inside[-1]['dry_frames'] - inside[0]['dry_frames']}")
         print("  per minute (latency estimate, frames played dry): " + "; ".join(timeline))
+        extra = [line["extra_latency_ms"] for line in states if line["t"] >= wall0]
+        print(f"  adaptive margin: {final['margin_changes']} changes, highest +{max(extra, default=0):.0f} ms, "
+              f"+{final['extra_latency_ms']:.0f} ms at the end")
         later = [(t, ms) for t, ms in estimates if t >= load_end]
         back = next((t for i, (t, _) in enumerate(later) if all(ms <= 150.0 for _, ms in later[i:])), None)
         print("  back to <= 150 ms: " + (f"{back - load_end:.0f} s after the load stopped" if back is not None

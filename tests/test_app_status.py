@@ -35,6 +35,12 @@ def test_tooltip_shows_model_latency_and_levels():
     assert text.splitlines()[0] == "WHAMSAH Tray: running"
     assert "Vocals 25 % · Instrumental 140 %" in text
     assert "Model whamsah-rt · 46 ms" in text
+    assert "busy" not in text
+
+
+def test_tooltip_shows_the_latency_the_engine_added_for_a_busy_machine():
+    text = tooltip(dataclasses.replace(RUNNING, latency_ms=166.0, extra_latency_ms=20.0))
+    assert "Model whamsah-rt · 166 ms (+20: busy machine)" in text
 
 
 def test_tooltip_says_when_the_model_is_missing_and_audio_passes_through():

@@ -192,6 +192,7 @@ class EngineLink:
             model_ready=s.model_name is not None,
             model_problem=s.model_error if s.model_name is None else None,
             latency_ms=s.latency_ms or None,
+            extra_latency_ms=float(s.extra_latency_ms),
             host_api=s.host_api or "",
             input_device=s.input_device or "",
             output_device=s.output_device or "",

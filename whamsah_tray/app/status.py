@@ -29,6 +29,7 @@ class EngineView:
     model_ready: bool = False  # False: audio passes through dry (weights missing / loading)
     model_problem: str | None = None  # e.g. "missing weights: ..." while running dry
     latency_ms: float | None = None
+    extra_latency_ms: float = 0.0  # of which the engine added after the machine was too busy
     host_api: str = ""
     input_device: str = ""
     output_device: str = ""
@@ -112,6 +113,8 @@ def tooltip(view: EngineView, problems: list[str] = (), limitation: str | None =
     model = view.model or "(default)"
     if view.model_ready:
         latency = f" · {view.latency_ms:.0f} ms" if view.latency_ms is not None else ""
+        if latency and view.extra_latency_ms >= 1:
+            latency += f" (+{view.extra_latency_ms:.0f}: busy machine)"
         lines.append(f"Model {model}{latency}")
     else:
         lines.append(f"Model {model}: not loaded, audio passes through")

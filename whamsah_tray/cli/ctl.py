@@ -55,7 +55,8 @@ def format_status(status: dict) -> str:
     model = status.get("model") or "none"
     if status.get("model_ready"):
         latency = status.get("latency_ms")
-        model += f" ({latency:.0f} ms)" if latency else ""
+        extra = status.get("extra_latency_ms") or 0
+        model += (f" ({latency:.0f} ms" + (f", +{extra:.0f} for a busy machine" if extra >= 1 else "") + ")") if latency else ""
     else:
         model += f" (not loaded: {status.get('model_problem') or 'audio passes through dry'})"
     key = int(status.get("key") or 0)

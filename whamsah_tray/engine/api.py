@@ -103,6 +103,9 @@ class EngineStatus:
     paused: bool
     problem: str | None  # in ERROR or DEVICE_LOST: why, and what the engine waits for
     idle: bool  # sync mode with a silent input: the output stream rests until sound comes
+    # Sync mode: the lead the output keeps beyond its usual one after the machine was too busy
+    # (the adaptive margin, callback.py), included in latency_ms.
+    extra_latency_ms: float
     # Counters since the engine was made, over every session (sync and files) it opened and closed,
     # so that a summary after a file ended or a device switch still says what the listener got:
     dry_frames: int  # output frames that left without the full mix (dry, or fading to dry)
@@ -110,6 +113,7 @@ class EngineStatus:
     xruns: int  # callbacks whose PortAudio status flagged an over/underflow
     output_xruns: int  # of which on the output side
     realignments: int  # times the output was put back in step with the input (an audible slip)
+    margin_changes: int  # times the adaptive margin rose or was dropped again
 
 
 # -- events: created on the controller thread, handed to every observer on that thread ------------

@@ -250,6 +250,7 @@ class AudioCallback:
         by more than it needs on PipeWire: a catch-up; either moved the output in the song's
         first second). Only while the output stream is stopped."""
         self.out_position = None
+        self.output_promoted = None  # a restarted stream may call back on a new thread
         self._resuming = True
         self._settling_frames = 0
         self._new_window()

@@ -133,6 +133,8 @@ from whamsah_tray.engine.model_slot import ModelLoaded, ModelSlot
 from whamsah_tray.engine.pipeline import SeparationPipeline
 from whamsah_tray.engine.priority import promote_current_thread
 from whamsah_tray.engine.session import LiveSession, StreamSettings
+from whamsah_tray.engine.silent_cable import cable_client_playing, silent_cable_message
+from whamsah_tray.engine.thread_priorities import ThreadPriorities
 from whamsah_tray.engine.watchdog import WATCH_S, DeviceWatchdog
 from whamsah_tray.errors import AudioFileError, DeviceError, NoCableError, WhamsahError
 
@@ -168,6 +170,7 @@ class EngineController:
         self._model_slot = ModelSlot(model_factory, self._commands.put)
         self._routing = CableRouting(self, cable or LinuxCable(), self._put)
         self._watchdog = DeviceWatchdog(self)
+        self._priorities = ThreadPriorities()
         self._observers: list[Observer] = []
         self._observers_lock = threading.Lock()
         self._status_lock = threading.Lock()
@@ -277,6 +280,7 @@ class EngineController:
             paused=bool(player.paused) if player is not None else False,
             problem=problem,
             idle=bool(session.worker.idle) if session is not None else False,
+            extra_latency_ms=1000.0 * callback.extra_lead / session.sample_rate if session is not None else 0.0,
             **_add(closed, _counters(session)),
         )
 
@@ -570,7 +574,9 @@ class EngineController:
             return False
         try:
             session = LiveSession(output_device, input_device, self._make_pipeline, self._stream)
+            self._priorities.before_open()
             session.open()
+            self._priorities.after_open()
         except DeviceError as error:
             if first_attempt:
                 self._set_state(EngineState.ERROR, str(error))
@@ -639,7 +645,9 @@ class EngineController:
             return
         self._close_session(fade=True)  # what plays now (another file, sync mode) fades out first
         try:
+            self._priorities.before_open()
             session.open()
+            self._priorities.after_open()
         except DeviceError as error:
             self._tell(Severity.ERROR, str(error), error)
             self._after_file()
@@ -725,7 +733,19 @@ class EngineController:
         if session.worker.failure is not None:
             failure, session.worker.failure = session.worker.failure, None
             self._tell(Severity.ERROR, f"the separation failed ({failure}); playing the audio unchanged")
+        self._priorities.check(session)
+        self._check_silent_cable(session)
         self._watchdog.check(session, now)
+
+    def _check_silent_cable(self, session: LiveSession) -> None:
+        """Sync mode: exact zeros from the cable for 10 s while the OS says an app plays into it
+        (a capture the OS blocks: silent_cable.py) is told once per run of zeros."""
+        watch = session.worker.zero_watch
+        if watch is None or session.input is None:
+            return
+        name = session.input.name
+        if watch.poll(confirm=lambda: cable_client_playing(name)):
+            self._tell(Severity.WARNING, silent_cable_message(name))
 
     def _file_done(self, session: LiveSession) -> bool:
         player = session.player
@@ -746,11 +766,11 @@ class EngineController:
 def _counters(session: LiveSession | None) -> dict[str, int]:
     """The dropout counters of one session (zeros for None), named as in EngineStatus."""
     if session is None:
-        return dict.fromkeys(("dry_frames", "resyncs", "xruns", "output_xruns", "realignments"), 0)
+        return dict.fromkeys(("dry_frames", "resyncs", "xruns", "output_xruns", "realignments", "margin_changes"), 0)
     callback = session.callback
     return {"dry_frames": callback.short_frames, "resyncs": session.worker.resyncs,
             "xruns": callback.status_flags, "output_xruns": callback.output_flags,
-            "realignments": callback.realignments}
+            "realignments": callback.realignments, "margin_changes": callback.margin_raises + callback.margin_drops}
 
 
 def _add(first: dict[str, int], second: dict[str, int]) -> dict[str, int]:
