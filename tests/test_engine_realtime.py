@@ -69,6 +69,10 @@ def idle_thread():
     tids: list[int] = []
 
     def wait() -> None:
+        # Start at nice 0 whatever the creating thread's level (a thread inherits it, and earlier
+        # tests drive the audio callback on pytest's thread, which then asked for nice -10):
+        # setting the level it already has would count as "own right" without CAP_SYS_NICE.
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 0)
         tids.append(threading.get_native_id())
         started.set()
         done.wait(30)
