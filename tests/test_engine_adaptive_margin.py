@@ -1,6 +1,7 @@
-"""The adaptive margin (callback.py): after the worker delivered a mix too late, or the output
-underran, the output keeps a step more lead (up to its cap), so that the next stall of the same
-length plays wet; after a quiet spell the extra lead is dropped again. Driven on a simulated clock
+"""The adaptive margin (callback.py): when the worker delivers a mix too late, or the output
+underruns, again within 30 s, the output keeps a step more lead (up to its cap), so that the next
+stall of the same length plays wet; a one-off is left alone; after a quiet spell the extra lead is
+dropped again. Driven on a simulated clock
 like test_engine_core's two-stream tests, with a simulated worker whose mix is the input itself
 (so the output must be the input, delayed, whatever path a frame took) and which can stall.
 """
@@ -77,10 +78,10 @@ def test_a_late_worker_raises_the_margin_and_the_same_stalls_then_play_wet():
     # Pinned, every stall plays frames dry (the vocals come back for a moment each time).
     assert pinned.short_frames == 6 * 496, pinned.short_frames
     assert pinned.extra_lead == 0 and pinned.margin_raises == 0
-    # Adaptive: a step (10 ms) after the first stall, another after the second; the other four
-    # play wet.
+    # Adaptive: the first stall is remembered, a step (10 ms) after the second, another after the
+    # third; the other three play wet.
     assert adaptive.margin_raises == 2 and adaptive.extra_lead == 2 * STEP
-    assert adaptive.short_frames == 2 * 496, adaptive.short_frames
+    assert adaptive.short_frames == 3 * 496, adaptive.short_frames
     # The output now keeps the two steps more lead.
     assert np.min(leads[-200:]) >= LOWEST_LEAD + 2 * STEP - 16, np.min(leads[-200:])
 
@@ -96,16 +97,23 @@ def _shift(out: np.ndarray, x: np.ndarray, span: slice) -> int:
     return None
 
 
+def test_a_one_off_late_block_plays_dry_and_moves_nothing():
+    _, _, quiet, _ = drive(10.0)
+    _, _, callback, _ = drive(10.0, worker_stalls=[(2.0, 0.01)])
+    assert callback.short_frames == 496
+    assert callback.margin_raises == 0 and callback.realignments == quiet.realignments
+
+
 def test_the_output_is_the_input_delayed_and_goes_back_once_crossfaded():
-    out, x, callback, _ = drive(8.0, worker_stalls=[(2.0, 0.01), (5.0, 0.01)])
+    out, x, callback, _ = drive(8.0, worker_stalls=[(2.0, 0.02), (3.0, 0.02), (6.0, 0.01)])
     assert callback.margin_raises == 1 and callback.extra_lead == STEP
     before = _shift(out, x, slice(int(1.0 * RATE), int(1.9 * RATE)))
-    after = _shift(out, x, slice(int(3.0 * RATE), int(7.5 * RATE)))
+    after = _shift(out, x, slice(int(4.0 * RATE), int(7.5 * RATE)))
     assert before is not None and after is not None, (before, after)
     # Up to a step more delay from the raise on (the output went back and played those frames
     # again, crossfaded), up to the step itself: the lead aims at LOWEST_LEAD + one step.
     assert 0 < after - before <= STEP, (before, after)
-    assert callback.short_frames == 496  # the second stall played wet
+    assert callback.short_frames == 2 * 496  # the third stall played wet
 
 
 def test_the_margin_stops_at_its_cap():
@@ -114,16 +122,18 @@ def test_the_margin_stops_at_its_cap():
     assert callback.extra_lead == 3 * STEP and callback.margin_raises == 3
 
 
-def test_an_underrun_keeps_a_step_of_the_delay_it_added_instead_of_skipping_it_all():
+def test_a_second_underrun_keeps_a_step_of_the_delay_it_added_instead_of_skipping_it_all():
+    gaps = [(2.0, 0.05), (4.0, 0.05)]
     _, _, quiet, _ = drive(6.0)  # the start's own settling, for comparison
-    _, _, pinned, pinned_leads = drive(6.0, output_gaps=[(2.0, 0.05)], max_extra_lead=0)
-    _, _, adaptive, leads = drive(6.0, output_gaps=[(2.0, 0.05)])
-    # Pinned: a catch-up skips the whole 50 ms the underrun added.
-    assert pinned.catch_ups == quiet.catch_ups + 1
+    _, _, pinned, pinned_leads = drive(6.0, output_gaps=gaps, max_extra_lead=0)
+    _, _, adaptive, leads = drive(6.0, output_gaps=gaps)
+    # Pinned: each time a catch-up skips the whole 50 ms the underrun added.
+    assert pinned.catch_ups == quiet.catch_ups + 2
     assert np.min(pinned_leads[-100:]) <= LOWEST_LEAD + 16
-    # Adaptive: the step is kept (no second slip for it), only the rest is skipped.
+    # Adaptive: the first as pinned; after the second a step is kept (no slip for it), only the
+    # rest is skipped.
     assert adaptive.margin_raises == 1 and adaptive.extra_lead == STEP
-    assert adaptive.catch_ups == quiet.catch_ups + 1 and adaptive.short_frames == 0
+    assert adaptive.catch_ups == quiet.catch_ups + 2 and adaptive.short_frames == 0
     assert LOWEST_LEAD + STEP - 16 <= np.min(leads[-100:]) <= LOWEST_LEAD + STEP + 16, np.min(leads[-100:])
 
 
@@ -131,7 +141,7 @@ def test_after_a_quiet_spell_the_extra_lead_is_dropped_in_one_catch_up(monkeypat
     # QUIET_S is two minutes; 4 s here keeps the simulated run short (the rule is the same).
     monkeypatch.setattr(callback_module, "QUIET_S", 4.0)
     _, _, quiet, _ = drive(12.0)
-    _, _, callback, leads = drive(12.0, worker_stalls=[(2.0, 0.01)])
+    _, _, callback, leads = drive(12.0, worker_stalls=[(2.0, 0.02), (3.0, 0.02)])
     assert callback.margin_raises == 1 and callback.margin_drops == 1 and callback.extra_lead == 0
     assert callback.catch_ups == quiet.catch_ups + 1  # the drop: one skip back to the usual lead
     assert np.min(leads[-100:]) <= LOWEST_LEAD + 16, np.min(leads[-100:])

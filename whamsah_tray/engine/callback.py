@@ -35,12 +35,16 @@ both crossfaded over FADE_S.
 
 Adaptive margin (when the session allows one, `max_extra_lead` > 0): on a busy machine the worker
 may deliver a mix too late (those frames play dry: the vocals come back for a moment) or the output
-may underrun. Either marks the window as troubled, and at its end the lead the output keeps is
-raised a step (MARGIN_STEP_S, up to max_extra_lead): the output goes back that far, crossfaded (it
-plays a few milliseconds again), which gives the worker that much more time from then on; after an
-underrun, which has already delayed the output, the step is kept instead of being skipped away by a
-catch-up. Catch-ups aim at LOWEST_LEAD + extra_lead. After QUIET_S of output with no trouble the
-extra lead is dropped again in one crossfaded catch-up (one skip rather than one per step).
+may underrun. Either marks the window as troubled. Trouble that comes back within REPEAT_S of the
+last raises, at the window's end, the lead the output keeps by a step (MARGIN_STEP_S, up to
+max_extra_lead): the output goes back that far, crossfaded (it plays a few milliseconds again),
+which gives the worker that much more time from then on; after an underrun, which has already
+delayed the output, the step is kept instead of being skipped away by a catch-up. Catch-ups aim at
+LOWEST_LEAD + extra_lead. After QUIET_S of output with no trouble the extra lead is dropped again in
+one crossfaded catch-up (one skip rather than one per step). A one-off late block is left alone:
+each raise and each drop is itself a slip (measured with bench_engine.py --load blas on PulseAudio,
+raising at the first trouble: three isolated late blocks of 496 frames in 10 minutes became three
+raises and their drops, 6 dropout windows where the dry blocks alone made none).
 Measured before these rules, on the 2-core test machine: realigning
 at every dip left the lead about 1000 frames (23 ms) higher for the rest of the run, and an
 underrun's extra delay stayed until the lead passed 8000 frames; riding out dips without the
@@ -76,6 +80,7 @@ LOWEST_LEAD = 128  # frames: where a catch-up puts the lowest lead of the window
 CATCH_UP_ABOVE = LOWEST_LEAD + 128  # frames: a lowest lead above this is latency not needed
 MARGIN_STEP_S = 0.010  # adaptive margin: how much more lead one troubled window adds
 QUIET_S = 120.0  # ... and how long without trouble before the extra lead is dropped
+REPEAT_S = 30.0  # trouble this soon after the last raises the margin; a one-off does not
 
 
 class AudioCallback:
@@ -125,6 +130,8 @@ class AudioCallback:
         self._margin_step = max(1, int(MARGIN_STEP_S * sample_rate))
         self._quiet_total = int(QUIET_S * sample_rate)
         self._quiet_frames = 0  # output frames since the last troubled window
+        self._repeat_total = int(REPEAT_S * sample_rate)
+        self._troubled_before = False  # a troubled window within REPEAT_S before this one
         self._trouble = False  # this window: the mix came short, or the output underran
         # For SETTLE_S after the output starts, short windows also judge a lead below zero: a
         # sound server may prefill the output's buffer in a burst of callbacks before the input
@@ -318,12 +325,17 @@ class AudioCallback:
         rule then skips the output ahead). 0: the output stays."""
         if not self._trouble:
             self._quiet_frames += frames_seen
+            if self._quiet_frames >= self._repeat_total:
+                self._troubled_before = False
             if self.extra_lead and self._quiet_frames >= self._quiet_total:
                 self.extra_lead = 0
                 self.margin_drops += 1
             return 0
         self._trouble = False
         self._quiet_frames = 0
+        if not self._troubled_before:  # a one-off so far: remembered, not acted on
+            self._troubled_before = True
+            return 0
         step = min(self._margin_step, self.max_extra_lead - self.extra_lead)
         if step <= 0:
             return 0
