@@ -19,11 +19,12 @@ def test_the_profile_names_a_preset_and_the_engine_gets_its_buffers():
     assert profile.audio.latency == "safe" and not warnings
     settings = EngineLink(profile)._settings()
     assert settings.stream == StreamSettings(**LATENCY_PRESETS["safe"])
-    assert EngineLink(Profile())._settings().stream == StreamSettings()  # auto: the defaults
-    assert StreamSettings().adaptive_margin_s > 0
+    assert EngineLink(Profile())._settings().stream == StreamSettings()  # balanced: the defaults
+    assert StreamSettings().adaptive_margin_s == 0  # balanced, pinned
+    assert stream_settings_for("auto").adaptive_margin_s > 0
     assert all(stream_settings_for(name).adaptive_margin_s == 0 for name in ("low", "balanced", "safe"))
     profile, warnings = profile_from_document({"schema_version": 1, "audio": {"latency": "instant"}})
-    assert profile.audio.latency == "auto" and "not one of auto, low, balanced, safe" in warnings[0]
+    assert profile.audio.latency == "balanced" and "not one of auto, low, balanced, safe" in warnings[0]
 
 
 @pytest.fixture(scope="module")

@@ -52,10 +52,10 @@ class AudioSettings:
     host_api: str = _spec("")
     input_device: str = _spec("")
     output_device: str = _spec("")
-    # How much buffering the live engine runs with (engine.session.LATENCY_PRESETS): "auto" adapts
-    # its margin to the machine's load; the others pin it: "low" for the shortest delay on a quiet
-    # machine, "safe" for a busy one (games, video calls) that would glitch.
-    latency: str = _spec("auto", choices=("auto", "low", "balanced", "safe"))
+    # How much buffering the live engine runs with (engine.session.LATENCY_PRESETS): "low" for the
+    # shortest delay on a quiet machine, "safe" for a busy one (games, video calls) that would
+    # glitch; "auto" adapts the margin to the load (balanced's buffers, up to 50 ms more).
+    latency: str = _spec("balanced", choices=("auto", "low", "balanced", "safe"))
 
 
 @dataclass(frozen=True)

@@ -81,21 +81,24 @@ class StreamSettings:
     margin_s: float = 0.01  # scheduling jitter (a model's own compute time is measured: worker.py)
     # Sync mode: how much lead the output may add after the worker was late or the output
     # underran, and drop again after a quiet spell (callback.py, "adaptive margin"); 0 pins it.
-    # 50 ms keeps the end-to-end latency under 200 ms (~145 ms without it).
-    adaptive_margin_s: float = 0.05
+    # Pinned by default: measured with bench/bench_engine.py --load blas (10 min, PulseAudio), the
+    # late blocks came in pairs a few minutes apart, and each raise and each drop of the margin was
+    # a slip of its own (6 dropout windows; pinned, the same late blocks only play dry, 11 ms each).
+    # The profile's latency = "auto" turns it on (up to 50 ms: under 200 ms end to end).
+    adaptive_margin_s: float = 0.0
     prefer_rate: int = 44100  # the model's rate
     torch_threads: int = 1
 
 
 # The profile's [audio] latency: PortAudio's input/output buffers and the worker's margin, seconds.
-# "auto" is StreamSettings' defaults (measured in its comments), the margin adapting to the
-# machine's load; the others pin it: "balanced" the same buffers, "low" trims each for a quiet
-# machine, "safe" doubles the output buffer and triples the margin for a busy one.
+# "balanced" is StreamSettings' defaults (measured in its comments); "auto" the same buffers with
+# the margin adapting to the machine's load (callback.py); "low" trims each for a quiet machine,
+# "safe" doubles the output buffer and triples the margin for a busy one.
 LATENCY_PRESETS: dict[str, dict[str, float]] = {
-    "auto": {},
-    "low": {"input_latency_s": 0.010, "output_latency_s": 0.030, "margin_s": 0.005, "adaptive_margin_s": 0.0},
-    "balanced": {"adaptive_margin_s": 0.0},
-    "safe": {"input_latency_s": 0.020, "output_latency_s": 0.090, "margin_s": 0.030, "adaptive_margin_s": 0.0},
+    "auto": {"adaptive_margin_s": 0.05},
+    "low": {"input_latency_s": 0.010, "output_latency_s": 0.030, "margin_s": 0.005},
+    "balanced": {},
+    "safe": {"input_latency_s": 0.020, "output_latency_s": 0.090, "margin_s": 0.030},
 }
 
 
