@@ -104,7 +104,7 @@ class _Engine:
         capacity = delay + 20000 + 3 * RATE
         self.wake = threading.Event()
         self.callback = AudioCallback(SampleRing(capacity, 2), SampleRing(capacity, 2), delay, RATE,
-                                      16384, self.wake)
+                                      16384, self.wake, levels=pipeline.levels)  # as a live session
         self.worker = InferenceWorker(self.callback, pipeline, margin)
 
     @property
@@ -260,6 +260,47 @@ def test_a_stalled_worker_means_dry_output_aligned_with_the_wet_path_never_silen
     # and before the stall, and again after it (the worker caught up or resynced), the wet mix
     assert played_dry[delay + 4096:RATE].mean() < 0.05
     assert played_dry[-RATE // 2:].mean() < 0.05
+
+
+def _stalled_run(random_model, levels: LevelRamp, x: np.ndarray, during=None):
+    """x through an engine whose worker stalls 300 ms after 1 s; `during(levels)` runs 100 ms
+    into the stall. Returns the output and the slice of it the stall left without a mix."""
+    pipeline = _StallingPipeline(StreamingSeparator(random_model, channels=2), RATE, 2, levels)
+    engine = _Engine(pipeline)
+
+    def stall(start: int) -> None:
+        if start // BLOCK == RATE // BLOCK:
+            pipeline.stall_s = 0.3
+        if during is not None and start // BLOCK == (RATE + RATE // 10) // BLOCK:
+            during(levels)
+
+    out = engine.run(x, on_block=stall)
+    assert engine.callback.short_frames > 0
+    return out, engine.delay
+
+
+def test_a_shortfall_plays_the_dry_input_at_the_user_s_level(random_model):
+    # At 0 % / 0 % the user asked for silence: a late worker must not bring the song back at full
+    # volume (CI heard a muted `run` at -14.9 dBFS when its first mix came late). At equal levels
+    # the dry input scaled by them is exactly the mix.
+    x = noise(RATE * 3)
+    out, _ = _stalled_run(random_model, LevelRamp(RATE, vocals=0, instrumental=0), x)
+    assert np.abs(out).max() < 1e-6
+    out, delay = _stalled_run(random_model, LevelRamp(RATE, vocals=40, instrumental=40), x)
+    stalled = slice(RATE + delay, RATE + delay + int(0.2 * RATE))
+    np.testing.assert_allclose(out[stalled], 0.4 * x[RATE:RATE + int(0.2 * RATE)], atol=1e-5)
+
+
+def test_a_level_change_while_the_output_is_dry_ramps_without_a_click(random_model):
+    t = np.arange(3 * RATE) / RATE
+    tone = np.stack([0.5 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1).astype(np.float32)
+    out, delay = _stalled_run(random_model, LevelRamp(RATE), tone,
+                              during=lambda levels: levels.set(vocals=0, instrumental=0))
+    stalled = out[RATE + delay:RATE + delay + int(0.2 * RATE)]
+    assert np.abs(stalled[:int(0.05 * RATE)]).max() > 0.4  # dry at 100 % before the change
+    assert np.abs(stalled[-int(0.05 * RATE):]).max() < 1e-6  # silent after it, still in the stall
+    own_step = np.abs(np.diff(tone, axis=0)).max()
+    assert np.abs(np.diff(stalled, axis=0)).max() < 1.5 * own_step + 1.0 / (0.005 * RATE)
 
 
 def test_a_model_that_fails_its_measurement_leaves_the_engine_dry_not_stuck(random_model):

@@ -11,7 +11,8 @@ Async mode has one output stream whose callback takes its input from the file pl
 The output for frame position p is the processed input of position p - delay. When the worker
 has not delivered position p (late, resynchronising, no model yet), the output callback plays the
 input of position p - delay itself: the dry signal at the same latency, so a shortfall never means
-silence or garbage. When the mix is about to run out (less than 5 ms of it left ahead) the output
+silence or garbage. The dry signal goes out at the louder of the user's two levels (0 % / 0 % stays
+silent; equal levels are exact). When the mix is about to run out (less than 5 ms of it left ahead) the output
 already fades to dry over those last milliseconds of mix, and it fades back to wet once the worker
 is ahead again: a late worker does not click.
 
@@ -86,15 +87,19 @@ REPEAT_S = 30.0  # trouble this soon after the last raises the margin; a one-off
 class AudioCallback:
     def __init__(self, input_ring: SampleRing, output_ring: SampleRing, delay: int, sample_rate: int,
                  max_frames: int, wake: threading.Event, source=None, start_lag: int = 0,
-                 max_extra_lead: int = 0) -> None:
+                 max_extra_lead: int = 0, levels=None) -> None:
         """source: None in sync mode, else an object with `read_into(out) -> None` filling out
         (frames, channels) without blocking (file playback). start_lag: see output_block.
-        max_extra_lead: the adaptive margin's cap in frames (0: the lead is pinned; see above)."""
+        max_extra_lead: the adaptive margin's cap in frames (0: the lead is pinned; see above).
+        levels: an object whose float attribute `dry_gain` is the gain for the dry input (the
+        user's louder level, levels.LevelRamp; read once per block); None: the dry input as is."""
         channels = input_ring.channels
         self.input_ring = input_ring
         self.output_ring = output_ring
         self.delay = delay
         self.source = source
+        self.levels = levels
+        self._dry_gain = levels.dry_gain if levels is not None else 1.0  # ramps to levels.dry_gain
         self.wake = wake
         self.position = 0
         self.valid = (delay, delay)  # nothing is due before the first full delay
@@ -345,6 +350,24 @@ class AudioCallback:
         # An underrun has already delayed the output (its lead is high): nothing to go back for.
         return -min(step, target - lowest) if lowest < target else 0
 
+    def _scale_dry(self, dry, frames: int) -> None:
+        """The dry input at the user's level (see levels.LevelRamp.dry_gain), following a change
+        of it at the crossfade's slope (a full swing in FADE_S) so that it never clicks."""
+        gain, target = self._dry_gain, self.levels.dry_gain
+        if gain == target:
+            if gain != 1.0:
+                np.multiply(dry, gain, out=dry)
+            return
+        weights = self._weights[:frames]
+        if target > gain:
+            np.add(self._fade_ramp[:frames], gain, out=weights)
+            np.minimum(weights, target, out=weights)
+        else:
+            np.subtract(gain, self._fade_ramp[:frames], out=weights)
+            np.maximum(weights, target, out=weights)
+        np.multiply(dry, weights[:, None], out=dry)
+        self._dry_gain = float(weights[-1])
+
     def _fade_out(self, outdata, frames: int) -> None:
         """Closing: the output ramps from its current gain to silence over FADE_S, then stays silent."""
         if self._closing_gain <= 0.0:
@@ -359,7 +382,9 @@ class AudioCallback:
     def _move_to(self, new_start: int, outdata, frames: int) -> None:
         """Plays from new_start instead of the next position, crossfading from the old one."""
         old = self._moved[:frames, :outdata.shape[1]]
+        dry_gain = self._dry_gain
         self._play(self.out_position, old, frames)
+        self._dry_gain = dry_gain  # the same block again: the same step of a dry-gain ramp
         self._play(new_start, outdata, frames)
         outdata -= old
         outdata *= self._crossfade[:frames, None]
@@ -399,6 +424,8 @@ class AudioCallback:
             raise ValueError("block larger than the buffers")
         dry = self._dry[:frames]
         self.input_ring.read_at(start - self.delay, dry)  # positions < 0 read never-written zeros
+        if self.levels is not None:
+            self._scale_dry(dry, frames)
         first, end = self.valid
         mix = self._mix[:frames]
         if first <= start and start + frames <= end:

@@ -42,6 +42,7 @@ class LevelRamp:
         self.instrumental_percent = clamp_percent(instrumental)
         self.bypass = bool(bypass)
         self.key = clamp_key(key)
+        self.dry_gain = self._louder_target()
         # A step of 1.0 (0 -> 100 %) takes ramp_s; bigger steps take proportionally longer but are
         # still linear, so the slope never exceeds that of a full-scale 0 -> 100 % ramp.
         self._step = 1.0 / max(1.0, ramp_s * sample_rate)
@@ -65,6 +66,14 @@ class LevelRamp:
             self.bypass = bool(bypass)
         if key is not None:
             self.key = clamp_key(key)
+        self.dry_gain = self._louder_target()
+
+    def _louder_target(self) -> float:
+        """The gain the audio callback puts on the dry input when the mix runs short: the louder
+        of the two levels. Equal levels make the dry input exactly the mix; at 0 % / 0 % a
+        shortfall stays silent (the whole song at full volume was what a muted user heard); and
+        it is never louder than the louder part the user chose."""
+        return max(self.targets())
 
     def wanted_key(self) -> int:
         """The key the separator should play in: the chosen one, or 0 in bypass."""

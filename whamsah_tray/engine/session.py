@@ -166,7 +166,8 @@ class LiveSession:
         self.callback = AudioCallback(SampleRing(capacity, CHANNELS), SampleRing(capacity, CHANNELS), delay,
                                       self.sample_rate, MAX_CALLBACK_FRAMES, self.wake, source=self.player,
                                       start_lag=block,
-                                      max_extra_lead=int(settings.adaptive_margin_s * self.sample_rate) if input else 0)
+                                      max_extra_lead=int(settings.adaptive_margin_s * self.sample_rate) if input else 0,
+                                      levels=pipeline.levels)
         idle_after = int(settings.idle_after_s * self.sample_rate) if input is not None else 0
         self.worker = InferenceWorker(self.callback, pipeline, self.margin, settings.torch_threads,
                                       output=self, idle_after=idle_after)
