@@ -285,6 +285,10 @@ def test_garbage_and_oversized_requests_get_one_line_and_never_reach_the_engine(
         client.connect(str(runtime_dir() / "control.sock"))
         client.sendall(b"bypass on")
         assert client.recv(1000).startswith(b"error: request not finished in time")
+    # `ctl` itself with an argument past the limit: the tray's refusal, told as such (exit 1).
+    done = ctl("capture", "a" * (MAX_REQUEST_BYTES + 10))
+    assert done.returncode == 1, done
+    assert done.stderr.strip() == f"whamsah-tray ctl: error: request longer than {MAX_REQUEST_BYTES} bytes", done
     # Plain words work for `socat`-style callers too.
     assert _raw(b"status\n").startswith(b"{")
     assert _raw(b"bypass off\n") == b"ok: bypass off\n"

@@ -649,6 +649,10 @@ def send(argv: list[str], transport: Transport | None = None, timeout: float = C
             data += chunk
     if not data.strip():
         raise NotRunningError("the tray closed the connection without answering")
+    line = data.split(b"\n", 1)[0].decode("utf-8", "replace")
+    for prefix, ok in (("error: ", False), ("ok: ", True)):
+        if line.startswith(prefix):  # a refusal of what the tray did not parse (too long) is plain text
+            return Reply(ok, line[len(prefix):])
     try:
         reply = json.loads(data.split(b"\n", 1)[0])
         return Reply(bool(reply["ok"]), str(reply["message"]), reply.get("status"))
