@@ -11,10 +11,10 @@ Async mode has one output stream whose callback takes its input from the file pl
 The output for frame position p is the processed input of position p - delay. When the worker
 has not delivered position p (late, resynchronising, no model yet), the output callback plays the
 input of position p - delay itself: the dry signal at the same latency, so a shortfall never means
-silence or garbage. The dry signal goes out at the louder of the user's two levels (0 % / 0 % stays
-silent; equal levels are exact). When the mix is about to run out (less than 5 ms of it left ahead) the output
-already fades to dry over those last milliseconds of mix, and it fades back to wet once the worker
-is ahead again: a late worker does not click.
+silence or garbage. The dry signal goes out at the louder of the user's two levels (0 % / 0 %
+stays silent; equal levels are exact). When the mix is about to run out (less than 5 ms of it left
+ahead) the output already fades to dry over those last milliseconds of mix, and it fades back to
+wet once the worker is ahead again: a late worker does not click.
 
 Keeping the output in step with the input ("lead" = input frames received minus the output's
 position, measured at each output callback). The output starts `start_lag` (one input block)
