@@ -407,13 +407,6 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
         if loaded:
             print(f"  latency (engine's estimate) under load: median {np.median(loaded):.1f} ms, "
                   f"max {max(loaded):.1f} ms")
-        timeline = []
-        for minute in range(int(np.ceil((args.minutes + after_minutes)))):
-            inside = [line for line in states if minute * 60 <= line["t"] - wall0 < (minute + 1) * 60]
-            if len(inside) > 1:
-                timeline.append(f"{minute}: {np.median([line['latency_ms'] for line in inside]):.0f} ms, "
-                                f"dry +{inside[-1]['dry_frames'] - inside[0]['dry_frames']}")
-        print("  per minute (latency estimate, frames played dry): " + "; ".join(timeline))
         extra = [line["extra_latency_ms"] for line in states if line["t"] >= wall0]
         print(f"  adaptive margin: {final['margin_changes']} changes, highest +{max(extra, default=0):.0f} ms, "
               f"+{final['extra_latency_ms']:.0f} ms at the end")
@@ -428,6 +421,13 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
     print(f"  the probe's own streams flagged over/underflows: speakers recorder {len(own_slips)}, cable recorder "
           f"{len(probe_flags['cable_monitor'])}, player {len(probe_flags['out'])}; {len(probe_events)} windows "
           f"after the engine lie within 0.2 s of the speakers recorder's and are not counted above")
+    timeline = []
+    for minute in range(int(np.ceil((args.minutes + after_minutes)))):
+        inside = [line for line in states if minute * 60 <= line["t"] - wall0 < (minute + 1) * 60]
+        if len(inside) > 1:
+            timeline.append(f"{minute}: {np.median([line['latency_ms'] for line in inside]):.0f} ms, "
+                            f"dry +{inside[-1]['dry_frames'] - inside[0]['dry_frames']}")
+    print("  per minute (latency estimate, frames played dry): " + "; ".join(timeline))
     print(f"  while the probe's streams joined the server (1-{SETTLE_S:g} s): {len(settling)} windows with a gap or slip")
     print(f"engine counters: dry frames {final['dry_frames']}, resyncs {final['resyncs']}, "
           f"PortAudio xruns {final['xruns']} ({final['output_xruns']} output), realignments {final['realignments']}")
