@@ -44,9 +44,14 @@ def rss_mib(pid: int) -> float:
     return float("nan")
 
 
+def _ticks(stat: Path) -> int:
+    """User + system CPU clock ticks from a /proc .../stat file (a process's or a thread's)."""
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return _ticks(Path(f"/proc/{pid}/stat")) / os.sysconf("SC_CLK_TCK")
 
 
 def thread_ticks(pid: int) -> dict[int, tuple[str, int]]:
@@ -54,11 +59,9 @@ def thread_ticks(pid: int) -> dict[int, tuple[str, int]]:
     found = {}
     for task in Path(f"/proc/{pid}/task").iterdir():
         try:
-            name = (task / "comm").read_text().strip()
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            found[int(task.name)] = ((task / "comm").read_text().strip(), _ticks(task / "stat"))
         except OSError:  # the thread ended meanwhile
             continue
-        found[int(task.name)] = (name, int(fields[11]) + int(fields[12]))
     return found
 
 

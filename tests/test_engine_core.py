@@ -238,33 +238,9 @@ def test_a_chunked_model_s_compute_time_is_in_the_delay_so_no_hop_plays_dry():
     assert engine.delay >= pipeline.latency_frames + pipeline.compute_frames
 
 
-def test_a_stalled_worker_means_dry_output_aligned_with_the_wet_path_never_silence(random_model):
-    levels = LevelRamp(RATE, vocals=0, instrumental=100)  # wet differs from dry: we can tell them apart
-    pipeline = _StallingPipeline(StreamingSeparator(random_model, channels=2), RATE, 2, levels)
-    engine = _Engine(pipeline)
-    x = noise(RATE * 3)
-
-    def stall(start: int) -> None:
-        if start // BLOCK == RATE // BLOCK:  # after 1 s: a 300 ms stall, far beyond the margin
-            pipeline.stall_s = 0.3
-
-    out = engine.run(x, on_block=stall)
-    delay = engine.delay
-    assert engine.callback.short_frames > 0  # the shortfall happened and was counted
-    dry = np.zeros_like(x)
-    dry[delay:] = x[:-delay]
-    played_dry = np.all(np.abs(out - dry) < 1e-6, axis=1)
-    stalled = slice(RATE + delay, RATE + delay + int(0.2 * RATE))
-    assert played_dry[stalled].mean() > 0.9  # during the stall: the dry input, same latency
-    assert np.sqrt(np.mean(out[stalled] ** 2)) > 0.5 * np.sqrt(np.mean(x ** 2))  # not silence
-    # and before the stall, and again after it (the worker caught up or resynced), the wet mix
-    assert played_dry[delay + 4096:RATE].mean() < 0.05
-    assert played_dry[-RATE // 2:].mean() < 0.05
-
-
 def _stalled_run(random_model, levels: LevelRamp, x: np.ndarray, during=None):
     """x through an engine whose worker stalls 300 ms after 1 s; `during(levels)` runs 100 ms
-    into the stall. Returns the output and the slice of it the stall left without a mix."""
+    into the stall. Returns the output and the engine's delay (frames); the stall was counted."""
     pipeline = _StallingPipeline(StreamingSeparator(random_model, channels=2), RATE, 2, levels)
     engine = _Engine(pipeline)
 
@@ -277,6 +253,22 @@ def _stalled_run(random_model, levels: LevelRamp, x: np.ndarray, during=None):
     out = engine.run(x, on_block=stall)
     assert engine.callback.short_frames > 0
     return out, engine.delay
+
+
+def test_a_stalled_worker_means_dry_output_aligned_with_the_wet_path_never_silence(random_model):
+    levels = LevelRamp(RATE, vocals=0, instrumental=100)  # wet differs from dry: we can tell them apart
+    x = noise(RATE * 3)
+    # after 1 s: a 300 ms stall, far beyond the margin; the shortfall happened and was counted
+    out, delay = _stalled_run(random_model, levels, x)
+    dry = np.zeros_like(x)
+    dry[delay:] = x[:-delay]
+    played_dry = np.all(np.abs(out - dry) < 1e-6, axis=1)
+    stalled = slice(RATE + delay, RATE + delay + int(0.2 * RATE))
+    assert played_dry[stalled].mean() > 0.9  # during the stall: the dry input, same latency
+    assert np.sqrt(np.mean(out[stalled] ** 2)) > 0.5 * np.sqrt(np.mean(x ** 2))  # not silence
+    # and before the stall, and again after it (the worker caught up or resynced), the wet mix
+    assert played_dry[delay + 4096:RATE].mean() < 0.05
+    assert played_dry[-RATE // 2:].mean() < 0.05
 
 
 def test_a_shortfall_plays_the_dry_input_at_the_user_s_level(random_model):
@@ -340,17 +332,8 @@ def test_a_late_worker_fades_to_dry_and_back_without_a_click(random_model):
     t = np.arange(3 * RATE) / RATE
     tones = np.stack([0.3 * np.sin(2 * np.pi * 110 * t) + 0.2 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1)
     tones = tones.astype(np.float32)
-    levels = LevelRamp(RATE, vocals=100, instrumental=0)
-    pipeline = _StallingPipeline(StreamingSeparator(random_model, channels=2), RATE, 2, levels)
-    engine = _Engine(pipeline)
-
-    def stall(start: int) -> None:
-        if start // BLOCK == RATE // BLOCK:
-            pipeline.stall_s = 0.3
-
-    out = engine.run(tones, on_block=stall)
-    assert engine.callback.short_frames > 0
-    usable = out[engine.delay:(len(tones) // BLOCK) * BLOCK]
+    out, delay = _stalled_run(random_model, LevelRamp(RATE, vocals=100, instrumental=0), tones)
+    usable = out[delay:(len(tones) // BLOCK) * BLOCK]
     assert np.abs(usable).max() > 0.3  # the dry tones did come through during the stall
     own_step = np.abs(np.diff(tones, axis=0)).max()
     assert np.abs(np.diff(usable, axis=0)).max() < 1.5 * own_step

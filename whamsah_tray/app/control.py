@@ -654,7 +654,7 @@ def send(argv: list[str], transport: Transport | None = None, timeout: float = C
         if line.startswith(prefix):  # a refusal of what the tray did not parse (too long) is plain text
             return Reply(ok, line[len(prefix):])
     try:
-        reply = json.loads(data.split(b"\n", 1)[0])
+        reply = json.loads(line)
         return Reply(bool(reply["ok"]), str(reply["message"]), reply.get("status"))
     except (ValueError, KeyError, TypeError):
         raise ControlError(f"unexpected reply from the tray: {data[:200]!r}") from None

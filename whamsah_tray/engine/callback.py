@@ -134,9 +134,9 @@ class AudioCallback:
         self.margin_drops = 0
         self._margin_step = max(1, int(MARGIN_STEP_S * sample_rate))
         self._quiet_total = int(QUIET_S * sample_rate)
-        self._quiet_frames = 0  # output frames since the last troubled window
         self._repeat_total = int(REPEAT_S * sample_rate)
-        self._troubled_before = False  # a troubled window within REPEAT_S before this one
+        # output frames since the last troubled window (as if long ago: the first trouble is a one-off)
+        self._quiet_frames = self._repeat_total
         self._trouble = False  # this window: the mix came short, or the output underran
         # For SETTLE_S after the output starts, short windows also judge a lead below zero: a
         # sound server may prefill the output's buffer in a burst of callbacks before the input
@@ -330,16 +330,14 @@ class AudioCallback:
         rule then skips the output ahead). 0: the output stays."""
         if not self._trouble:
             self._quiet_frames += frames_seen
-            if self._quiet_frames >= self._repeat_total:
-                self._troubled_before = False
             if self.extra_lead and self._quiet_frames >= self._quiet_total:
                 self.extra_lead = 0
                 self.margin_drops += 1
             return 0
         self._trouble = False
+        repeated = self._quiet_frames < self._repeat_total
         self._quiet_frames = 0
-        if not self._troubled_before:  # a one-off so far: remembered, not acted on
-            self._troubled_before = True
+        if not repeated:  # a one-off so far: remembered (by the quiet count), not acted on
             return 0
         step = min(self._margin_step, self.max_extra_lead - self.extra_lead)
         if step <= 0:
@@ -350,21 +348,27 @@ class AudioCallback:
         # An underrun has already delayed the output (its lead is high): nothing to go back for.
         return -min(step, target - lowest) if lowest < target else 0
 
+    def _ramp(self, start: float, target: float, frames: int) -> np.ndarray:
+        """Per-sample gains for the next `frames` from `start` towards `target` at the crossfade's
+        slope (a full swing in FADE_S), held at `target` once there: a view of self._weights."""
+        weights = self._weights[:frames]
+        if target > start:
+            np.add(self._fade_ramp[:frames], start, out=weights)
+            np.minimum(weights, target, out=weights)
+        else:
+            np.subtract(start, self._fade_ramp[:frames], out=weights)
+            np.maximum(weights, target, out=weights)
+        return weights
+
     def _scale_dry(self, dry, frames: int) -> None:
         """The dry input at the user's level (see levels.LevelRamp.dry_gain), following a change
-        of it at the crossfade's slope (a full swing in FADE_S) so that it never clicks."""
+        of it at the crossfade's slope so that it never clicks."""
         gain, target = self._dry_gain, self.levels.dry_gain
         if gain == target:
             if gain != 1.0:
                 np.multiply(dry, gain, out=dry)
             return
-        weights = self._weights[:frames]
-        if target > gain:
-            np.add(self._fade_ramp[:frames], gain, out=weights)
-            np.minimum(weights, target, out=weights)
-        else:
-            np.subtract(gain, self._fade_ramp[:frames], out=weights)
-            np.maximum(weights, target, out=weights)
+        weights = self._ramp(gain, target, frames)
         np.multiply(dry, weights[:, None], out=dry)
         self._dry_gain = float(weights[-1])
 
@@ -373,9 +377,7 @@ class AudioCallback:
         if self._closing_gain <= 0.0:
             outdata.fill(0.0)
             return
-        weights = self._weights[:frames]
-        np.subtract(self._closing_gain, self._fade_ramp[:frames], out=weights)
-        np.maximum(weights, 0.0, out=weights)
+        weights = self._ramp(self._closing_gain, 0.0, frames)
         outdata *= weights[:, None]
         self._closing_gain = float(weights[-1])
 
@@ -449,13 +451,7 @@ class AudioCallback:
             elif not fading_in and self._wet_weight <= 0.0:
                 mix[:] = dry
             else:  # mix = dry + w * (wet - dry), w ramping towards 1 or 0
-                weights = self._weights[:frames]
-                if fading_in:
-                    np.add(self._fade_ramp[:frames], self._wet_weight, out=weights)
-                    np.minimum(weights, 1.0, out=weights)
-                else:
-                    np.subtract(self._wet_weight, self._fade_ramp[:frames], out=weights)
-                    np.maximum(weights, 0.0, out=weights)
+                weights = self._ramp(self._wet_weight, 1.0 if fading_in else 0.0, frames)
                 np.subtract(wet, dry, out=wet)
                 np.multiply(wet, weights[:, None], out=wet)
                 np.add(dry, wet, out=mix)
