@@ -96,7 +96,7 @@ def child(args: argparse.Namespace) -> int:
                               "rate": s.sample_rate, "dry_frames": s.dry_frames, "resyncs": s.resyncs,
                               "xruns": s.xruns, "output_xruns": s.output_xruns,
                               "realignments": s.realignments, "extra_latency_ms": s.extra_latency_ms,
-                              "margin_changes": s.margin_changes}), flush=True)
+                              "margin_changes": s.margin_changes, "drift_trims": s.drift_trims}), flush=True)
     finally:
         engine.close()
     return 0
@@ -195,10 +195,15 @@ def long_run(sd, seconds: float) -> dict[str, np.ndarray]:
 
 
 def discontinuities(loop: np.ndarray, recording: np.ndarray, start_s: float = 1.0,
-                    end_s: float | None = None) -> list[float]:
+                    end_s: float | None = None, shifts: dict[float, int] | None = None,
+                    splice_within: int = 0) -> list[float]:
     """Times (s) where the recording stops following the loop: a 100 ms window that matches it
     at no lag near the previous one (a gap, garbage), or matches at another lag (a slip: frames
-    lost or repeated). Followed window by window, so one slip counts once, not for ever after."""
+    lost or repeated). Followed window by window, so one slip counts once, not for ever after.
+    shifts: filled with each slip's size in frames (> 0: frames lost), by its time.
+    splice_within: a window that matches neither lag is still one slip (not a gap as well) when
+    the next window matches at a lag at most this far away and the window is the old lag up to
+    some frame and the new one after it, but for SPLICE_S around that frame (a crossfade)."""
     window = int(WINDOW_S * RATE)
     search = int(0.05 * RATE)
     events: list[float] = []
@@ -207,24 +212,65 @@ def discontinuities(loop: np.ndarray, recording: np.ndarray, start_s: float = 1.
     head = recording[first:first + int(LOOP_S * RATE)]
     phase = (_lag(loop, np.concatenate([head, head])) + first) % len(loop)  # rec[t] = loop[t - phase]
     doubled = np.concatenate([loop, loop, loop])
-    for start in range(first, last, window):
+
+    def reference_for(start: int) -> np.ndarray:
+        base = (start - phase - search) % len(loop) + len(loop)
+        return doubled[base:base + window + 2 * search]
+
+    starts = list(range(first, last, window))
+    spliced = None  # the window whose slip was already counted with the splice before it
+    for index, start in enumerate(starts):
         piece = recording[start:start + window]
         if not piece.any():
             events.append(start / RATE)
             continue
-        base = (start - phase - search) % len(loop) + len(loop)
-        reference = doubled[base:base + window + 2 * search]
-        size = 1 << int(np.ceil(np.log2(len(reference) + window)))
-        cross = np.fft.irfft(np.fft.rfft(reference, size) * np.conj(np.fft.rfft(piece, size)), size)
-        offset = int(np.argmax(cross[:2 * search + 1]))  # reference[offset + i] ~ piece[i]
-        found = reference[offset:offset + window]
-        corr = float((piece * found).sum() / np.sqrt((piece ** 2).sum() * (found ** 2).sum() + 1e-20))
+        reference = reference_for(start)
+        offset, corr = _best_match(piece, reference)
+        if start == spliced:
+            phase = (phase - (offset - search)) % len(loop)
+            continue
+        if corr < 0.9 and splice_within and index + 1 < len(starts):
+            following = recording[starts[index + 1]:starts[index + 1] + window]
+            new_offset, new_corr = _best_match(following, reference_for(starts[index + 1]))
+            if (new_corr >= 0.9 and 0 < abs(new_offset - search) <= splice_within
+                    and _is_splice(piece, reference[search:search + window],
+                                   reference[new_offset:new_offset + window])):
+                offset, corr, spliced = new_offset, 1.0, starts[index + 1]
         if corr < 0.9:
             events.append(start / RATE)
         elif offset != search:
             events.append(start / RATE)
+            if shifts is not None:
+                shifts[start / RATE] = offset - search
             phase = (phase - (offset - search)) % len(loop)
     return events
+
+
+SPLICE_S = 0.02  # a splice's crossfade (the engine's is 5 ms), with room for the resamplers' ringing
+
+
+def _best_match(piece: np.ndarray, reference: np.ndarray) -> tuple[int, float]:
+    """(offset, correlation): reference[offset + i] ~ piece[i] best, for offsets 0..len(ref)-len(piece)."""
+    window = len(piece)
+    size = 1 << int(np.ceil(np.log2(len(reference) + window)))
+    cross = np.fft.irfft(np.fft.rfft(reference, size) * np.conj(np.fft.rfft(piece, size)), size)
+    offset = int(np.argmax(cross[:len(reference) - window + 1]))
+    found = reference[offset:offset + window]
+    return offset, float((piece * found).sum() / np.sqrt((piece ** 2).sum() * (found ** 2).sum() + 1e-20))
+
+
+def _is_splice(piece: np.ndarray, old: np.ndarray, new: np.ndarray) -> bool:
+    """piece follows `old` up to some frame and `new` after it, but for SPLICE_S around that frame."""
+    old_error = np.cumsum((piece - old) ** 2)
+    new_error = np.cumsum(((piece - new) ** 2)[::-1])[::-1]
+    split = int(np.argmin(old_error + new_error))
+    joined = np.concatenate([old[:split], new[split:]])
+    keep = np.ones(len(piece), bool)
+    keep[max(0, split - int(SPLICE_S * RATE / 2)):split + int(SPLICE_S * RATE / 2)] = False
+    if keep.sum() < len(piece) // 2:
+        return False
+    a, b = piece[keep], joined[keep]
+    return float((a * b).sum() / np.sqrt((a ** 2).sum() * (b ** 2).sum() + 1e-20)) >= 0.9
 
 
 LOAD_SCRIPTS = {
@@ -247,6 +293,13 @@ LOAD_SCRIPTS = {
 }
 LOADS = {"cpu": ["busy", "busy"], "blas": ["blas"], "mixed": ["busy", "memory", "disk"],
          "memory": ["memory"], "disk": ["disk"]}
+
+
+def _counted_near(states: list[dict], when: float, key: str, seconds: float) -> bool:
+    """The engine's counter `key` rose within `seconds` of the monotonic time `when` (its status
+    lines come once a second)."""
+    near = [line[key] for line in states if abs(line["t"] - when) <= seconds and key in line]
+    return len(near) > 1 and near[-1] > near[0]
 
 
 def start_load(kind: str, folder: str) -> list[subprocess.Popen]:
@@ -318,6 +371,8 @@ def _measure(args: argparse.Namespace) -> int:
 
 
 def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: str) -> int:
+    from whamsah_tray.engine.callback import TRIM_MAX
+
     load_text = f"under --load {args.load} then {after_minutes:g} min without" if args.load else "no load"
     print(f"bench_engine: {args.server}; {args.minutes:g} min run, {load_text}; PortAudio latency input {args.input_latency} s, output "
           f"{args.output_latency} s, margin {args.margin} s, "
@@ -372,8 +427,11 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
     notes = [line["note"] for line in lines if "note" in line]
     states = [line for line in lines if "state" in line]  # the child's status lines, one a second
     final = states[-1]
+    at_start = [line for line in states if line["t"] <= wall0 + SETTLE_S][-1]
     before = np.array(discontinuities(recorded["loop"], recorded["cable_monitor"], SETTLE_S))
-    after = discontinuities(recorded["loop"], recorded["speakers_monitor"], SETTLE_S)
+    shifts: dict[float, int] = {}
+    after = discontinuities(recorded["loop"], recorded["speakers_monitor"], SETTLE_S, shifts=shifts,
+                            splice_within=TRIM_MAX)
     settling = discontinuities(recorded["loop"], recorded["speakers_monitor"], 1.0, SETTLE_S)
     # The two recordings start at slightly different moments; an event after the engine whose
     # cause is already in the probe's own playback (seen before the engine) is not the engine's.
@@ -385,6 +443,12 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
     own_slips = probe_flags["speakers_monitor"]
     probe_events = [t for t in engine_events if np.any(np.abs(own_slips - t) < 0.2)]
     engine_events = [t for t in engine_events if t not in probe_events]
+    # A drift trim (callback.py, "Drift") skips or repeats a few frames, crossfaded: no dropout,
+    # but a slip to this follower. A slip of at most TRIM_MAX frames within 2 s of a trim the
+    # engine counted is that trim; every other slip, small or not, stays a dropout.
+    trims = [t for t in engine_events if t in shifts and abs(shifts[t]) <= TRIM_MAX
+             and _counted_near(states, wall0 + t - latency_s, "drift_trims", 2.0)]
+    engine_events = [t for t in engine_events if t not in trims]
     for note in notes:
         print(f"note: {note}")
     print(f"model: {final['model']} at {final['rate']} Hz")
@@ -418,6 +482,9 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
     print(f"dropouts in {args.minutes + after_minutes:g} min: {len(engine_events)} caused by the engine (gaps or slips in "
           f"100 ms windows after it; {len(after)} in all, {len(before)} already in the probe's own playback), "
           f"counted from {SETTLE_S:g} s on")
+    print(f"  drift trims: {final.get('drift_trims', 0)} counted by the engine ({final.get('drift_trims', 0) - at_start.get('drift_trims', 0)} "
+          f"from {SETTLE_S:g} s on, {sum(shifts[t] for t in trims):+d} frames in all), {len(trims)} of them seen as "
+          f"slips of <= {TRIM_MAX} frames after the engine and not counted above")
     print(f"  the probe's own streams flagged over/underflows: speakers recorder {len(own_slips)}, cable recorder "
           f"{len(probe_flags['cable_monitor'])}, player {len(probe_flags['out'])}; {len(probe_events)} windows "
           f"after the engine lie within 0.2 s of the speakers recorder's and are not counted above")
@@ -431,7 +498,6 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
     print(f"  while the probe's streams joined the server (1-{SETTLE_S:g} s): {len(settling)} windows with a gap or slip")
     print(f"engine counters: dry frames {final['dry_frames']}, resyncs {final['resyncs']}, "
           f"PortAudio xruns {final['xruns']} ({final['output_xruns']} output), realignments {final['realignments']}")
-    at_start = [line for line in states if line["t"] <= wall0 + SETTLE_S][-1]
     during = {key: final[key] - at_start[key] for key in ("dry_frames", "xruns", "output_xruns", "realignments")}
     print(f"  of which from {SETTLE_S:g} s into the run on: dry frames {during['dry_frames']}, PortAudio xruns "
           f"{during['xruns']} ({during['output_xruns']} output), realignments {during['realignments']}")

@@ -40,15 +40,17 @@ def drive(seconds: float, worker_stalls=(), output_gaps=(), max_extra_lead=int(0
     frames = int(seconds * RATE)
     x = np.random.default_rng(1).standard_normal((frames, 2)).astype(np.float32) * 0.1
     capacity = DELAY + 8 * RATE
+    now = [0.0]  # the simulated clock, for the callback's drift measurement
     callback = AudioCallback(SampleRing(capacity, 2), SampleRing(capacity, 2), DELAY, RATE, 4096,
-                             threading.Event(), start_lag=in_block, max_extra_lead=max_extra_lead)
+                             threading.Event(), start_lag=in_block, max_extra_lead=max_extra_lead,
+                             clock=lambda: now[0])
     out = np.zeros((frames + RATE, 2), np.float32)
     leads = []
     written = received = processed = 0
     t, next_in, next_out = 0.0, 0.0, in_block / RATE / 2
     flagged = False
     while received + in_block <= frames:
-        t = min(next_in, next_out)
+        t = now[0] = min(next_in, next_out)
         if t == next_in:
             callback.input_block(x[received:received + in_block], in_block, None, None)
             received += in_block

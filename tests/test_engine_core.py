@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import pytest
 
-from whamsah_tray.engine.callback import AudioCallback
+from whamsah_tray.engine.callback import DRIFT_S, TRIM_MIN, AudioCallback
 from whamsah_tray.engine.levels import LevelRamp, clamp_percent
 from whamsah_tray.engine.pipeline import DRY_LATENCY_SAMPLES, SeparationPipeline
 from whamsah_tray.engine.ring_buffer import SampleRing
@@ -340,23 +340,28 @@ def test_a_late_worker_fades_to_dry_and_back_without_a_click(random_model):
 
 
 def _two_streams(x: np.ndarray, input_gaps=(), output_gaps=(), input_losses=(), in_block=165, out_block=496,
-                 delay=3000, output_burst=1):
+                 delay=3000, output_burst=1, drift_ppm=0.0):
     """Drives a sync-mode callback's input and output sides on a simulated clock (dry path: no
     worker), like PortAudio's two streams on one sound-server clock. input_gaps: (t, s) the input
     callbacks stop for s seconds from t, then the missed blocks arrive at once (a late input
     thread). output_gaps: (t, s) the output loses s seconds (an underrun: the server moved on
     without us). input_losses: (t, s) the input's blocks of those s seconds never come (an
     overrun: the server dropped them). output_burst: the output's first callback comes that many
-    times at once (a server prefilling its buffer, as PipeWire does). Returns the output and the lead (input frames received minus output position)
-    at each output callback."""
+    times at once (a server prefilling its buffer, as PipeWire does). drift_ppm: the output's clock
+    runs that much faster than the input's (a sound card against a virtual cable; < 0: slower).
+    Returns the output and the lead (input frames received minus output position) at each output
+    callback."""
     capacity = delay + 4 * RATE
+    now = [0.0]
     callback = AudioCallback(SampleRing(capacity, 2), SampleRing(capacity, 2), delay, RATE, 4096,
-                             threading.Event(), start_lag=511)
+                             threading.Event(), start_lag=511, clock=lambda: now[0])
+    out_period = out_block / RATE / (1.0 + drift_ppm * 1e-6)
     out = np.zeros((len(x) + 8 * RATE, 2), np.float32)
     leads, written, received, t = [], 0, 0, 0.0
     next_in, next_out, step = 0.0, in_block / RATE / 2, 1e-4
     while received + in_block <= len(x):
         t += step
+        now[0] = t
         due_in = t >= next_in and not any(a <= t < a + s for a, s in input_gaps)
         if due_in:
             while next_in <= t and received + in_block <= len(x):  # the missed blocks, at once
@@ -367,7 +372,7 @@ def _two_streams(x: np.ndarray, input_gaps=(), output_gaps=(), input_losses=(), 
                 received += in_block
                 next_in += in_block / RATE
         if t >= next_out:
-            next_out += out_block / RATE
+            next_out += out_period
             if any(a <= t < a + s for a, s in output_gaps):
                 continue  # the server played on without this block
             for _ in range(output_burst if written == 0 else 1):
@@ -416,6 +421,38 @@ def test_an_output_underrun_s_extra_latency_is_removed_smoothly():
     own_step = np.abs(np.diff(tone, axis=0)).max()
     audible = out[3000 + 2048:]  # after the first delay's silence
     assert np.abs(np.diff(audible, axis=0)).max() < 2.5 * own_step  # crossfaded: no click
+
+
+@pytest.mark.parametrize("drift_ppm", [200.0, -200.0])
+def test_two_clocks_drifting_apart_are_kept_in_step_by_small_trims_without_a_click(drift_ppm):
+    """A sound card against a virtual cable: the output's clock runs 200 ppm fast (or slow). Over
+    40 s that is 353 frames: untrimmed, the lead sinks until the mix runs short and the output
+    falls back by a block (or grows until a catch-up). Trimmed, the lead stays where it settled
+    and nothing moves by more than TRIM_MAX frames."""
+    seconds = 40
+    t = np.arange(RATE * seconds) / RATE
+    tone = np.stack([0.3 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1).astype(np.float32)
+    out, leads, callback = _two_streams(tone, drift_ppm=drift_ppm)
+    assert callback.realignments == callback.fall_backs == callback.catch_ups == 0
+    drifted = drift_ppm * 1e-6 * len(out)  # frames the output's clock gained on the input's
+    assert callback.drift_trims >= 10
+    # all but the drift before the first median (0.5 s settling + DRIFT_S) and in the last period
+    untrimmed = (0.5 + 2 * DRIFT_S) * RATE * abs(drift_ppm) * 1e-6
+    assert abs(callback.drift_trimmed + drifted) < untrimmed + TRIM_MIN, (callback.drift_trimmed, drifted)
+    settled, end = np.median(leads[100:400]), np.median(leads[-300:])
+    assert abs(end - settled) < 30, (settled, end)
+    own_step = np.abs(np.diff(tone, axis=0)).max()
+    audible = out[3000 + 2048:]
+    assert np.abs(np.diff(audible, axis=0)).max() < 1.5 * own_step  # each trim crossfaded: no click
+
+
+def test_the_same_clock_on_both_sides_is_never_trimmed():
+    """Two streams on one clock (one sound server's graph) with a late input callback now and
+    then: the lead's median does not move, so nothing is trimmed."""
+    x = noise(RATE * 30, seed=8)
+    gaps = [(float(a), 0.03) for a in range(3, 28, 4)]
+    _, _, callback = _two_streams(x, input_gaps=gaps)
+    assert callback.drift_trims == 0 and callback.realignments == 0
 
 
 def test_an_output_prefilled_in_a_burst_at_the_start_moves_nothing_once_the_sound_plays():

@@ -56,7 +56,8 @@ def run(args: argparse.Namespace) -> int:
         # of the whole run (they outlive the stream).
         final = engine.status
         print(summary(replace(playing, dry_frames=final.dry_frames, resyncs=final.resyncs, xruns=final.xruns,
-                              output_xruns=final.output_xruns, realignments=final.realignments)))
+                              output_xruns=final.output_xruns, realignments=final.realignments,
+                              drift_trims=final.drift_trims)))
     finally:
         engine.close()
     return 0

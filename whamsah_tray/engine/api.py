@@ -114,6 +114,9 @@ class EngineStatus:
     output_xruns: int  # of which on the output side
     realignments: int  # times the output was put back in step with the input (an audible slip)
     margin_changes: int  # times the adaptive margin rose or was dropped again
+    # times the output skipped or repeated a few frames (crossfaded, inaudible) to keep in step with
+    # an input on another clock (a virtual cable against a sound card: callback.py, "Drift")
+    drift_trims: int
 
 
 # -- events: created on the controller thread, handed to every observer on that thread ------------

@@ -34,6 +34,19 @@ the lead grows and stays). So:
   input it needs and plays dry: the output goes back to `start_lag` behind ("fall-back");
 both crossfaded over FADE_S.
 
+Drift: the input (a virtual cable) and the output (a sound card) run on two clocks that never
+agree exactly (measured here on two PulseAudio null sinks: the output ~50 ppm faster; a sound card
+against a cable is typically 10-100 ppm off). Left alone, the lead sinks (or grows) a few frames a
+second until the mix runs short (dry frames: the vocals come back) and a fall-back or catch-up
+moves the output by a block or more, minutes apart. So the output keeps its lead where it settled,
+in small steps: every DRIFT_S the median of the lead, measured with sub-block precision (the input
+position extrapolated to the output callback's moment by the time since the last input block: a
+lead read in whole input blocks does not see the drift until it has grown by a block), is compared
+with the median it had after the output last moved; a difference of TRIM_MIN frames or more is
+trimmed away by a crossfaded skip or repeat of that many frames ("drift trim", a few frames, a
+fraction of a millisecond: at 50 ppm about 4 frames every 2 s). A difference larger than TRIM_MAX
+is not drift (an underrun, a stall): the rules above deal with it and the median is taken afresh.
+
 Adaptive margin (when the session allows one, `max_extra_lead` > 0): on a busy machine the worker
 may deliver a mix too late (those frames play dry: the vocals come back for a moment) or the output
 may underrun. Either marks the window as troubled. Trouble that comes back within REPEAT_S of the
@@ -67,6 +80,7 @@ Cross-thread state, all plain attribute reads/writes of ints/tuples (atomic unde
 from __future__ import annotations
 
 import threading
+import time
 
 import numpy as np
 
@@ -82,17 +96,21 @@ CATCH_UP_ABOVE = LOWEST_LEAD + 128  # frames: a lowest lead above this is latenc
 MARGIN_STEP_S = 0.010  # adaptive margin: how much more lead one troubled window adds
 QUIET_S = 120.0  # ... and how long without trouble before the extra lead is dropped
 REPEAT_S = 30.0  # trouble this soon after the last raises the margin; a one-off does not
+DRIFT_S = 2.0  # drift: the lead's median over this long is kept where it settled ...
+TRIM_MIN = 3  # frames: ... once it moved by this much (less is the median's own wander)
+TRIM_MAX = 96  # frames: ... up to this much (more is not drift: ~1500 ppm at 44.1 kHz)
 
 
 class AudioCallback:
     def __init__(self, input_ring: SampleRing, output_ring: SampleRing, delay: int, sample_rate: int,
                  max_frames: int, wake: threading.Event, source=None, start_lag: int = 0,
-                 max_extra_lead: int = 0, levels=None) -> None:
+                 max_extra_lead: int = 0, levels=None, clock=time.perf_counter) -> None:
         """source: None in sync mode, else an object with `read_into(out) -> None` filling out
         (frames, channels) without blocking (file playback). start_lag: see output_block.
         max_extra_lead: the adaptive margin's cap in frames (0: the lead is pinned; see above).
         levels: an object whose float attribute `dry_gain` is the gain for the dry input (the
-        user's louder level, levels.LevelRamp; read once per block); None: the dry input as is."""
+        user's louder level, levels.LevelRamp; read once per block); None: the dry input as is.
+        clock: seconds, monotonic, for the drift measurement (a simulated one in tests)."""
         channels = input_ring.channels
         self.input_ring = input_ring
         self.output_ring = output_ring
@@ -132,6 +150,16 @@ class AudioCallback:
         self.extra_lead = 0  # frames of lead kept beyond LOWEST_LEAD after trouble
         self.margin_raises = 0
         self.margin_drops = 0
+        # drift (see the module docstring)
+        self.drift_trims = 0  # small crossfaded skips/repeats that kept the lead in place
+        self.drift_trimmed = 0  # their sum in frames (> 0: the output skipped ahead, its clock is slower)
+        self._clock = clock
+        self._sample_rate = sample_rate
+        self._input_mark = (0, 0.0)  # (position, clock time) of the newest input block
+        self._drift_period = int(DRIFT_S * sample_rate)
+        self._drift_leads = np.zeros(8192, dtype=np.float64)  # the period's fine leads
+        self._drift_count = self._drift_frames = 0
+        self._drift_reference: float | None = None  # the median after the output last moved
         self._margin_step = max(1, int(MARGIN_STEP_S * sample_rate))
         self._quiet_total = int(QUIET_S * sample_rate)
         self._repeat_total = int(REPEAT_S * sample_rate)
@@ -205,6 +233,7 @@ class AudioCallback:
             if self.out_position is None:  # first block: start one input block behind the input
                 self.out_position = received - self.start_lag
             lead = received - self.out_position
+            trim = 0
             self.mean_lead += (lead - self.mean_lead) * 0.01
             move = 0
             if lead < frames - self.delay or lead > self.max_lead:
@@ -214,10 +243,19 @@ class AudioCallback:
                 self.realignments += 1
                 self.out_position = received - self.start_lag
                 self._new_window()
+                self._forget_drift()
             else:
                 move = self._out_of_step(lead, frames, received)
+                if move:
+                    self._forget_drift()
+                elif not self._resuming:
+                    trim = self._drift_trim(frames)
             if move:
                 self._move_to(self.out_position + move, outdata, frames)
+            elif trim:
+                self.drift_trims += 1
+                self.drift_trimmed += trim
+                self._move_to(self.out_position + trim, outdata, frames, slip=False)
             else:
                 start = self.out_position
                 self._play(start, outdata, frames)
@@ -266,6 +304,7 @@ class AudioCallback:
         self._resuming = True
         self._settling_frames = 0
         self._new_window()
+        self._forget_drift()
         self._wet_weight, self._fading_in = 0.0, True
 
     # --- the work --------------------------------------------------------------------------
@@ -283,6 +322,42 @@ class AudioCallback:
             self.out_position = start
             self._new_window()
             self._lead_in = True
+
+    def _forget_drift(self) -> None:
+        """The output moved: the lead's median is measured afresh before any drift trim."""
+        self._drift_count = self._drift_frames = 0
+        self._drift_reference = None
+
+    def _drift_trim(self, frames: int) -> int:
+        """Frames to skip (> 0) or repeat (< 0) now to keep the lead's median where it settled
+        (see the module docstring, "Drift"); 0 most of the time."""
+        if self._settling_frames > 0:
+            return 0
+        position, stamp = self._input_mark
+        since = (self._clock() - stamp) * self._sample_rate
+        if 0.0 <= since <= 4 * self.start_lag + 1024:  # else the input stalls: no clock reading
+            count = self._drift_count
+            if count < len(self._drift_leads):
+                self._drift_leads[count] = position + since - self.out_position
+                self._drift_count = count + 1
+        self._drift_frames += frames
+        if self._drift_frames < self._drift_period:
+            return 0
+        count, self._drift_count, self._drift_frames = self._drift_count, 0, 0
+        if count == 0:
+            return 0
+        leads = self._drift_leads[:count]
+        leads.partition(count // 2)
+        median = float(leads[count // 2])
+        reference = self._drift_reference
+        if reference is None:
+            self._drift_reference = median
+            return 0
+        deviation = median - reference
+        if abs(deviation) > TRIM_MAX:  # not drift: left to the rules above, measured afresh
+            self._drift_reference = None
+            return 0
+        return round(deviation) if abs(deviation) >= TRIM_MIN else 0
 
     def _new_window(self) -> None:
         self._window_frames, self._window_min_lead, self._window_max_lead = 0, 1 << 62, -(1 << 62)
@@ -381,8 +456,9 @@ class AudioCallback:
         outdata *= weights[:, None]
         self._closing_gain = float(weights[-1])
 
-    def _move_to(self, new_start: int, outdata, frames: int) -> None:
-        """Plays from new_start instead of the next position, crossfading from the old one."""
+    def _move_to(self, new_start: int, outdata, frames: int, slip: bool = True) -> None:
+        """Plays from new_start instead of the next position, crossfading from the old one.
+        slip: count it in `realignments` (a drift trim of a few frames is not counted there)."""
         old = self._moved[:frames, :outdata.shape[1]]
         dry_gain = self._dry_gain
         self._play(self.out_position, old, frames)
@@ -391,7 +467,8 @@ class AudioCallback:
         outdata -= old
         outdata *= self._crossfade[:frames, None]
         outdata += old
-        self.realignments += 1  # still a slip, if a smooth one: counted with the others
+        if slip:
+            self.realignments += 1  # still a slip, if a smooth one: counted with the others
         self.out_position = new_start + frames
 
     def _store_and_play(self, block, outdata, frames: int) -> None:
@@ -414,6 +491,7 @@ class AudioCallback:
         start = self.position
         self.input_ring.write_at(start, indata)  # a mono input broadcasts to both channels
         self.position = start + frames  # publish only after the data is in place
+        self._input_mark = (start + frames, self._clock())
         if not self.idle or indata.any():
             self.wake.set()
 
