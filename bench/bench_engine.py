@@ -196,67 +196,101 @@ def long_run(sd, seconds: float) -> dict[str, np.ndarray]:
 
 def discontinuities(loop: np.ndarray, recording: np.ndarray, start_s: float = 1.0,
                     end_s: float | None = None, shifts: dict[float, int] | None = None,
-                    splice_within: int = 0) -> list[float]:
+                    splice_within: int = 0, kinds: dict[float, str] | None = None) -> list[float]:
     """Times (s) where the recording stops following the loop: a 100 ms window that matches it
     at no lag near the previous one (a gap, garbage), or matches at another lag (a slip: frames
     lost or repeated). Followed window by window, so one slip counts once, not for ever after.
+    Lags are followed to a fraction of a frame: the engine runs at the model's 44.1 kHz between
+    48 kHz devices, so a move of whole frames there is a fractional one here, and white noise
+    compared at the nearest whole lag then correlates ~0.9 where it is intact.
     shifts: filled with each slip's size in frames (> 0: frames lost), by its time.
     splice_within: a window that matches neither lag is still one slip (not a gap as well) when
     the next window matches at a lag at most this far away and the window is the old lag up to
-    some frame and the new one after it, but for SPLICE_S around that frame (a crossfade)."""
+    some frame and the new one after it, but for SPLICE_S around that frame (a crossfade).
+    kinds: filled with what each event was ("silence", "slip +5.4", "corr 0.42 at +0.0"), by its time."""
     window = int(WINDOW_S * RATE)
     search = int(0.05 * RATE)
     events: list[float] = []
     first = int(start_s * RATE)
     last = len(recording) - window if end_s is None else min(len(recording) - window, int(end_s * RATE))
     head = recording[first:first + int(LOOP_S * RATE)]
-    phase = (_lag(loop, np.concatenate([head, head])) + first) % len(loop)  # rec[t] = loop[t - phase]
+    phase = float((_lag(loop, np.concatenate([head, head])) + first) % len(loop))  # rec[t] = loop[t - phase]
     doubled = np.concatenate([loop, loop, loop])
 
-    def reference_for(start: int) -> np.ndarray:
-        base = (start - phase - search) % len(loop) + len(loop)
-        return doubled[base:base + window + 2 * search]
+    def match_at(start: int) -> tuple[float, float, np.ndarray, float]:
+        """(lag change, correlation, reference, expected offset) of the window at `start`."""
+        base = int(np.floor(start - phase - search))
+        expected = start - phase - base  # where the window should sit in the reference if nothing slipped
+        reference = doubled[base % len(loop) + len(loop):][:window + 2 * search + 1]
+        offset, corr = _best_match(recording[start:start + window], reference)
+        return offset - expected, corr, reference, expected
+
+    def note(start: int, text: str) -> None:
+        events.append(start / RATE)
+        if kinds is not None:
+            kinds[start / RATE] = text
 
     starts = list(range(first, last, window))
     spliced = None  # the window whose slip was already counted with the splice before it
     for index, start in enumerate(starts):
         piece = recording[start:start + window]
         if not piece.any():
-            events.append(start / RATE)
+            note(start, "silence")
             continue
-        reference = reference_for(start)
-        offset, corr = _best_match(piece, reference)
-        if start == spliced:
-            phase = (phase - (offset - search)) % len(loop)
+        change, corr, reference, expected = match_at(start)
+        if start == spliced or (corr >= 0.9 and abs(change) < SLIP_MIN):
+            phase -= change  # a fraction of a frame: the resamplers' own wander, followed
             continue
         if corr < 0.9 and splice_within and index + 1 < len(starts):
-            following = recording[starts[index + 1]:starts[index + 1] + window]
-            new_offset, new_corr = _best_match(following, reference_for(starts[index + 1]))
-            if (new_corr >= 0.9 and 0 < abs(new_offset - search) <= splice_within
-                    and _is_splice(piece, reference[search:search + window],
-                                   reference[new_offset:new_offset + window])):
-                offset, corr, spliced = new_offset, 1.0, starts[index + 1]
+            new_change, new_corr, _, _ = match_at(starts[index + 1])
+            if (new_corr >= 0.9 and SLIP_MIN <= abs(new_change) <= splice_within
+                    and _is_splice(piece, _at(reference, expected, window), _at(reference, expected + new_change, window))):
+                change, corr, spliced = new_change, 1.0, starts[index + 1]
         if corr < 0.9:
-            events.append(start / RATE)
-        elif offset != search:
-            events.append(start / RATE)
+            note(start, f"corr {corr:.2f} at {change:+.1f}")
+        else:
+            note(start, f"slip {change:+.1f}")
             if shifts is not None:
-                shifts[start / RATE] = offset - search
-            phase = (phase - (offset - search)) % len(loop)
+                shifts[start / RATE] = round(change)
+            phase -= change
     return events
 
 
+SLIP_MIN = 0.75  # frames: a lag that moves by less is the same lag
 SPLICE_S = 0.02  # a splice's crossfade (the engine's is 5 ms), with room for the resamplers' ringing
+_REFINE = np.linspace(-1.0, 1.0, 41)  # fractions of a frame around the best whole lag
 
 
-def _best_match(piece: np.ndarray, reference: np.ndarray) -> tuple[int, float]:
-    """(offset, correlation): reference[offset + i] ~ piece[i] best, for offsets 0..len(ref)-len(piece)."""
+def _best_match(piece: np.ndarray, reference: np.ndarray) -> tuple[float, float]:
+    """(offset, correlation): reference[offset + i] ~ piece[i] best, offset in frames to a
+    twentieth, between 0 and len(reference) - len(piece); the correlation at that offset
+    (the band-limited cross-correlation, normalised)."""
     window = len(piece)
     size = 1 << int(np.ceil(np.log2(len(reference) + window)))
-    cross = np.fft.irfft(np.fft.rfft(reference, size) * np.conj(np.fft.rfft(piece, size)), size)
-    offset = int(np.argmax(cross[:len(reference) - window + 1]))
-    found = reference[offset:offset + window]
-    return offset, float((piece * found).sum() / np.sqrt((piece ** 2).sum() * (found ** 2).sum() + 1e-20))
+    spectrum = np.fft.rfft(reference, size) * np.conj(np.fft.rfft(piece, size))
+    cross = np.fft.irfft(spectrum, size)
+    whole = int(np.argmax(cross[:len(reference) - window + 1]))
+    lags = whole + _REFINE
+    weights = np.full(len(spectrum), 2.0)
+    weights[0] = weights[-1] = 1.0
+    bins = np.arange(len(spectrum))
+    values = (np.exp(2j * np.pi * np.outer(lags, bins) / size) * (spectrum * weights)).real.sum(axis=1) / size
+    best = int(np.argmax(values))
+    offset = float(np.clip(lags[best], 0.0, len(reference) - window))
+    found = _at(reference, offset, window)
+    norm = np.sqrt((piece ** 2).sum() * (found ** 2).sum()) + 1e-20
+    return offset, float(values[best] / norm)
+
+
+def _at(reference: np.ndarray, offset: float, window: int) -> np.ndarray:
+    """reference[offset : offset + window] for a fractional offset (band-limited interpolation)."""
+    whole = int(np.floor(offset))
+    fraction = offset - whole
+    if fraction == 0.0:
+        return reference[whole:whole + window]
+    size = 1 << int(np.ceil(np.log2(len(reference) + 1)))
+    spectrum = np.fft.rfft(reference, size) * np.exp(2j * np.pi * np.arange(size // 2 + 1) * fraction / size)
+    return np.fft.irfft(spectrum, size)[whole:whole + window]
 
 
 def _is_splice(piece: np.ndarray, old: np.ndarray, new: np.ndarray) -> bool:
@@ -429,9 +463,11 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
     final = states[-1]
     at_start = [line for line in states if line["t"] <= wall0 + SETTLE_S][-1]
     before = np.array(discontinuities(recorded["loop"], recorded["cable_monitor"], SETTLE_S))
+    trim_max = int(TRIM_MAX * RATE / final["rate"]) + 1  # the engine's trims at its rate, in frames at RATE
     shifts: dict[float, int] = {}
+    kinds: dict[float, str] = {}
     after = discontinuities(recorded["loop"], recorded["speakers_monitor"], SETTLE_S, shifts=shifts,
-                            splice_within=TRIM_MAX)
+                            splice_within=trim_max, kinds=kinds)
     settling = discontinuities(recorded["loop"], recorded["speakers_monitor"], 1.0, SETTLE_S)
     # The two recordings start at slightly different moments; an event after the engine whose
     # cause is already in the probe's own playback (seen before the engine) is not the engine's.
@@ -446,7 +482,7 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
     # A drift trim (callback.py, "Drift") skips or repeats a few frames, crossfaded: no dropout,
     # but a slip to this follower. A slip of at most TRIM_MAX frames within 2 s of a trim the
     # engine counted is that trim; every other slip, small or not, stays a dropout.
-    trims = [t for t in engine_events if t in shifts and abs(shifts[t]) <= TRIM_MAX
+    trims = [t for t in engine_events if t in shifts and abs(shifts[t]) <= trim_max
              and _counted_near(states, wall0 + t - latency_s, "drift_trims", 2.0)]
     engine_events = [t for t in engine_events if t not in trims]
     for note in notes:
@@ -484,7 +520,7 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
           f"counted from {SETTLE_S:g} s on")
     print(f"  drift trims: {final.get('drift_trims', 0)} counted by the engine ({final.get('drift_trims', 0) - at_start.get('drift_trims', 0)} "
           f"from {SETTLE_S:g} s on, {sum(shifts[t] for t in trims):+d} frames in all), {len(trims)} of them seen as "
-          f"slips of <= {TRIM_MAX} frames after the engine and not counted above")
+          f"slips of <= {trim_max} frames (at {RATE} Hz) after the engine and not counted above")
     print(f"  the probe's own streams flagged over/underflows: speakers recorder {len(own_slips)}, cable recorder "
           f"{len(probe_flags['cable_monitor'])}, player {len(probe_flags['out'])}; {len(probe_events)} windows "
           f"after the engine lie within 0.2 s of the speakers recorder's and are not counted above")
@@ -503,17 +539,19 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
           f"{during['xruns']} ({during['output_xruns']} output), realignments {during['realignments']}")
     if engine_events:
         print("  engine's events at (s), with what the engine counted in the 2 s around each:")
-        for t in engine_events[:20]:
+        for t in engine_events[:40]:
             now = wall0 + t
             near = [line for line in states if abs(line["t"] - now) <= 1.0]
             if near:
                 first, last = near[0], near[-1]
-                counted = {key: last[key] - first[key] for key in ("dry_frames", "xruns", "realignments")}
-                print(f"    {t:6.1f} s: " + ", ".join(f"{key} +{value}" for key, value in counted.items()))
+                counted = {key: last[key] - first[key] for key in ("dry_frames", "xruns", "realignments", "drift_trims")
+                           if key in last}
+                print(f"    {t:6.1f} s ({kinds.get(t, '?')}): "
+                      + ", ".join(f"{key} +{value}" for key, value in counted.items()))
             else:
-                print(f"    {t:6.1f} s")
-        if len(engine_events) > 20:
-            print(f"    ... and {len(engine_events) - 20} more")
+                print(f"    {t:6.1f} s ({kinds.get(t, '?')})")
+        if len(engine_events) > 40:
+            print(f"    ... and {len(engine_events) - 40} more")
     return 0
 
 

@@ -435,12 +435,12 @@ def test_two_clocks_drifting_apart_are_kept_in_step_by_small_trims_without_a_cli
     out, leads, callback = _two_streams(tone, drift_ppm=drift_ppm)
     assert callback.realignments == callback.fall_backs == callback.catch_ups == 0
     drifted = drift_ppm * 1e-6 * len(out)  # frames the output's clock gained on the input's
-    assert callback.drift_trims >= 10
-    # all but the drift before the first median (0.5 s settling + DRIFT_S) and in the last period
-    untrimmed = (0.5 + 2 * DRIFT_S) * RATE * abs(drift_ppm) * 1e-6
+    assert callback.drift_trims >= 8  # one every two DRIFT_S periods
+    # all but the drift before the first median (0.5 s settling + DRIFT_S) and since the last trim
+    untrimmed = (0.5 + 3 * DRIFT_S) * RATE * abs(drift_ppm) * 1e-6
     assert abs(callback.drift_trimmed + drifted) < untrimmed + TRIM_MIN, (callback.drift_trimmed, drifted)
     settled, end = np.median(leads[100:400]), np.median(leads[-300:])
-    assert abs(end - settled) < 30, (settled, end)
+    assert abs(end - settled) < 40, (settled, end)  # untrimmed: 353 frames
     own_step = np.abs(np.diff(tone, axis=0)).max()
     audible = out[3000 + 2048:]
     assert np.abs(np.diff(audible, axis=0)).max() < 1.5 * own_step  # each trim crossfaded: no click

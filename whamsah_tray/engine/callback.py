@@ -42,9 +42,10 @@ moves the output by a block or more, minutes apart. So the output keeps its lead
 in small steps: every DRIFT_S the median of the lead, measured with sub-block precision (the input
 position extrapolated to the output callback's moment by the time since the last input block: a
 lead read in whole input blocks does not see the drift until it has grown by a block), is compared
-with the median it had after the output last moved; a difference of TRIM_MIN frames or more is
-trimmed away by a crossfaded skip or repeat of that many frames ("drift trim", a few frames, a
-fraction of a millisecond: at 50 ppm about 4 frames every 2 s). A difference larger than TRIM_MAX
+with the median it had after the output last moved; a difference of TRIM_MIN frames or more, in
+the same direction two periods running (drift persists; the median's wander on one clock, a few
+frames, does not), is trimmed away by a crossfaded skip or repeat of that many frames ("drift
+trim": at 50 ppm about 9 frames, a fifth of a millisecond, every 4 s). A difference larger than TRIM_MAX
 is not drift (an underrun, a stall): the rules above deal with it and the median is taken afresh.
 
 Adaptive margin (when the session allows one, `max_extra_lead` > 0): on a busy machine the worker
@@ -70,7 +71,8 @@ arrays (all buffers are made in __init__; numpy slicing only creates views), no 
 
 Cross-thread state, all plain attribute reads/writes of ints/tuples (atomic under the GIL):
 - `position` (written by the input side after the data is stored; read by the worker and the
-  output side): frames received. `out_position` (output side): frames played.
+  output side): frames received. `out_position` (output side): frames played. `_input_mark`
+  (input side, one tuple): the newest block's end position and the clock's time at its arrival.
 - `valid` = (first, end) positions of the output ring that hold the worker's mix (written by the
   worker only, as one tuple so the two ends always match).
 - `delay` (written by the controller before start, or by the worker on a model swap).
@@ -160,6 +162,7 @@ class AudioCallback:
         self._drift_leads = np.zeros(8192, dtype=np.float64)  # the period's fine leads
         self._drift_count = self._drift_frames = 0
         self._drift_reference: float | None = None  # the median after the output last moved
+        self._drift_last = 0.0  # the last period's deviation from it, if it called for a trim
         self._margin_step = max(1, int(MARGIN_STEP_S * sample_rate))
         self._quiet_total = int(QUIET_S * sample_rate)
         self._repeat_total = int(REPEAT_S * sample_rate)
@@ -327,6 +330,7 @@ class AudioCallback:
         """The output moved: the lead's median is measured afresh before any drift trim."""
         self._drift_count = self._drift_frames = 0
         self._drift_reference = None
+        self._drift_last = 0.0
 
     def _drift_trim(self, frames: int) -> int:
         """Frames to skip (> 0) or repeat (< 0) now to keep the lead's median where it settled
@@ -355,9 +359,18 @@ class AudioCallback:
             return 0
         deviation = median - reference
         if abs(deviation) > TRIM_MAX:  # not drift: left to the rules above, measured afresh
-            self._drift_reference = None
+            self._forget_drift()
             return 0
-        return round(deviation) if abs(deviation) >= TRIM_MIN else 0
+        if abs(deviation) < TRIM_MIN:
+            self._drift_last = 0.0
+            return 0
+        # Drift persists, the median's wander does not: trim only a deviation that the last
+        # period already showed, in the same direction.
+        last, self._drift_last = self._drift_last, deviation
+        if last * deviation <= 0.0:
+            return 0
+        self._drift_last = 0.0
+        return round(deviation)
 
     def _new_window(self) -> None:
         self._window_frames, self._window_min_lead, self._window_max_lead = 0, 1 << 62, -(1 << 62)
