@@ -213,9 +213,9 @@ def discontinuities(loop: np.ndarray, recording: np.ndarray, start_s: float = 1.
     events: list[float] = []
     first = int(start_s * RATE)
     last = len(recording) - window if end_s is None else min(len(recording) - window, int(end_s * RATE))
-    head = recording[first:first + int(LOOP_S * RATE)]
-    phase = float((_lag(loop, np.concatenate([head, head])) + first) % len(loop))  # rec[t] = loop[t - phase]
     doubled = np.concatenate([loop, loop, loop])
+    head = recording[first:first + RATE]  # one second: found in the loop before anything moves it
+    phase = float((first - _lag(head, doubled[:2 * len(loop)])) % len(loop))  # rec[t] = loop[t - phase]
 
     def match_at(start: int) -> tuple[float, float, np.ndarray, float]:
         """(lag change, correlation, reference, expected offset) of the window at `start`."""
@@ -230,6 +230,10 @@ def discontinuities(loop: np.ndarray, recording: np.ndarray, start_s: float = 1.
         if kinds is not None:
             kinds[start / RATE] = text
 
+    if first < last:  # the whole lag found above, refined to a fraction of a frame
+        change, corr, _, _ = match_at(first)
+        if corr >= 0.9 and abs(change) <= 1.5:
+            phase -= change
     starts = list(range(first, last, window))
     spliced = None  # the window whose slip was already counted with the splice before it
     for index, start in enumerate(starts):

@@ -1,0 +1,71 @@
+"""bench/bench_engine.py's dropout follower: what it counts as a dropout decides the figures of the
+load soak, so it is tested on recordings whose faults are known.
+
+The recordings are made the way the engine makes them in the bench: the probe's 48 kHz noise loop
+resampled to the engine's 44.1 kHz, moved there by whole frames (drift trims: a few frames,
+crossfaded over 5 ms), and resampled back to 48 kHz, so that each move is a fractional lag at
+48 kHz; plus a real gap and a burst of garbage that must stay events.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import soxr
+
+BENCH = Path(__file__).resolve().parent.parent / "bench" / "bench_engine.py"
+ENGINE_RATE = 44100
+
+
+def _bench_module():
+    spec = importlib.util.spec_from_file_location("bench_engine_under_test", BENCH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _recording(bench, seconds: int, trims: dict[float, int], gap_s: float, garbage_s: float):
+    rate = bench.RATE
+    loop = (0.1 * np.random.default_rng(0).standard_normal(int(bench.LOOP_S * rate))).astype(np.float32)
+    engine_side = soxr.resample(np.tile(loop, seconds // int(bench.LOOP_S) + 2), rate, ENGINE_RATE, quality="HQ")
+    fade = int(0.005 * ENGINE_RATE)
+    moves = np.zeros(len(engine_side), np.int64)
+    for at, frames in trims.items():
+        moves[int(at * ENGINE_RATE):] += frames
+    index = np.arange(len(engine_side)) + 2000
+    played = engine_side[np.minimum(index + moves, len(engine_side) - 1)]
+    for at in trims:  # each move crossfaded from the old position, as callback._move_to does
+        i = int(at * ENGINE_RATE)
+        ramp = np.arange(1, fade + 1) / fade
+        played[i:i + fade] = engine_side[index[i:i + fade] + moves[i - 1]] * (1 - ramp) + played[i:i + fade] * ramp
+    recording = soxr.resample(played, ENGINE_RATE, rate, quality="HQ").astype(np.float32)[:seconds * rate]
+    recording[int(gap_s * rate):int((gap_s + 0.02) * rate)] = 0.0  # 20 ms lost
+    recording[int(garbage_s * rate):int(garbage_s * rate) + 300] *= -1.0  # 300 frames of garbage
+    return loop, recording
+
+
+def test_small_crossfaded_moves_are_one_slip_each_and_a_gap_and_garbage_stay_dropouts():
+    bench = _bench_module()
+    trims = {t + 0.037: (7 if t % 4 else -4) for t in range(4, 30, 2)}
+    loop, recording = _recording(bench, 30, trims, gap_s=13.03, garbage_s=21.5)
+    shifts, kinds = {}, {}
+    events = bench.discontinuities(loop, recording, 1.5, shifts=shifts, splice_within=106, kinds=kinds)
+    slips = sorted(shifts.items())
+    assert len(slips) == len(trims), kinds
+    for (at, frames), (trim_at, engine_frames) in zip(slips, sorted(trims.items())):
+        assert abs(at - trim_at) <= 0.1
+        assert frames == round(engine_frames * bench.RATE / ENGINE_RATE)  # 7 -> +8, -4 -> -4 at 48 kHz
+    faults = [t for t in events if t not in shifts]
+    assert [round(t, 1) for t in faults] == [13.0, 21.5], kinds
+
+
+def test_without_splicing_a_crossfaded_move_also_counts_its_crossfade():
+    """The splice rule is what makes a trim one slip: without it the window holding the crossfade
+    matches neither lag (white noise a few frames apart does not correlate)."""
+    bench = _bench_module()
+    trims = {t + 0.037: 7 for t in range(4, 20, 4)}
+    loop, recording = _recording(bench, 20, trims, gap_s=17.03, garbage_s=18.5)
+    events = bench.discontinuities(loop, recording, 1.5)
+    assert len(events) == 2 * len(trims) + 2
