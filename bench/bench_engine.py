@@ -251,6 +251,21 @@ def discontinuities(loop: np.ndarray, recording: np.ndarray, start_s: float = 1.
                     and _is_splice(piece, _at(reference, expected, window), _at(reference, expected + new_change, window))):
                 change, corr, spliced = new_change, 1.0, starts[index + 1]
         if corr < 0.9:
+            # Matched nowhere near: a slip larger than the search (a resync, a long stall) or
+            # garbage. Found anywhere in the loop, it is one slip; else a gap, and looked for again.
+            found = float((start - _lag(piece, doubled[:2 * len(loop)])) % len(loop))
+            jump = ((phase - found + len(loop) / 2) % len(loop)) - len(loop) / 2  # the frames lost (> 0)
+            phase, kept = found, phase
+            refined, found_corr, _, _ = match_at(start)
+            if found_corr >= 0.9:
+                phase -= refined
+                if events and round(events[-1] * RATE) == start - window:  # the window before held the cut
+                    if kinds is not None:
+                        kinds[events[-1]] += f", then slip {jump + refined:+.1f}"
+                else:
+                    note(start, f"slip {jump + refined:+.1f}")
+                continue
+            phase = kept
             note(start, f"corr {corr:.2f} at {change:+.1f}")
         else:
             note(start, f"slip {change:+.1f}")

@@ -61,6 +61,21 @@ def test_small_crossfaded_moves_are_one_slip_each_and_a_gap_and_garbage_stay_dro
     assert [round(t, 1) for t in faults] == [13.0, 21.5], kinds
 
 
+def test_a_slip_larger_than_the_search_is_found_again_and_counted_once():
+    """A resync skips the output ahead by more than the follower's ±50 ms search: it finds the
+    loop again anywhere, counts one slip, and follows from there (before, every window after it
+    counted as a dropout: 4053 in a 10-minute run). The window that holds the cut is the one event."""
+    bench = _bench_module()
+    rate = bench.RATE
+    loop = (0.1 * np.random.default_rng(0).standard_normal(int(bench.LOOP_S * rate))).astype(np.float32)
+    played = np.tile(loop, 3)
+    recording = np.concatenate([played[:int(5.03 * rate)], played[int(5.03 * rate) + int(0.3 * rate):]])[:20 * rate]
+    kinds = {}
+    events = bench.discontinuities(loop, recording, 1.5, kinds=kinds)
+    assert events == [5.0], kinds  # the window with the cut; the next one is found again, not counted
+    assert kinds[5.0].endswith(f"then slip {int(0.3 * rate):+.1f}"), kinds
+
+
 def test_without_splicing_a_crossfaded_move_also_counts_its_crossfade():
     """The splice rule is what makes a trim one slip: without it the window holding the crossfade
     matches neither lag (white noise a few frames apart does not correlate)."""
