@@ -477,6 +477,9 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
         if len(recorded[name]) < (SETTLE_S + LOOP_S + 3) * RATE:
             print(f"bench_engine: the probe recorded only {len(recorded[name]) / RATE:.1f} s from {name}")
             return 1
+    if args.keep:
+        np.savez(args.keep, loop=recorded["loop"], cable_monitor=recorded["cable_monitor"],
+                 speakers_monitor=recorded["speakers_monitor"])
     notes = [line["note"] for line in lines if "note" in line]
     states = [line for line in lines if "state" in line]  # the child's status lines, one a second
     final = states[-1]
@@ -593,6 +596,8 @@ def main() -> int:
     parser.add_argument("--load", choices=sorted(LOADS), help="run beside this load (see above)")
     parser.add_argument("--after-minutes", type=float, default=5.0,
                         help="with --load: minutes more without it (default 5)")
+    parser.add_argument("--keep", metavar="FILE.npz",
+                        help="also save the loop and both recordings there (to look at a dropout)")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     return child(args) if args.child else parent(args)
