@@ -44,6 +44,7 @@ How it measures
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import shutil
@@ -148,7 +149,7 @@ def probe_round_trip(sd, input_device: str, bursts: int = 8) -> list[float]:
         lag = _lag(burst, segment)
         found = segment[lag:lag + len(burst)]
         if len(found) == len(burst):
-            corr = float((found * burst).sum() / np.sqrt((found ** 2).sum() * (burst ** 2).sum() + 1e-20))
+            corr = _correlation(found, burst)
             if corr > 0.9:  # a burst that arrived whole (a slip or a gap in the probe is skipped)
                 lags.append(1000.0 * lag / RATE)
     return lags or [float("nan")]
@@ -289,16 +290,23 @@ def _best_match(piece: np.ndarray, reference: np.ndarray) -> tuple[float, float]
     spectrum = np.fft.rfft(reference, size) * np.conj(np.fft.rfft(piece, size))
     cross = np.fft.irfft(spectrum, size)
     whole = int(np.argmax(cross[:len(reference) - window + 1]))
-    lags = whole + _REFINE
-    weights = np.full(len(spectrum), 2.0)
-    weights[0] = weights[-1] = 1.0
-    bins = np.arange(len(spectrum))
-    values = (np.exp(2j * np.pi * np.outer(lags, bins) / size) * (spectrum * weights)).real.sum(axis=1) / size
+    at_whole = spectrum * np.exp(2j * np.pi * whole * np.arange(len(spectrum)) / size)
+    values = (_refine_table(size) * at_whole).real.sum(axis=1)  # the cross-correlation at whole + _REFINE
     best = int(np.argmax(values))
-    offset = float(np.clip(lags[best], 0.0, len(reference) - window))
+    offset = float(np.clip(whole + _REFINE[best], 0.0, len(reference) - window))
     found = _at(reference, offset, window)
     norm = np.sqrt((piece ** 2).sum() * (found ** 2).sum()) + 1e-20
     return offset, float(values[best] / norm)
+
+
+@functools.lru_cache(maxsize=4)
+def _refine_table(size: int) -> np.ndarray:
+    """The inverse real DFT's terms (of a spectrum of `size` points) for each lag of _REFINE: one
+    table for every window, the whole lag applied to the spectrum."""
+    bins = np.arange(size // 2 + 1)
+    weights = np.full(len(bins), 2.0)
+    weights[0] = weights[-1] = 1.0
+    return np.exp(2j * np.pi * np.outer(_REFINE, bins) / size) * weights / size
 
 
 def _at(reference: np.ndarray, offset: float, window: int) -> np.ndarray:
@@ -322,8 +330,11 @@ def _is_splice(piece: np.ndarray, old: np.ndarray, new: np.ndarray) -> bool:
     keep[max(0, split - int(SPLICE_S * RATE / 2)):split + int(SPLICE_S * RATE / 2)] = False
     if keep.sum() < len(piece) // 2:
         return False
-    a, b = piece[keep], joined[keep]
-    return float((a * b).sum() / np.sqrt((a ** 2).sum() * (b ** 2).sum() + 1e-20)) >= 0.9
+    return _correlation(piece[keep], joined[keep]) >= 0.9
+
+
+def _correlation(a: np.ndarray, b: np.ndarray) -> float:
+    return float((a * b).sum() / np.sqrt((a ** 2).sum() * (b ** 2).sum() + 1e-20))
 
 
 LOAD_SCRIPTS = {
