@@ -97,7 +97,8 @@ def child(args: argparse.Namespace) -> int:
                               "rate": s.sample_rate, "dry_frames": s.dry_frames, "resyncs": s.resyncs,
                               "xruns": s.xruns, "output_xruns": s.output_xruns,
                               "realignments": s.realignments, "extra_latency_ms": s.extra_latency_ms,
-                              "margin_changes": s.margin_changes, "drift_trims": s.drift_trims}), flush=True)
+                              "margin_changes": s.margin_changes, "drift_trims": s.drift_trims,
+                              "gap_skips": s.gap_skips}), flush=True)
     finally:
         engine.close()
     return 0
@@ -210,7 +211,7 @@ def discontinuities(loop: np.ndarray, recording: np.ndarray, start_s: float = 1.
     some frame and the new one after it, but for SPLICE_S around that frame (a crossfade).
     kinds: filled with what each event was ("silence", "slip +5.4", "corr 0.42 at +0.0"), by its time."""
     window = int(WINDOW_S * RATE)
-    search = int(0.05 * RATE)
+    search = SEARCH_FRAMES
     events: list[float] = []
     first = int(start_s * RATE)
     last = len(recording) - window if end_s is None else min(len(recording) - window, int(end_s * RATE))
@@ -277,6 +278,7 @@ def discontinuities(loop: np.ndarray, recording: np.ndarray, start_s: float = 1.
 
 
 SLIP_MIN = 0.75  # frames: a lag that moves by less is the same lag
+SEARCH_FRAMES = int(0.05 * RATE)  # how far from the last lag each window is looked for
 SPLICE_S = 0.02  # a splice's crossfade (the engine's is 5 ms), with room for the resamplers' ringing
 _REFINE = np.linspace(-1.0, 1.0, 41)  # fractions of a frame around the best whole lag
 
@@ -500,7 +502,7 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
     shifts: dict[float, int] = {}
     kinds: dict[float, str] = {}
     after = discontinuities(recorded["loop"], recorded["speakers_monitor"], SETTLE_S, shifts=shifts,
-                            splice_within=trim_max, kinds=kinds)
+                            splice_within=SEARCH_FRAMES, kinds=kinds)
     settling = discontinuities(recorded["loop"], recorded["speakers_monitor"], 1.0, SETTLE_S)
     # The two recordings start at slightly different moments; an event after the engine whose
     # cause is already in the probe's own playback (seen before the engine) is not the engine's.
@@ -566,7 +568,8 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
     print("  per minute (latency estimate, frames played dry): " + "; ".join(timeline))
     print(f"  while the probe's streams joined the server (1-{SETTLE_S:g} s): {len(settling)} windows with a gap or slip")
     print(f"engine counters: dry frames {final['dry_frames']}, resyncs {final['resyncs']}, "
-          f"PortAudio xruns {final['xruns']} ({final['output_xruns']} output), realignments {final['realignments']}")
+          f"PortAudio xruns {final['xruns']} ({final['output_xruns']} output), realignments {final['realignments']}, "
+          f"gap skips {final.get('gap_skips', 0)}")
     during = {key: final[key] - at_start[key] for key in ("dry_frames", "xruns", "output_xruns", "realignments")}
     print(f"  of which from {SETTLE_S:g} s into the run on: dry frames {during['dry_frames']}, PortAudio xruns "
           f"{during['xruns']} ({during['output_xruns']} output), realignments {during['realignments']}")
@@ -577,7 +580,7 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
             near = [line for line in states if abs(line["t"] - now) <= 1.0]
             if near:
                 first, last = near[0], near[-1]
-                counted = {key: last[key] - first[key] for key in ("dry_frames", "xruns", "realignments", "drift_trims")
+                counted = {key: last[key] - first[key] for key in ("dry_frames", "xruns", "realignments", "drift_trims", "gap_skips")
                            if key in last}
                 print(f"    {t:6.1f} s ({kinds.get(t, '?')}): "
                       + ", ".join(f"{key} +{value}" for key, value in counted.items()))

@@ -84,3 +84,18 @@ def test_without_splicing_a_crossfaded_move_also_counts_its_crossfade():
     loop, recording = _recording(bench, 20, trims, gap_s=17.03, garbage_s=18.5)
     events = bench.discontinuities(loop, recording, 1.5)
     assert len(events) == 2 * len(trims) + 2
+
+
+def test_a_crossfaded_catch_up_of_hundreds_of_frames_is_one_dropout_window_not_two():
+    """A catch-up or fall-back moves the output by hundreds of frames with the same 5 ms crossfade:
+    one slip the listener hears, in one window. The window after it plays intact at the new lag
+    and is not counted again (the bench's follower did, when only slips up to a drift trim's size
+    were taken as splices)."""
+    bench = _bench_module()
+    moves = {5.037: 600, 9.537: -450}
+    loop, recording = _recording(bench, 14, moves, gap_s=12.03, garbage_s=13.0)
+    shifts, kinds = {}, {}
+    events = bench.discontinuities(loop, recording, 1.5, shifts=shifts, splice_within=bench.SEARCH_FRAMES,
+                                   kinds=kinds)
+    assert [round(t, 1) for t in events] == [5.0, 9.5, 12.0, 13.0], kinds
+    assert [shifts[t] for t in sorted(shifts)] == [round(f * bench.RATE / ENGINE_RATE) for f in moves.values()], kinds
