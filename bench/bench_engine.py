@@ -15,6 +15,8 @@ Loads (`--load`, normal priority, started with the dropout run and stopped at it
   mixed  one busy loop, 512 MB of memory allocated and touched over and over, and 64 MB files
          written, fsynced and deleted in a loop
   memory, disk  one part of mixed alone (to tell which part a dropout comes from)
+  stall  the engine's process stopped (SIGSTOP) for 70 ms every 4 s, longer than its output
+         buffer: the late output thread of a machine that holds it off the CPU, made repeatable
 
 Needs the headless desktop's sinks `cable` and `speakers` (source tests/desktop_env.sh up; when
 no sound server of the kind asked for answers, this script starts one with tests/desktop_env.sh
@@ -198,7 +200,8 @@ def long_run(sd, seconds: float) -> dict[str, np.ndarray]:
 
 def discontinuities(loop: np.ndarray, recording: np.ndarray, start_s: float = 1.0,
                     end_s: float | None = None, shifts: dict[float, int] | None = None,
-                    splice_within: int = 0, kinds: dict[float, str] | None = None) -> list[float]:
+                    splice_within: int = 0, kinds: dict[float, str] | None = None,
+                    phases: dict[float, float] | None = None) -> list[float]:
     """Times (s) where the recording stops following the loop: a 100 ms window that matches it
     at no lag near the previous one (a gap, garbage), or matches at another lag (a slip: frames
     lost or repeated). Followed window by window, so one slip counts once, not for ever after.
@@ -209,7 +212,8 @@ def discontinuities(loop: np.ndarray, recording: np.ndarray, start_s: float = 1.
     splice_within: a window that matches neither lag is still one slip (not a gap as well) when
     the next window matches at a lag at most this far away and the window is the old lag up to
     some frame and the new one after it, but for SPLICE_S around that frame (a crossfade).
-    kinds: filled with what each event was ("silence", "slip +5.4", "corr 0.42 at +0.0"), by its time."""
+    kinds: filled with what each event was ("silence", "slip +5.4", "corr 0.42 at +0.0"), by its time.
+    phases: filled with the loop's lag in the recording (frames) at each window that follows it."""
     window = int(WINDOW_S * RATE)
     search = SEARCH_FRAMES
     events: list[float] = []
@@ -227,6 +231,10 @@ def discontinuities(loop: np.ndarray, recording: np.ndarray, start_s: float = 1.
         offset, corr = _best_match(recording[start:start + window], reference)
         return offset - expected, corr, reference, expected
 
+    def followed(start: int) -> None:
+        if phases is not None:
+            phases[start / RATE] = phase
+
     def note(start: int, text: str) -> None:
         events.append(start / RATE)
         if kinds is not None:
@@ -238,6 +246,7 @@ def discontinuities(loop: np.ndarray, recording: np.ndarray, start_s: float = 1.
             phase -= change
     starts = list(range(first, last, window))
     spliced = None  # the window whose slip was already counted with the splice before it
+    holes: set[int] = set()  # windows that follow the loop but hold a short silence
     for index, start in enumerate(starts):
         piece = recording[start:start + window]
         if not piece.any():
@@ -246,6 +255,11 @@ def discontinuities(loop: np.ndarray, recording: np.ndarray, start_s: float = 1.
         change, corr, reference, expected = match_at(start)
         if start == spliced or (corr >= 0.9 and abs(change) < SLIP_MIN):
             phase -= change  # a fraction of a frame: the resamplers' own wander, followed
+            followed(start)
+            hole = _silent_hole(piece)
+            if hole:  # a short gap (an underrun of a few ms) barely lowers the window's correlation
+                note(start, f"silence of {1000 * hole / RATE:.1f} ms")
+                holes.add(start)
             continue
         if corr < 0.9 and splice_within and index + 1 < len(starts):
             new_change, new_corr, _, _ = match_at(starts[index + 1])
@@ -261,6 +275,7 @@ def discontinuities(loop: np.ndarray, recording: np.ndarray, start_s: float = 1.
             refined, found_corr, _, _ = match_at(start)
             if found_corr >= 0.9:
                 phase -= refined
+                followed(start)
                 if events and round(events[-1] * RATE) == start - window:  # the window before held the cut
                     if kinds is not None:
                         kinds[events[-1]] += f", then slip {jump + refined:+.1f}"
@@ -270,11 +285,32 @@ def discontinuities(loop: np.ndarray, recording: np.ndarray, start_s: float = 1.
             phase = kept
             note(start, f"corr {corr:.2f} at {change:+.1f}")
         else:
-            note(start, f"slip {change:+.1f}")
-            if shifts is not None:
-                shifts[start / RATE] = round(change)
+            if start - window in holes:
+                # The window before held a short silence and this one follows the loop at a new
+                # lag: the silence delayed what came after it (an underrun), one event.
+                if kinds is not None:
+                    kinds[events[-1]] += f", then slip {change:+.1f}"
+            else:
+                note(start, f"slip {change:+.1f}")
+                if shifts is not None:
+                    shifts[start / RATE] = round(change)
             phase -= change
+            followed(start)
     return events
+
+
+def latency_followed(cable: dict[float, float], speakers: dict[float, float], start_s: float,
+                     loop_frames: int) -> list[tuple[float, float]]:
+    """(time, ms): the engine's end-to-end latency through the run, from the loop's lag in the
+    recording after the engine less its lag before it (windows both recordings follow), anchored
+    at `start_s` seconds, the latency the probe's bursts measured before the run (the two
+    recordings start at moments a few ms apart, which that removes)."""
+    times = sorted(set(cable) & set(speakers))
+    if not times:
+        return []
+    difference = np.array([speakers[t] - cable[t] for t in times])
+    change = (difference - difference[0] + loop_frames / 2) % loop_frames - loop_frames / 2
+    return [(t, 1000.0 * start_s + 1000.0 * d / RATE) for t, d in zip(times, change)]
 
 
 SLIP_MIN = 0.75  # frames: a lag that moves by less is the same lag
@@ -335,6 +371,24 @@ def _is_splice(piece: np.ndarray, old: np.ndarray, new: np.ndarray) -> bool:
     return _correlation(piece[keep], joined[keep]) >= 0.9
 
 
+HOLE_S = 0.0025  # the silence a window may hold unnoticed: less than this
+
+
+def _silent_hole(piece: np.ndarray) -> int:
+    """Frames of a run of silence in `piece` (the noise loop, which is never silent) if it holds one
+    of HOLE_S or longer, else 0: a short underrun lowers a 100 ms window's correlation too little
+    to be seen (6 ms of silence: 0.97). Silence: 20 dB or more below the window's median level in
+    every 1 ms of it (a crossfade of two noises never comes near that)."""
+    chunk = RATE // 1000
+    energy = (piece[:len(piece) // chunk * chunk].reshape(-1, chunk) ** 2).mean(axis=1)
+    quiet = energy < 0.01 * np.median(energy)
+    longest = run = 0
+    for value in quiet:
+        run = run + 1 if value else 0
+        longest = max(longest, run)
+    return longest * chunk if longest * chunk >= HOLE_S * RATE else 0
+
+
 def _correlation(a: np.ndarray, b: np.ndarray) -> float:
     return float((a * b).sum() / np.sqrt((a ** 2).sum() * (b ** 2).sum() + 1e-20))
 
@@ -356,9 +410,18 @@ LOAD_SCRIPTS = {
              "    with open(path, 'wb') as f:\n"
              "        f.write(data); f.flush(); os.fsync(f.fileno())\n"
              "    os.remove(path)"),
+    # The engine's whole process held off the CPU for 70 ms every 4 s (longer than its 45 ms output
+    # buffer): what a kernel without preemption does to it under memory churn, made repeatable.
+    "stall": ("import os, signal, sys, time\n"
+              "pid = int(sys.argv[2])\n"
+              "while True:\n"
+              "    time.sleep(4.0)\n"
+              "    os.kill(pid, signal.SIGSTOP)\n"
+              "    time.sleep(0.07)\n"
+              "    os.kill(pid, signal.SIGCONT)"),
 }
 LOADS = {"cpu": ["busy", "busy"], "blas": ["blas"], "mixed": ["busy", "memory", "disk"],
-         "memory": ["memory"], "disk": ["disk"]}
+         "memory": ["memory"], "disk": ["disk"], "stall": ["stall"]}
 
 
 def _counted_near(states: list[dict], when: float, key: str, seconds: float) -> bool:
@@ -368,18 +431,23 @@ def _counted_near(states: list[dict], when: float, key: str, seconds: float) -> 
     return len(near) > 1 and near[-1] > near[0]
 
 
-def start_load(kind: str, folder: str) -> list[subprocess.Popen]:
+def start_load(kind: str, folder: str, engine_pid: int) -> list[subprocess.Popen]:
     """The load's processes, at this script's priority (run it at nice 0, as the user's apps run);
-    `folder` for the disk churn's file."""
+    `folder` for the disk churn's file, `engine_pid` for the stalls."""
     env = {**os.environ, "OPENBLAS_NUM_THREADS": "2", "OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2"}
-    return [subprocess.Popen([sys.executable, "-c", LOAD_SCRIPTS[part], folder], env=env) for part in LOADS[kind]]
+    return [subprocess.Popen([sys.executable, "-c", LOAD_SCRIPTS[part], folder, str(engine_pid)], env=env)
+            for part in LOADS[kind]]
 
 
-def stop_load(processes: list[subprocess.Popen]) -> None:
+def stop_load(processes: list[subprocess.Popen], engine_pid: int) -> None:
     for process in processes:
         process.kill()
     for process in processes:
         process.wait(10)
+    try:
+        os.kill(engine_pid, signal.SIGCONT)  # a stall killed between its stop and its continue
+    except ProcessLookupError:
+        pass
 
 
 def proc_figures(pid: int) -> tuple[float, float, int, int]:
@@ -472,8 +540,8 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
         wall0 = time.monotonic()
         load: list[subprocess.Popen] = []
         if args.load:
-            load = start_load(args.load, scratch)
-            stopper = threading.Timer(args.minutes * 60, stop_load, (load,))
+            load = start_load(args.load, scratch, engine.pid)
+            stopper = threading.Timer(args.minutes * 60, stop_load, (load, engine.pid))
             stopper.daemon = True
             stopper.start()
         recorded = long_run(sd, (args.minutes + after_minutes) * 60)
@@ -482,7 +550,7 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
         final_trip = probe_round_trip(sd, "speakers_monitor")
     finally:
         if load:
-            stop_load(load)
+            stop_load(load, engine.pid)
         engine.send_signal(signal.SIGTERM)
         engine.wait(30)
     reader.join(2)
@@ -497,16 +565,19 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
     states = [line for line in lines if "state" in line]  # the child's status lines, one a second
     final = states[-1]
     at_start = [line for line in states if line["t"] <= wall0 + SETTLE_S][-1]
-    before = np.array(discontinuities(recorded["loop"], recorded["cable_monitor"], SETTLE_S))
+    cable_phases: dict[float, float] = {}
+    speakers_phases: dict[float, float] = {}
+    before = np.array(discontinuities(recorded["loop"], recorded["cable_monitor"], SETTLE_S, phases=cable_phases))
     trim_max = int(TRIM_MAX * RATE / final["rate"]) + 1  # the engine's trims at its rate, in frames at RATE
     shifts: dict[float, int] = {}
     kinds: dict[float, str] = {}
     after = discontinuities(recorded["loop"], recorded["speakers_monitor"], SETTLE_S, shifts=shifts,
-                            splice_within=SEARCH_FRAMES, kinds=kinds)
+                            splice_within=SEARCH_FRAMES, kinds=kinds, phases=speakers_phases)
     settling = discontinuities(recorded["loop"], recorded["speakers_monitor"], 1.0, SETTLE_S)
     # The two recordings start at slightly different moments; an event after the engine whose
     # cause is already in the probe's own playback (seen before the engine) is not the engine's.
     latency_s = (np.median(through) - np.median(baseline)) / 1000.0
+    followed = latency_followed(cable_phases, speakers_phases, latency_s, len(recorded["loop"]))
     engine_events = [t for t in after if not np.any(np.abs(before - t) < 0.5 + latency_s)]
     # The probe is an ordinary process beside the load: its own recorder of the speakers may
     # overflow (PortAudio flags it) and slip, which is no fault of the engine's.
@@ -529,6 +600,12 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
           f"max {max(through):.1f}, {len(through)} bursts)")
     print(f"end-to-end latency of the engine (cable -> speakers): {1000 * latency_s:.1f} ms "
           f"(engine's own estimate {final['latency_ms']:.1f} ms)")
+    if followed:
+        values = [ms for _, ms in followed]
+        print(f"end to end through the run, followed from the loop (anchored at the first figure): median "
+              f"{np.median(values):.1f} ms, min {min(values):.1f}, max {max(values):.1f}; at the end "
+              f"{np.median(values[-20:]):.1f} ms (the probe's bursts after the run: "
+              f"{np.median(final_trip) - np.median(baseline):.1f} ms)")
     print(f"engine CPU: {100 * (cpu1 - cpu0) / (wall1 - wall0):.1f} % of one core over {wall1 - wall0:.0f} s, "
           f"plus {100 * (children1 - children0) / (wall1 - wall0):.1f} % in the pactl calls it made")
     print(f"engine RSS: {rss / 1024:.0f} MB (peak {peak / 1024:.0f} MB)")
@@ -545,10 +622,14 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
         extra = [line["extra_latency_ms"] for line in states if line["t"] >= wall0]
         print(f"  adaptive margin: {final['margin_changes']} changes, highest +{max(extra, default=0):.0f} ms, "
               f"+{final['extra_latency_ms']:.0f} ms at the end")
-        later = [(t, ms) for t, ms in estimates if t >= load_end]
+        under = [ms for t, ms in followed if t < load_end]
+        if under:
+            print(f"  end to end under load (followed): median {np.median(under):.1f} ms, max {max(under):.1f} ms")
+        # Back down: from when on every 100 ms window after the load is at or under 150 ms.
+        later = [(t, ms) for t, ms in followed if t >= load_end]
         back = next((t for i, (t, _) in enumerate(later) if all(ms <= 150.0 for _, ms in later[i:])), None)
-        print("  back to <= 150 ms: " + (f"{back - load_end:.0f} s after the load stopped" if back is not None
-                                         else "not within the run"))
+        print("  end to end back to <= 150 ms: " + (f"{back - load_end:.0f} s after the load stopped"
+                                                    if back is not None else "not within the run"))
         print(f"  end-to-end latency measured at the end: {np.median(final_trip) - np.median(baseline):.1f} ms")
     print(f"dropouts in {args.minutes + after_minutes:g} min: {len(engine_events)} caused by the engine (gaps or slips in "
           f"100 ms windows after it; {len(after)} in all, {len(before)} already in the probe's own playback), "
@@ -562,10 +643,12 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
     timeline = []
     for minute in range(int(np.ceil((args.minutes + after_minutes)))):
         inside = [line for line in states if minute * 60 <= line["t"] - wall0 < (minute + 1) * 60]
+        measured = [ms for t, ms in followed if minute * 60 <= t < (minute + 1) * 60]
         if len(inside) > 1:
             timeline.append(f"{minute}: {np.median([line['latency_ms'] for line in inside]):.0f} ms, "
+                            f"{np.median(measured) if measured else float('nan'):.0f} ms, "
                             f"dry +{inside[-1]['dry_frames'] - inside[0]['dry_frames']}")
-    print("  per minute (latency estimate, frames played dry): " + "; ".join(timeline))
+    print("  per minute (latency: estimate, followed; frames played dry): " + "; ".join(timeline))
     print(f"  while the probe's streams joined the server (1-{SETTLE_S:g} s): {len(settling)} windows with a gap or slip")
     print(f"engine counters: dry frames {final['dry_frames']}, resyncs {final['resyncs']}, "
           f"PortAudio xruns {final['xruns']} ({final['output_xruns']} output), realignments {final['realignments']}, "

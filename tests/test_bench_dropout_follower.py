@@ -99,3 +99,31 @@ def test_a_crossfaded_catch_up_of_hundreds_of_frames_is_one_dropout_window_not_t
                                    kinds=kinds)
     assert [round(t, 1) for t in events] == [5.0, 9.5, 12.0, 13.0], kinds
     assert [shifts[t] for t in sorted(shifts)] == [round(f * bench.RATE / ENGINE_RATE) for f in moves.values()], kinds
+
+
+def test_a_few_milliseconds_of_silence_are_a_dropout_though_the_window_still_correlates():
+    """An underrun of 6 ms leaves a 100 ms window correlating at ~0.97 with the loop: the
+    follower also looks for a run of silence in every window (the loop is never silent)."""
+    bench = _bench_module()
+    loop, recording = _recording(bench, 10, {}, gap_s=6.03, garbage_s=9.5)
+    recording[int(4.05 * bench.RATE):int(4.056 * bench.RATE)] = 0.0  # 6 ms
+    kinds = {}
+    events = bench.discontinuities(loop, recording, 1.5, splice_within=bench.SEARCH_FRAMES, kinds=kinds)
+    assert [round(t, 1) for t in events] == [4.0, 6.0, 9.5], kinds
+    assert kinds[events[0]].startswith("silence of"), kinds
+
+
+def test_a_short_silence_that_delays_what_follows_is_one_dropout():
+    """An underrun: 6 ms of silence near a window's end, after which the sound goes on where it
+    stopped (later by those 6 ms). The window holding the silence still follows the loop; the next
+    one is at the new lag. One event, not a silence and a slip."""
+    bench = _bench_module()
+    rate = bench.RATE
+    loop = (0.1 * np.random.default_rng(0).standard_normal(int(bench.LOOP_S * rate))).astype(np.float32)
+    played = np.tile(loop, 3)
+    cut, hole = int(5.092 * rate), int(0.006 * rate)
+    recording = np.concatenate([played[:cut], np.zeros(hole, np.float32), played[cut:]])[:12 * rate]
+    kinds = {}
+    events = bench.discontinuities(loop, recording, 1.5, splice_within=bench.SEARCH_FRAMES, kinds=kinds)
+    assert [round(t, 1) for t in events] == [5.0], kinds
+    assert kinds[events[0]].startswith("silence of") and "then slip" in kinds[events[0]], kinds
