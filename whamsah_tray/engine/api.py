@@ -117,8 +117,8 @@ class EngineStatus:
     # times the output skipped or repeated a few frames (crossfaded, inaudible) to keep in step with
     # an input on another clock (a virtual cable against a sound card: callback.py, "Drift")
     drift_trims: int
-    # times the output skipped the sound that an output underrun's silence stood for, so that the
-    # listener hears the gap and no later slip (callback.py, "Underrun gaps")
+    # realignments right after an output underrun that took away the delay its silence added
+    # (callback.py, "Underrun gaps")
     gap_skips: int
 
 
