@@ -299,18 +299,23 @@ def discontinuities(loop: np.ndarray, recording: np.ndarray, start_s: float = 1.
     return events
 
 
-def latency_followed(cable: dict[float, float], speakers: dict[float, float], start_s: float,
+def latency_followed(cable: dict[float, float], speakers: dict[float, float], start_s: float, end_s: float,
                      loop_frames: int) -> list[tuple[float, float]]:
     """(time, ms): the engine's end-to-end latency through the run, from the loop's lag in the
     recording after the engine less its lag before it (windows both recordings follow), anchored
-    at `start_s` seconds, the latency the probe's bursts measured before the run (the two
-    recordings start at moments a few ms apart, which that removes)."""
+    at `start_s` and `end_s` seconds, the latency the probe's bursts measured before and after the
+    run. The two recordings start at moments a few ms apart (the first anchor removes that) and
+    run on two sinks' clocks, ~41 ppm apart on this machine's null sinks: their lags part by ~2.5 ms
+    a minute, a line through the two anchors takes that out."""
     times = sorted(set(cable) & set(speakers))
-    if not times:
+    if len(times) < 40:
         return []
     difference = np.array([speakers[t] - cable[t] for t in times])
-    change = (difference - difference[0] + loop_frames / 2) % loop_frames - loop_frames / 2
-    return [(t, 1000.0 * start_s + 1000.0 * d / RATE) for t, d in zip(times, change)]
+    change = 1000.0 * ((difference - difference[0] + loop_frames / 2) % loop_frames - loop_frames / 2) / RATE
+    clocks = np.median(change[-20:]) - 1000.0 * (end_s - start_s)  # ms the two clocks parted by the end
+    span = np.array(times) - times[0]
+    change -= clocks * span / span[-1]
+    return [(t, 1000.0 * start_s + ms) for t, ms in zip(times, change)]
 
 
 SLIP_MIN = 0.75  # frames: a lag that moves by less is the same lag
@@ -577,7 +582,8 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
     # The two recordings start at slightly different moments; an event after the engine whose
     # cause is already in the probe's own playback (seen before the engine) is not the engine's.
     latency_s = (np.median(through) - np.median(baseline)) / 1000.0
-    followed = latency_followed(cable_phases, speakers_phases, latency_s, len(recorded["loop"]))
+    followed = latency_followed(cable_phases, speakers_phases, latency_s,
+                                (np.median(final_trip) - np.median(baseline)) / 1000.0, len(recorded["loop"]))
     engine_events = [t for t in after if not np.any(np.abs(before - t) < 0.5 + latency_s)]
     # The probe is an ordinary process beside the load: its own recorder of the speakers may
     # overflow (PortAudio flags it) and slip, which is no fault of the engine's.
@@ -602,10 +608,8 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
           f"(engine's own estimate {final['latency_ms']:.1f} ms)")
     if followed:
         values = [ms for _, ms in followed]
-        print(f"end to end through the run, followed from the loop (anchored at the first figure): median "
-              f"{np.median(values):.1f} ms, min {min(values):.1f}, max {max(values):.1f}; at the end "
-              f"{np.median(values[-20:]):.1f} ms (the probe's bursts after the run: "
-              f"{np.median(final_trip) - np.median(baseline):.1f} ms)")
+        print(f"end to end through the run, followed from the loop (anchored at the bursts' figures before "
+              f"and after it): median {np.median(values):.1f} ms, min {min(values):.1f}, max {max(values):.1f}")
     print(f"engine CPU: {100 * (cpu1 - cpu0) / (wall1 - wall0):.1f} % of one core over {wall1 - wall0:.0f} s, "
           f"plus {100 * (children1 - children0) / (wall1 - wall0):.1f} % in the pactl calls it made")
     print(f"engine RSS: {rss / 1024:.0f} MB (peak {peak / 1024:.0f} MB)")

@@ -127,3 +127,18 @@ def test_a_short_silence_that_delays_what_follows_is_one_dropout():
     events = bench.discontinuities(loop, recording, 1.5, splice_within=bench.SEARCH_FRAMES, kinds=kinds)
     assert [round(t, 1) for t in events] == [5.0], kinds
     assert kinds[events[0]].startswith("silence of") and "then slip" in kinds[events[0]], kinds
+
+
+def test_the_latency_followed_through_a_run_takes_out_the_two_sinks_clocks():
+    """The loop's lag after the engine less its lag before it, window by window: the two monitors'
+    recordings run on two sinks' clocks (41 ppm apart here), which part them by ~2.5 ms a minute;
+    anchored at the probe's burst figures before and after the run, what is left is the latency,
+    here 150 ms with 10 ms more from 4 to 6 minutes."""
+    bench = _bench_module()
+    rate, loop_frames = bench.RATE, int(bench.LOOP_S * bench.RATE)
+    times = [round(0.1 * i, 1) for i in range(60, 600 * 10)]  # 6 s to 10 min, every window
+    cable = {t: 1234.0 for t in times}
+    true_ms = {t: 150.0 + (10.0 if 240 <= t < 360 else 0.0) for t in times}
+    speakers = {t: (1234.0 + 500.0 + true_ms[t] * rate / 1000 + 41e-6 * rate * t) % loop_frames for t in times}
+    followed = dict(bench.latency_followed(cable, speakers, 0.150, 0.150, loop_frames))
+    assert max(abs(followed[t] - true_ms[t]) for t in times) < 0.2
