@@ -49,27 +49,19 @@ trim": measured here at 41 ppm, about 11 frames, a quarter of a millisecond, eve
 difference larger than TRIM_MAX is not drift (an underrun, a stall): the rules above deal with it
 and the median is taken afresh.
 
-Underrun gaps: when the output thread comes later than its buffer lasts (a busy machine), the
-device plays silence for a moment and then our next block, so everything after plays later by that
-long: the lead grows by as much. The catch-up rule takes that away at the end of its WINDOW_S
-window, often in two steps half a second apart (the window that held the underrun also held the
-lead of before it). So an underrun, seen by PortAudio's output underflow flag or by the device's
-clock, starts short windows of UNDERRUN_WINDOW_S (the first long enough for the output to refill
-its buffer; a second for the input's blocks of the same stall, when the whole process waited and
-they come after the output's), at whose end the output skips whatever lead it holds above where a
-catch-up would put it, once ("gap skip", counted with the realignments): one slip just after the
-gap instead of one or two later. A short window may not see the lead's whole wander (two streams'
-block sizes beat: 512 against 496 frames is a cycle of 0.36 s), so it takes the lead as that much
-lower as the last whole window's range exceeds its own (what it leaves, a later catch-up takes).
-The device's clock: PortAudio tells each output block when its first frame reaches the device
-(`outputBufferDacTime`); that time less the frames written so far, at the stream's rate, stays
-constant to a tenth of a millisecond while nothing is lost (measured on PulseAudio's null sinks
-through the ALSA pulse plugin) and jumps by the silence an underrun inserted (GAP_MIN_S or more in
-one block), also where no flag reports it. Skipping that jump itself, in the block after the gap,
-was tried: the jump is not exactly what the device lost, and the errors add up (a variant that
-then trimmed the lead back to its median of before left it 12 ms short under bench_engine.py
---load mixed, the worker's mix late: 1.4 million frames dry in 10 minutes); the window never skips
-below the lead a catch-up keeps.
+Underrun gaps: when the output thread comes too late (a busy machine), the device plays silence
+for a moment and then our next block, so everything after plays later by that silence's length;
+the lead grows by as much, and the catch-up rule would skip it away once a window had shown it: a
+second slip, half a second after the gap. Instead the output follows the device's clock: PortAudio
+tells each output block when its first frame reaches the device (`outputBufferDacTime`), and that
+time less the frames written so far (at the stream's rate) stays constant to a tenth of a
+millisecond while nothing is lost (measured on PulseAudio's null sinks through the ALSA pulse
+plugin). When it jumps by GAP_MIN_S or more from one block to the next, the device lost that long:
+the output skips as many frames at once, crossfaded, so the sound resumes after the silence where
+it would have been without it ("gap skip"): the listener hears the gap and nothing else, and the
+latency does not change. Only forward jumps: a backward one (the device dropped queued frames, or
+its latency report corrected itself, seen on PipeWire as 2-6 ms after a jump) is left to the lead
+rules. Host APIs that give no DAC time (0) get the lead rules alone.
 
 Adaptive margin (when the session allows one, `max_extra_lead` > 0): on a busy machine the worker
 may deliver a mix too late (those frames play dry: the vocals come back for a moment) or the output
@@ -125,7 +117,7 @@ DRIFT_S = 2.0  # drift: the lead's median over this long is kept where it settle
 TRIM_MIN = 3  # frames: ... once it moved by this much (less is the median's own wander)
 TRIM_MAX = 96  # frames: ... up to this much (more is not drift: ~1500 ppm at 44.1 kHz)
 GAP_MIN_S = 0.002  # the device's schedule of our frames jumped this much in one block: an underrun
-UNDERRUN_WINDOW_S = 0.1  # after an underrun, the lead's range over this long decides a gap skip
+PENDING_S = 0.25  # ... whose silence is skipped within this long, or left to the lead rules
 
 
 class AudioCallback:
@@ -189,12 +181,13 @@ class AudioCallback:
         self._drift_reference: float | None = None  # the median after the output last moved
         self._drift_last = 0.0  # the last period's deviation from it, if it called for a trim
         # underrun gaps (see the module docstring)
-        self.gap_skips = 0  # realignments that skipped the lead an underrun added, right after it
+        self.gap_skips = 0  # times the output skipped the sound an underrun's silence stood for
+        self.gap_skipped = 0  # their sum in frames
         self._device_frames = 0  # frames handed to the output device (whatever their position)
         self._schedule: float | None = None  # DAC time of the last block less _device_frames / rate
-        self._after_underrun = 0  # short windows still to run after an underrun
-        self._underrun_window = int(UNDERRUN_WINDOW_S * sample_rate)
-        self._wander = 0  # the lead's range over the last whole window
+        self._pending_gap = 0  # frames of such silence not skipped yet
+        self._pending_frames = 0  # output frames since the oldest of them
+        self._pending_total = int(PENDING_S * sample_rate)
         self._margin_step = max(1, int(MARGIN_STEP_S * sample_rate))
         self._quiet_total = int(QUIET_S * sample_rate)
         self._repeat_total = int(REPEAT_S * sample_rate)
@@ -255,17 +248,15 @@ class AudioCallback:
         if status:
             self.status_flags += 1
             self.output_flags += 1
+            if not self._resuming:  # not the stream's own start (a first underrun, a priming flag)
+                self._trouble = True
         try:
             received = self.position
             if self.out_position is None and received == 0:  # the input has not started yet
                 outdata.fill(0.0)
                 return
             self._lead_in = False
-            device_gap = self._device_gap(time, frames)
-            if (status or device_gap) and not self._resuming:  # not the stream's own start
-                self._trouble = True
-                self._after_underrun = 2
-                self._new_window()
+            self._note_device_gap(time, frames)
             if self._resuming:
                 self._take_up_after_idle(received, frames)
             if self.out_position is None:  # first block: start one input block behind the input
@@ -280,6 +271,14 @@ class AudioCallback:
                 # play one input block behind the input again.
                 self.realignments += 1
                 self.out_position = received - self.start_lag
+                self._pending_gap = 0
+                self._new_window()
+                self._forget_drift()
+            elif self._pending_gap and lead >= self._pending_gap:
+                # An underrun's silence: skip the sound it stood for (see "Underrun gaps").
+                trim, self._pending_gap = self._pending_gap, 0
+                self.gap_skips += 1
+                self.gap_skipped += trim
                 self._new_window()
                 self._forget_drift()
             else:
@@ -343,6 +342,7 @@ class AudioCallback:
         self._resuming = True
         self._settling_frames = 0
         self._schedule = None  # a stopped stream's clock starts again elsewhere
+        self._pending_gap = 0
         self._new_window()
         self._forget_drift()
         self._wet_weight, self._fading_in = 0.0, True
@@ -363,18 +363,29 @@ class AudioCallback:
             self._new_window()
             self._lead_in = True
 
-    def _device_gap(self, time, frames: int) -> bool:
-        """The device's clock says it played silence before this block: an underrun (see
-        "Underrun gaps"). False with no DAC time to go by."""
+    def _note_device_gap(self, time, frames: int) -> None:
+        """Adds to _pending_gap the frames of silence the output device played before this block
+        (an underrun), from PortAudio's time info (see "Underrun gaps"). They are skipped as soon as
+        the input is that far ahead (right away, unless the input's own blocks are still on their
+        way after the same stall: skipping before them would leave the output ahead of its input),
+        and forgotten after PENDING_S (then the lead rules deal with it)."""
         written = self._device_frames
         self._device_frames = written + frames
+        if self._pending_gap:
+            self._pending_frames += frames
+            if self._pending_frames > self._pending_total:
+                self._pending_gap = 0
         dac = time.outputBufferDacTime if time is not None else 0.0
         if not dac > 0.0:  # no DAC time from this host API (or none yet)
             self._schedule = None
-            return False
+            return
         schedule = dac - written / self._sample_rate
         last, self._schedule = self._schedule, schedule
-        return last is not None and schedule - last >= GAP_MIN_S
+        if last is None or schedule - last < GAP_MIN_S or self._resuming:
+            return
+        if not self._pending_gap:
+            self._pending_frames = 0
+        self._pending_gap += round((schedule - last) * self._sample_rate)
 
     def _forget_drift(self) -> None:
         """The output moved: the lead's median is measured afresh before any drift trim."""
@@ -445,16 +456,10 @@ class AudioCallback:
                     self._new_window()
                     self.fall_backs += 1
                     return received - self.start_lag - self.out_position
-        after_underrun = self._after_underrun > 0
-        if self._window_frames < (self._underrun_window if after_underrun else self._window):
+        if self._window_frames < self._window:
             return 0
         lowest, highest, frames_seen = self._window_min_lead, self._window_max_lead, self._window_frames
         self._new_window()
-        if after_underrun:
-            self._after_underrun -= 1
-            lowest -= max(0, self._wander - (highest - lowest))  # the wander this window did not see
-        else:
-            self._wander = highest - lowest
         if highest < 0:  # the output ran ahead of its input (its dry frames are not the worker's fault)
             self.fall_backs += 1
             self._trouble = False
@@ -464,11 +469,7 @@ class AudioCallback:
             if move:
                 return move
         if lowest > CATCH_UP_ABOVE + self.extra_lead:
-            if after_underrun:
-                self.gap_skips += 1
-                self._after_underrun = 0
-            else:
-                self.catch_ups += 1
+            self.catch_ups += 1
             return lowest - LOWEST_LEAD - self.extra_lead
         return 0
 
