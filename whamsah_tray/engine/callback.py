@@ -56,10 +56,13 @@ second slip, half a second after the gap. Instead the output follows the device'
 tells each output block when its first frame reaches the device (`outputBufferDacTime`), and that
 time less the frames written so far (at the stream's rate) stays constant to a tenth of a
 millisecond while nothing is lost (measured on PulseAudio's null sinks through the ALSA pulse
-plugin). When it jumps by GAP_MIN_S or more from one block to the next, the device lost that long:
-the output skips as many frames at once, crossfaded, so the sound resumes after the silence where
-it would have been without it ("gap skip"): the listener hears the gap and nothing else, and the
-latency does not change. Only forward jumps: a backward one (the device dropped queued frames, or
+plugin). When it jumps by GAP_MIN_S or more from one block to the next, and PortAudio flags an
+output underflow within CONFIRM_S of it, the device lost that long: the output skips as many
+frames at once, crossfaded, so the sound resumes after the silence where it would have been
+without it ("gap skip"): the listener hears the gap and nothing else, and the latency does not
+change. The flag is needed: under bench_engine.py --load mixed the jumps came without one too
+(19 of 56 in 10 minutes, the server's latency report moving under load, no silence), and skipping
+those dropped sound and ate the worker's margin (324,384 frames dry, 8 worker resyncs). Only forward jumps: a backward one (the device dropped queued frames, or
 its latency report corrected itself, seen on PipeWire as 2-6 ms after a jump) is left to the lead
 rules. Host APIs that give no DAC time (0) get the lead rules alone.
 
@@ -118,6 +121,7 @@ TRIM_MIN = 3  # frames: ... once it moved by this much (less is the median's own
 TRIM_MAX = 96  # frames: ... up to this much (more is not drift: ~1500 ppm at 44.1 kHz)
 GAP_MIN_S = 0.002  # the device's schedule of our frames jumped this much in one block: an underrun
 PENDING_S = 0.25  # ... whose silence is skipped within this long, or left to the lead rules
+CONFIRM_S = 0.1  # ... once PortAudio flags an underflow at most this long before the jump (or after it)
 
 
 class AudioCallback:
@@ -188,6 +192,8 @@ class AudioCallback:
         self._pending_gap = 0  # frames of such silence not skipped yet
         self._pending_frames = 0  # output frames since the oldest of them
         self._pending_total = int(PENDING_S * sample_rate)
+        self._confirm_frames = int(CONFIRM_S * sample_rate)
+        self._flag_frames = 1 << 62  # output frames since PortAudio last flagged an underflow
         self._margin_step = max(1, int(MARGIN_STEP_S * sample_rate))
         self._quiet_total = int(QUIET_S * sample_rate)
         self._repeat_total = int(REPEAT_S * sample_rate)
@@ -248,6 +254,7 @@ class AudioCallback:
         if status:
             self.status_flags += 1
             self.output_flags += 1
+            self._flag_frames = 0
             if not self._resuming:  # not the stream's own start (a first underrun, a priming flag)
                 self._trouble = True
         try:
@@ -274,7 +281,7 @@ class AudioCallback:
                 self._pending_gap = 0
                 self._new_window()
                 self._forget_drift()
-            elif self._pending_gap and lead >= self._pending_gap:
+            elif self._pending_gap and self._flag_frames <= self._confirm_frames and lead >= self._pending_gap:
                 # An underrun's silence: skip the sound it stood for (see "Underrun gaps").
                 trim, self._pending_gap = self._pending_gap, 0
                 self.gap_skips += 1
@@ -365,12 +372,13 @@ class AudioCallback:
 
     def _note_device_gap(self, time, frames: int) -> None:
         """Adds to _pending_gap the frames of silence the output device played before this block
-        (an underrun), from PortAudio's time info (see "Underrun gaps"). They are skipped as soon as
-        the input is that far ahead (right away, unless the input's own blocks are still on their
+        (an underrun), from PortAudio's time info (see "Underrun gaps"). They are skipped once
+        PortAudio's underflow flag confirms them and as soon as the input is that far ahead (right away, unless the input's own blocks are still on their
         way after the same stall: skipping before them would leave the output ahead of its input),
         and forgotten after PENDING_S (then the lead rules deal with it)."""
         written = self._device_frames
         self._device_frames = written + frames
+        self._flag_frames += frames
         if self._pending_gap:
             self._pending_frames += frames
             if self._pending_frames > self._pending_total:
@@ -385,6 +393,8 @@ class AudioCallback:
             return
         if not self._pending_gap:
             self._pending_frames = 0
+            if self._flag_frames > self._confirm_frames + frames:
+                self._flag_frames = 1 << 62  # a flag before this jump must be within CONFIRM_S of it
         self._pending_gap += round((schedule - last) * self._sample_rate)
 
     def _forget_drift(self) -> None:
