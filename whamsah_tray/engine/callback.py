@@ -62,9 +62,11 @@ frames at once, crossfaded, so the sound resumes after the silence where it woul
 without it ("gap skip"): the listener hears the gap and nothing else, and the latency does not
 change. The flag is needed: under bench_engine.py --load mixed the jumps came without one too
 (19 of 56 in 10 minutes, the server's latency report moving under load, no silence), and skipping
-those dropped sound and ate the worker's margin (324,384 frames dry, 8 worker resyncs). Only forward jumps: a backward one (the device dropped queued frames, or
-its latency report corrected itself, seen on PipeWire as 2-6 ms after a jump) is left to the lead
-rules. Host APIs that give no DAC time (0) get the lead rules alone.
+those dropped sound and ate the worker's margin (324,384 frames dry, 8 worker resyncs). Only
+forward jumps: a backward one (the device dropped queued frames, or its latency report corrected
+itself, seen on PipeWire as 2-6 ms after a jump) is left to the lead rules. So are host APIs that
+give no DAC time (0), and PipeWire (pipewire-pulse), where PortAudio flagged no underflow in 22
+stalls of 70 ms.
 
 Adaptive margin (when the session allows one, `max_extra_lead` > 0): on a busy machine the worker
 may deliver a mix too late (those frames play dry: the vocals come back for a moment) or the output
