@@ -99,8 +99,7 @@ def child(args: argparse.Namespace) -> int:
                               "rate": s.sample_rate, "dry_frames": s.dry_frames, "resyncs": s.resyncs,
                               "xruns": s.xruns, "output_xruns": s.output_xruns,
                               "realignments": s.realignments, "extra_latency_ms": s.extra_latency_ms,
-                              "margin_changes": s.margin_changes, "drift_trims": s.drift_trims,
-                              "gap_skips": s.gap_skips}), flush=True)
+                              "margin_changes": s.margin_changes, "drift_trims": s.drift_trims}), flush=True)
     finally:
         engine.close()
     return 0
@@ -655,8 +654,7 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
     print("  per minute (latency: estimate, followed; frames played dry): " + "; ".join(timeline))
     print(f"  while the probe's streams joined the server (1-{SETTLE_S:g} s): {len(settling)} windows with a gap or slip")
     print(f"engine counters: dry frames {final['dry_frames']}, resyncs {final['resyncs']}, "
-          f"PortAudio xruns {final['xruns']} ({final['output_xruns']} output), realignments {final['realignments']}, "
-          f"gap skips {final.get('gap_skips', 0)}")
+          f"PortAudio xruns {final['xruns']} ({final['output_xruns']} output), realignments {final['realignments']}")
     during = {key: final[key] - at_start[key] for key in ("dry_frames", "xruns", "output_xruns", "realignments")}
     print(f"  of which from {SETTLE_S:g} s into the run on: dry frames {during['dry_frames']}, PortAudio xruns "
           f"{during['xruns']} ({during['output_xruns']} output), realignments {during['realignments']}")
@@ -667,7 +665,7 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
             near = [line for line in states if abs(line["t"] - now) <= 1.0]
             if near:
                 first, last = near[0], near[-1]
-                counted = {key: last[key] - first[key] for key in ("dry_frames", "xruns", "realignments", "drift_trims", "gap_skips")
+                counted = {key: last[key] - first[key] for key in ("dry_frames", "xruns", "realignments", "drift_trims")
                            if key in last}
                 print(f"    {t:6.1f} s ({kinds.get(t, '?')}): "
                       + ", ".join(f"{key} +{value}" for key, value in counted.items()))

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import threading
 import time
-from types import SimpleNamespace
 
 import numpy as np
 import torch
@@ -340,18 +339,8 @@ def test_a_late_worker_fades_to_dry_and_back_without_a_click(random_model):
     assert np.abs(np.diff(usable, axis=0)).max() < 1.5 * own_step
 
 
-class _Underflow:
-    """What sounddevice hands the output callback after an underrun (a truthy CallbackFlags)."""
-
-    def __bool__(self) -> bool:
-        return True
-
-
-UNDERFLOW = _Underflow()
-
-
 def _two_streams(x: np.ndarray, input_gaps=(), output_gaps=(), input_losses=(), in_block=165, out_block=496,
-                 delay=3000, output_burst=1, drift_ppm=0.0, dac_latency=None, dac_jumps=()):
+                 delay=3000, output_burst=1, drift_ppm=0.0):
     """Drives a sync-mode callback's input and output sides on a simulated clock (dry path: no
     worker), like PortAudio's two streams on one sound-server clock. input_gaps: (t, s) the input
     callbacks stop for s seconds from t, then the missed blocks arrive at once (a late input
@@ -360,11 +349,7 @@ def _two_streams(x: np.ndarray, input_gaps=(), output_gaps=(), input_losses=(), 
     overrun: the server dropped them). output_burst: the output's first callback comes that many
     times at once (a server prefilling its buffer, as PipeWire does). drift_ppm: the output's clock
     runs that much faster than the input's (a sound card against a virtual cable; < 0: slower).
-    dac_latency: give each output block PortAudio's outputBufferDacTime (its callback's time plus
-    this many seconds of device buffer), as the ALSA pulse plugin does; None: no DAC time (0), as
-    from a host API that gives none. The first output callback after an output gap carries
-    PortAudio's underflow flag. dac_jumps: (t, s): from t on the DAC time reads s seconds later,
-    with no gap (a sound server's latency report moving). Returns the output and the lead (input frames received minus output position) at each output
+    Returns the output and the lead (input frames received minus output position) at each output
     callback."""
     capacity = delay + 4 * RATE
     now = [0.0]
@@ -372,7 +357,7 @@ def _two_streams(x: np.ndarray, input_gaps=(), output_gaps=(), input_losses=(), 
                              threading.Event(), start_lag=511, clock=lambda: now[0])
     out_period = out_block / RATE / (1.0 + drift_ppm * 1e-6)
     out = np.zeros((len(x) + 8 * RATE, 2), np.float32)
-    leads, written, received, t, flagged = [], 0, 0, 0.0, False
+    leads, written, received, t = [], 0, 0, 0.0
     next_in, next_out, step = 0.0, in_block / RATE / 2, 1e-4
     while received + in_block <= len(x):
         t += step
@@ -389,13 +374,9 @@ def _two_streams(x: np.ndarray, input_gaps=(), output_gaps=(), input_losses=(), 
         if t >= next_out:
             next_out += out_period
             if any(a <= t < a + s for a, s in output_gaps):
-                flagged = True
                 continue  # the server played on without this block
             for _ in range(output_burst if written == 0 else 1):
-                moved = sum(s for a, s in dac_jumps if t >= a)
-                info = None if dac_latency is None else SimpleNamespace(outputBufferDacTime=t + dac_latency + moved)
-                callback.output_block(out[written:written + out_block], out_block, info, UNDERFLOW if flagged else None)
-                flagged = False
+                callback.output_block(out[written:written + out_block], out_block, None, None)
                 leads.append(callback.position - (callback.out_position - out_block))
                 written += out_block
     return out[:written], np.array(leads), callback
@@ -440,55 +421,6 @@ def test_an_output_underrun_s_extra_latency_is_removed_smoothly():
     own_step = np.abs(np.diff(tone, axis=0)).max()
     audible = out[3000 + 2048:]  # after the first delay's silence
     assert np.abs(np.diff(audible, axis=0)).max() < 2.5 * own_step  # crossfaded: no click
-
-
-def test_an_output_underrun_s_silence_is_skipped_at_once_by_the_device_s_clock():
-    """With PortAudio's DAC time the output sees at its next block that the device played 50 ms of
-    silence, and skips the 50 ms of sound that silence stood for right there: the listener hears
-    the gap and nothing more (no catch-up half a second later), and the latency is what it was."""
-    t = np.arange(RATE * 4) / RATE
-    tone = np.stack([0.3 * np.sin(2 * np.pi * 220 * t)] * 2, axis=1).astype(np.float32)
-    out, leads, callback = _two_streams(tone, output_gaps=[(1.0, 0.05)], dac_latency=0.045)
-    assert callback.gap_skips == 1 and abs(callback.gap_skipped - 0.05 * RATE) < 496, callback.gap_skipped
-    assert callback.realignments == callback.catch_ups == callback.fall_backs == 0
-    before = np.median(leads[50:85])
-    gap_block = int(np.argmax(np.diff(leads) > 1500)) + 1  # the first block after the gap
-    assert abs(np.median(leads[gap_block + 1:gap_block + 30]) - before) < 200  # the lead of before, at once
-    assert abs(np.median(leads[-80:]) - before) < 200
-    own_step = np.abs(np.diff(tone, axis=0)).max()
-    audible = out[3000 + 2048:]
-    assert np.abs(np.diff(audible, axis=0)).max() < 2.5 * own_step  # crossfaded: no click
-
-
-def test_an_underrun_skip_waits_for_the_input_of_the_same_stall():
-    """The whole process stalled and the output thread woke first: its skip waits until the
-    input's blocks of the stall have come, so that it never leaves the output ahead of its input
-    (no fall-back, every block's dry input there), and it is still the only move."""
-    x = noise(RATE * 3, seed=9)
-    _, leads, callback = _two_streams(x, input_gaps=[(1.0, 0.08)], output_gaps=[(1.0, 0.05)], dac_latency=0.045)
-    assert callback.gap_skips == 1
-    assert callback.realignments == callback.catch_ups == callback.fall_backs == 0
-    assert leads.min() >= 496 - 3000
-    assert abs(np.median(leads[-80:]) - np.median(leads[50:85])) < 200
-
-
-def test_a_jump_of_the_dac_time_with_no_underflow_flag_moves_nothing():
-    """Under load the sound server's latency report can move with no silence played: without
-    PortAudio's underflow flag such a jump is not taken for an underrun's gap (skipping it would
-    drop sound and eat the worker's margin)."""
-    x = noise(RATE * 6, seed=12)
-    _, leads, callback = _two_streams(x, dac_latency=0.045, dac_jumps=[(a / 2, 0.0021) for a in range(4, 12)])
-    assert callback.gap_skips == 0 and callback.realignments == 0
-
-
-def test_the_device_s_clock_without_an_underrun_moves_nothing():
-    """The DAC time given, on one clock and on two (200 ppm apart), and with late input callbacks:
-    nothing is taken for an underrun's silence."""
-    x = noise(RATE * 20, seed=10)
-    for drift_ppm in (0.0, 200.0):
-        gaps = [(float(a), 0.03) for a in range(3, 18, 4)]
-        _, _, callback = _two_streams(x, input_gaps=gaps, drift_ppm=drift_ppm, dac_latency=0.045)
-        assert callback.gap_skips == 0 and callback.realignments == 0
 
 
 @pytest.mark.parametrize("drift_ppm", [200.0, -200.0])

@@ -57,7 +57,7 @@ def run(args: argparse.Namespace) -> int:
         final = engine.status
         print(summary(replace(playing, dry_frames=final.dry_frames, resyncs=final.resyncs, xruns=final.xruns,
                               output_xruns=final.output_xruns, realignments=final.realignments,
-                              drift_trims=final.drift_trims, gap_skips=final.gap_skips)))
+                              drift_trims=final.drift_trims)))
     finally:
         engine.close()
     return 0

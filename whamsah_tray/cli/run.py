@@ -97,8 +97,7 @@ def summary(status: EngineStatus) -> str:
     model = status.model_name or "none (dry pass-through)"
     return (f"model {model}; {status.input_device or '-'} -> {status.output_device} at {status.sample_rate} Hz; "
             f"latency {status.latency_ms:.0f} ms; dry frames {status.dry_frames}; resyncs {status.resyncs}; "
-            f"xruns {status.xruns}; realignments {status.realignments}; drift trims {status.drift_trims}; "
-            f"gap skips {status.gap_skips}")
+            f"xruns {status.xruns}; realignments {status.realignments}; drift trims {status.drift_trims}")
 
 
 def run(args: argparse.Namespace) -> int:

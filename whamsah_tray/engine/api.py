@@ -117,9 +117,6 @@ class EngineStatus:
     # times the output skipped or repeated a few frames (crossfaded, inaudible) to keep in step with
     # an input on another clock (a virtual cable against a sound card: callback.py, "Drift")
     drift_trims: int
-    # realignments right after an output underrun that took away the delay its silence added
-    # (callback.py, "Underrun gaps")
-    gap_skips: int
 
 
 # -- events: created on the controller thread, handed to every observer on that thread ------------

@@ -49,25 +49,6 @@ trim": measured here at 41 ppm, about 11 frames, a quarter of a millisecond, eve
 difference larger than TRIM_MAX is not drift (an underrun, a stall): the rules above deal with it
 and the median is taken afresh.
 
-Underrun gaps: when the output thread comes too late (a busy machine), the device plays silence
-for a moment and then our next block, so everything after plays later by that silence's length;
-the lead grows by as much, and the catch-up rule would skip it away once a window had shown it: a
-second slip, half a second after the gap. Instead the output follows the device's clock: PortAudio
-tells each output block when its first frame reaches the device (`outputBufferDacTime`), and that
-time less the frames written so far (at the stream's rate) stays constant to a tenth of a
-millisecond while nothing is lost (measured on PulseAudio's null sinks through the ALSA pulse
-plugin). When it jumps by GAP_MIN_S or more from one block to the next, and PortAudio flags an
-output underflow within CONFIRM_S of it, the device lost that long: the output skips as many
-frames at once, crossfaded, so the sound resumes after the silence where it would have been
-without it ("gap skip"): the listener hears the gap and nothing else, and the latency does not
-change. The flag is needed: under bench_engine.py --load mixed the jumps came without one too
-(19 of 56 in 10 minutes, the server's latency report moving under load, no silence), and skipping
-those dropped sound and ate the worker's margin (324,384 frames dry, 8 worker resyncs). Only
-forward jumps: a backward one (the device dropped queued frames, or its latency report corrected
-itself, seen on PipeWire as 2-6 ms after a jump) is left to the lead rules. So are host APIs that
-give no DAC time (0), and PipeWire (pipewire-pulse), where PortAudio flagged no underflow in 22
-stalls of 70 ms.
-
 Adaptive margin (when the session allows one, `max_extra_lead` > 0): on a busy machine the worker
 may deliver a mix too late (those frames play dry: the vocals come back for a moment) or the output
 may underrun. Either marks the window as troubled. Trouble that comes back within REPEAT_S of the
@@ -121,9 +102,6 @@ REPEAT_S = 30.0  # trouble this soon after the last raises the margin; a one-off
 DRIFT_S = 2.0  # drift: the lead's median over this long is kept where it settled ...
 TRIM_MIN = 3  # frames: ... once it moved by this much (less is the median's own wander)
 TRIM_MAX = 96  # frames: ... up to this much (more is not drift: ~1500 ppm at 44.1 kHz)
-GAP_MIN_S = 0.002  # the device's schedule of our frames jumped this much in one block: an underrun
-PENDING_S = 0.25  # ... whose silence is skipped within this long, or left to the lead rules
-CONFIRM_S = 0.1  # ... once PortAudio flags an underflow at most this long before the jump (or after it)
 
 
 class AudioCallback:
@@ -186,16 +164,6 @@ class AudioCallback:
         self._drift_count = self._drift_frames = 0
         self._drift_reference: float | None = None  # the median after the output last moved
         self._drift_last = 0.0  # the last period's deviation from it, if it called for a trim
-        # underrun gaps (see the module docstring)
-        self.gap_skips = 0  # times the output skipped the sound an underrun's silence stood for
-        self.gap_skipped = 0  # their sum in frames
-        self._device_frames = 0  # frames handed to the output device (whatever their position)
-        self._schedule: float | None = None  # DAC time of the last block less _device_frames / rate
-        self._pending_gap = 0  # frames of such silence not skipped yet
-        self._pending_frames = 0  # output frames since the oldest of them
-        self._pending_total = int(PENDING_S * sample_rate)
-        self._confirm_frames = int(CONFIRM_S * sample_rate)
-        self._flag_frames = 1 << 62  # output frames since PortAudio last flagged an underflow
         self._margin_step = max(1, int(MARGIN_STEP_S * sample_rate))
         self._quiet_total = int(QUIET_S * sample_rate)
         self._repeat_total = int(REPEAT_S * sample_rate)
@@ -256,7 +224,6 @@ class AudioCallback:
         if status:
             self.status_flags += 1
             self.output_flags += 1
-            self._flag_frames = 0
             if not self._resuming:  # not the stream's own start (a first underrun, a priming flag)
                 self._trouble = True
         try:
@@ -265,7 +232,6 @@ class AudioCallback:
                 outdata.fill(0.0)
                 return
             self._lead_in = False
-            self._note_device_gap(time, frames)
             if self._resuming:
                 self._take_up_after_idle(received, frames)
             if self.out_position is None:  # first block: start one input block behind the input
@@ -280,14 +246,6 @@ class AudioCallback:
                 # play one input block behind the input again.
                 self.realignments += 1
                 self.out_position = received - self.start_lag
-                self._pending_gap = 0
-                self._new_window()
-                self._forget_drift()
-            elif self._pending_gap and self._flag_frames <= self._confirm_frames and lead >= self._pending_gap:
-                # An underrun's silence: skip the sound it stood for (see "Underrun gaps").
-                trim, self._pending_gap = self._pending_gap, 0
-                self.gap_skips += 1
-                self.gap_skipped += trim
                 self._new_window()
                 self._forget_drift()
             else:
@@ -296,12 +254,11 @@ class AudioCallback:
                     self._forget_drift()
                 elif not self._resuming:
                     trim = self._drift_trim(frames)
-                    if trim:
-                        self.drift_trims += 1
-                        self.drift_trimmed += trim
             if move:
                 self._move_to(self.out_position + move, outdata, frames)
             elif trim:
+                self.drift_trims += 1
+                self.drift_trimmed += trim
                 self._move_to(self.out_position + trim, outdata, frames, slip=False)
             else:
                 start = self.out_position
@@ -350,8 +307,6 @@ class AudioCallback:
         self.output_promoted = None  # a restarted stream may call back on a new thread
         self._resuming = True
         self._settling_frames = 0
-        self._schedule = None  # a stopped stream's clock starts again elsewhere
-        self._pending_gap = 0
         self._new_window()
         self._forget_drift()
         self._wet_weight, self._fading_in = 0.0, True
@@ -371,33 +326,6 @@ class AudioCallback:
             self.out_position = start
             self._new_window()
             self._lead_in = True
-
-    def _note_device_gap(self, time, frames: int) -> None:
-        """Adds to _pending_gap the frames of silence the output device played before this block
-        (an underrun), from PortAudio's time info (see "Underrun gaps"). They are skipped once
-        PortAudio's underflow flag confirms them and as soon as the input is that far ahead (right away, unless the input's own blocks are still on their
-        way after the same stall: skipping before them would leave the output ahead of its input),
-        and forgotten after PENDING_S (then the lead rules deal with it)."""
-        written = self._device_frames
-        self._device_frames = written + frames
-        self._flag_frames += frames
-        if self._pending_gap:
-            self._pending_frames += frames
-            if self._pending_frames > self._pending_total:
-                self._pending_gap = 0
-        dac = time.outputBufferDacTime if time is not None else 0.0
-        if not dac > 0.0:  # no DAC time from this host API (or none yet)
-            self._schedule = None
-            return
-        schedule = dac - written / self._sample_rate
-        last, self._schedule = self._schedule, schedule
-        if last is None or schedule - last < GAP_MIN_S or self._resuming:
-            return
-        if not self._pending_gap:
-            self._pending_frames = 0
-            if self._flag_frames > self._confirm_frames + frames:
-                self._flag_frames = 1 << 62  # a flag before this jump must be within CONFIRM_S of it
-        self._pending_gap += round((schedule - last) * self._sample_rate)
 
     def _forget_drift(self) -> None:
         """The output moved: the lead's median is measured afresh before any drift trim."""

@@ -767,12 +767,12 @@ def _counters(session: LiveSession | None) -> dict[str, int]:
     """The dropout counters of one session (zeros for None), named as in EngineStatus."""
     if session is None:
         return dict.fromkeys(("dry_frames", "resyncs", "xruns", "output_xruns", "realignments", "margin_changes",
-                              "drift_trims", "gap_skips"), 0)
+                              "drift_trims"), 0)
     callback = session.callback
     return {"dry_frames": callback.short_frames, "resyncs": session.worker.resyncs,
             "xruns": callback.status_flags, "output_xruns": callback.output_flags,
             "realignments": callback.realignments, "margin_changes": callback.margin_raises + callback.margin_drops,
-            "drift_trims": callback.drift_trims, "gap_skips": callback.gap_skips}
+            "drift_trims": callback.drift_trims}
 
 
 def _add(first: dict[str, int], second: dict[str, int]) -> dict[str, int]:
