@@ -415,7 +415,7 @@ LOAD_SCRIPTS = {
              "        f.write(data); f.flush(); os.fsync(f.fileno())\n"
              "    os.remove(path)"),
     # The engine's whole process held off the CPU for 70 ms every 4 s (longer than its 45 ms output
-    # buffer): what a kernel without preemption does to it under memory churn, made repeatable.
+    # buffer): the output underruns the mixed load causes now and then, made repeatable.
     "stall": ("import os, signal, sys, time\n"
               "pid = int(sys.argv[2])\n"
               "while True:\n"
