@@ -269,7 +269,7 @@ def discontinuities(loop: np.ndarray, recording: np.ndarray, start_s: float = 1.
             # Matched nowhere near: a slip larger than the search (a resync, a long stall) or
             # garbage. Found anywhere in the loop, it is one slip; else a gap, and looked for again.
             found = float((start - _lag(piece, doubled[:2 * len(loop)])) % len(loop))
-            jump = ((phase - found + len(loop) / 2) % len(loop)) - len(loop) / 2  # the frames lost (> 0)
+            jump = _around_zero(phase - found, len(loop))  # the frames lost (> 0)
             phase, kept = found, phase
             refined, found_corr, _, _ = match_at(start)
             if found_corr >= 0.9:
@@ -310,11 +310,16 @@ def latency_followed(cable: dict[float, float], speakers: dict[float, float], st
     if len(times) < 40:
         return []
     difference = np.array([speakers[t] - cable[t] for t in times])
-    change = 1000.0 * ((difference - difference[0] + loop_frames / 2) % loop_frames - loop_frames / 2) / RATE
+    change = 1000.0 * _around_zero(difference - difference[0], loop_frames) / RATE
     clocks = np.median(change[-20:]) - 1000.0 * (end_s - start_s)  # ms the two clocks parted by the end
     span = np.array(times) - times[0]
     change -= clocks * span / span[-1]
     return [(t, 1000.0 * start_s + ms) for t, ms in zip(times, change)]
+
+
+def _around_zero(frames, loop_frames: int):
+    """A difference of lags in the loop (frames), taken within half a loop of zero."""
+    return (frames + loop_frames / 2) % loop_frames - loop_frames / 2
 
 
 SLIP_MIN = 0.75  # frames: a lag that moves by less is the same lag
@@ -581,8 +586,8 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
     # The two recordings start at slightly different moments; an event after the engine whose
     # cause is already in the probe's own playback (seen before the engine) is not the engine's.
     latency_s = (np.median(through) - np.median(baseline)) / 1000.0
-    followed = latency_followed(cable_phases, speakers_phases, latency_s,
-                                (np.median(final_trip) - np.median(baseline)) / 1000.0, len(recorded["loop"]))
+    end_latency_s = (np.median(final_trip) - np.median(baseline)) / 1000.0
+    followed = latency_followed(cable_phases, speakers_phases, latency_s, end_latency_s, len(recorded["loop"]))
     engine_events = [t for t in after if not np.any(np.abs(before - t) < 0.5 + latency_s)]
     # The probe is an ordinary process beside the load: its own recorder of the speakers may
     # overflow (PortAudio flags it) and slip, which is no fault of the engine's.
@@ -633,7 +638,7 @@ def _measure_with(args: argparse.Namespace, sd, after_minutes: float, scratch: s
         back = next((t for i, (t, _) in enumerate(later) if all(ms <= 150.0 for _, ms in later[i:])), None)
         print("  end to end back to <= 150 ms: " + (f"{back - load_end:.0f} s after the load stopped"
                                                     if back is not None else "not within the run"))
-        print(f"  end-to-end latency measured at the end: {np.median(final_trip) - np.median(baseline):.1f} ms")
+        print(f"  end-to-end latency measured at the end: {1000 * end_latency_s:.1f} ms")
     print(f"dropouts in {args.minutes + after_minutes:g} min: {len(engine_events)} caused by the engine (gaps or slips in "
           f"100 ms windows after it; {len(after)} in all, {len(before)} already in the probe's own playback), "
           f"counted from {SETTLE_S:g} s on")
