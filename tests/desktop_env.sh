@@ -63,10 +63,16 @@ _whamsah_desk_server_up() {
       ;;
     *) _whamsah_desk_log "WHAMSAH_SOUND_SERVER must be pulseaudio or pipewire"; return 1 ;;
   esac
-  for i in $(seq 200); do pactl info >/dev/null 2>&1 && break; sleep 0.05; done
-  if ! pactl info >/dev/null 2>&1; then
-    _whamsah_desk_log "the sound server did not start (see the logs in $d)"; return 1
-  fi
+  # Up to 30 s: a fresh, busy CI host has taken longer than 10 s for PipeWire's first start.
+  local deadline=$((SECONDS + 30))
+  until pactl info >/dev/null 2>&1; do
+    if [ "$SECONDS" -ge "$deadline" ]; then
+      _whamsah_desk_log "the sound server did not start in 30 s (see the logs in $d)"
+      _whamsah_desk_server_report
+      return 1
+    fi
+    sleep 0.05
+  done
   pactl load-module module-null-sink sink_name=cable rate=48000 channels=2 \
     sink_properties=device.description=VirtualCable >/dev/null || return 1
   pactl load-module module-null-sink sink_name=speakers rate=48000 channels=2 \
@@ -79,6 +85,24 @@ _whamsah_desk_server_up() {
   _whamsah_desk_spawn pacat /dev/null pacat -r --latency-msec=10 -d cable.monitor
   _whamsah_desk_spawn pacat /dev/null pacat -r --latency-msec=10 -d speakers.monitor
   sleep 2.2
+}
+
+# What a failed start leaves to go on: which server daemons still run, and the end of their logs.
+_whamsah_desk_server_report() {
+  local d=$WHAMSAH_ENV_DIR pid name state log
+  while read -r pid name; do
+    case "$name" in
+      pulseaudio|pipewire|wireplumber|pipewire-pulse)
+        if [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "${name:0:15}" ]; then state=running
+        else state="not running"; fi
+        _whamsah_desk_log "$name (pid $pid): $state" ;;
+    esac
+  done < "$d/pids"
+  for log in "$d"/pulse.log "$d"/pulse.out "$d"/pipewire.log "$d"/wireplumber.log "$d"/pipewire-pulse.log; do
+    [ -s "$log" ] || continue
+    _whamsah_desk_log "--- end of ${log##*/}:"
+    tail -n 15 "$log" >&2
+  done
 }
 
 # Stops the sound server and the monitor readers (their lines leave pids); the rest keeps running.
