@@ -46,6 +46,7 @@ How it measures
 from __future__ import annotations
 
 import argparse
+import contextlib
 import functools
 import json
 import os
@@ -480,24 +481,32 @@ def _desktop_running(server: str) -> bool:
     return {"cable", "speakers"} <= names and ("PipeWire" in info) == (server == "pipewire")
 
 
-def parent(args: argparse.Namespace) -> int:
-    started_dir = None
-    if not _desktop_running(args.server):
-        started_dir = Path(tempfile.mkdtemp(prefix="whamsah-bench-"))
-        for name in ("DISPLAY", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", "XDG_CONFIG_HOME"):
-            os.environ.pop(name, None)  # a desktop of the other server: not ours to use
-        env = {**os.environ, "WHAMSAH_ENV_DIR": str(started_dir / "desk"), "WHAMSAH_SOUND_SERVER": args.server}
+@contextlib.contextmanager
+def headless_desktop(server: str, prefix: str = "whamsah-bench-"):
+    """The desktop's sinks on `server`: the one running when it answers, else one started here with
+    tests/desktop_env.sh (its variables put into os.environ) and stopped on leaving."""
+    if _desktop_running(server):
+        yield
+        return
+    started_dir = Path(tempfile.mkdtemp(prefix=prefix))
+    for name in ("DISPLAY", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", "XDG_CONFIG_HOME"):
+        os.environ.pop(name, None)  # a desktop of the other server: not ours to use
+    env = {**os.environ, "WHAMSAH_ENV_DIR": str(started_dir / "desk"), "WHAMSAH_SOUND_SERVER": server}
+    try:
         subprocess.run(["bash", str(REPO / "tests" / "desktop_env.sh"), "up"], env=env, check=True,
                        stdout=subprocess.DEVNULL)
         os.environ.update(dict(line.split("=", 1) for line in (started_dir / "desk" / "env").read_text().splitlines()
                                if "=" in line))
-    try:
-        return _measure(args)
+        yield
     finally:
-        if started_dir is not None:
-            subprocess.run(["bash", str(REPO / "tests" / "desktop_env.sh"), "down"],
-                           env={**os.environ, "WHAMSAH_ENV_DIR": str(started_dir / "desk")})
-            shutil.rmtree(started_dir, ignore_errors=True)
+        subprocess.run(["bash", str(REPO / "tests" / "desktop_env.sh"), "down"],
+                       env={**os.environ, "WHAMSAH_ENV_DIR": str(started_dir / "desk")}, check=False)
+        shutil.rmtree(started_dir, ignore_errors=True)
+
+
+def parent(args: argparse.Namespace) -> int:
+    with headless_desktop(args.server):
+        return _measure(args)
 
 
 def _measure(args: argparse.Namespace) -> int:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -182,15 +183,11 @@ def main() -> int:
     if args.child:
         return traced_child(args.child, args.main_nice)
 
-    started_dir = None
-    if not bench_engine._desktop_running(args.server):
-        started_dir = Path(tempfile.mkdtemp(prefix="whamsah-trace-"))
-        for name in ("DISPLAY", "XDG_RUNTIME_DIR", "DBUS_SESSION_BUS_ADDRESS", "XDG_CONFIG_HOME"):
-            os.environ.pop(name, None)
-        env = {**os.environ, "WHAMSAH_ENV_DIR": str(started_dir / "desk"), "WHAMSAH_SOUND_SERVER": args.server}
-        subprocess.run(["bash", str(REPO / "tests" / "desktop_env.sh"), "up"], env=env, check=True, stdout=subprocess.DEVNULL)
-        os.environ.update(dict(line.split("=", 1) for line in (started_dir / "desk" / "env").read_text().splitlines()
-                               if "=" in line))
+    with bench_engine.headless_desktop(args.server, prefix="whamsah-trace-"):
+        return trace(args)
+
+
+def trace(args: argparse.Namespace) -> int:
     scratch = Path(tempfile.mkdtemp(prefix="whamsah-trace-load-"))
     trace_path = scratch / "trace.npz"
     command = [sys.executable, __file__, "--child", str(trace_path)]
@@ -218,13 +215,12 @@ def main() -> int:
             source.kill()
         engine.send_signal(signal.SIGTERM)
         engine.wait(30)
-        if started_dir is not None:
-            subprocess.run(["bash", str(REPO / "tests" / "desktop_env.sh"), "down"],
-                           env={**os.environ, "WHAMSAH_ENV_DIR": str(started_dir / "desk")}, check=False)
     main_text = f", engine's main thread at nice {args.main_nice}" if args.main_nice is not None else ""
     print(f"trace_underruns: {args.server}, --load {args.load} for {args.minutes:g} min{main_text}; "
           f"machine: {os.cpu_count()} CPUs")
-    analyse(dict(np.load(trace_path)), stalls, load_start, load_end)
+    trace_arrays = dict(np.load(trace_path))
+    shutil.rmtree(scratch, ignore_errors=True)
+    analyse(trace_arrays, stalls, load_start, load_end)
     return 0
 
 
