@@ -60,7 +60,8 @@ while True:
 
 def traced_child(out_path: str, main_nice: int | None) -> int:
     """The engine child of bench_engine, with the callbacks and the worker's pipeline wrapped;
-    `main_nice`: the child's main thread (which prints its status once a second) at that nice level."""
+    `main_nice`: the child's main thread (which prints its status once a second) at that nice level,
+    set before the engine starts, so the threads it starts inherit it."""
     from whamsah_tray.engine import callback as callback_module
     from whamsah_tray.engine import pipeline as pipeline_module
 
@@ -176,8 +177,9 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=3.0, help="length of the load (default 3)")
     parser.add_argument("--server", choices=["pulseaudio", "pipewire"], default="pulseaudio")
     parser.add_argument("--main-nice", type=int, metavar="N",
-                        help="the engine process's main thread at nice N (default: left at the user's): "
-                             "whether a Python thread of normal priority holding the GIL matters")
+                        help="the engine process's main thread at nice N, and so each thread it starts before "
+                             "asking for its own level (default: left at the user's): whether a thread of normal "
+                             "priority holding the GIL matters")
     parser.add_argument("--child", metavar="TRACE.npz", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

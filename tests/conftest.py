@@ -186,7 +186,7 @@ def _start_desktop(workdir: Path) -> Desktop:
         if returncode == 0 and (env_dir / "env").exists():
             break
         # desktop_env.sh prints the server daemons' states and the end of their logs itself.
-        failures.append(f"tests/desktop_env.sh up failed ({returncode}), try {attempt}:\n{_tail(log, 40)}")
+        failures.append(f"tests/desktop_env.sh up failed ({returncode}), try {attempt}:\n{_tail(log, 80)}")
         _script("down", env_dir, log)
     else:
         pytest.fail("\n".join(failures), pytrace=False)

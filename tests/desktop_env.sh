@@ -63,7 +63,8 @@ _whamsah_desk_server_up() {
       ;;
     *) _whamsah_desk_log "WHAMSAH_SOUND_SERVER must be pulseaudio or pipewire"; return 1 ;;
   esac
-  # Up to 30 s: a fresh, busy CI host has taken longer than 10 s for PipeWire's first start.
+  # Up to 30 s: on CI, PipeWire once did not answer within the 10 s this waited before (why is not
+  # known: the logs below were not printed then).
   local deadline=$((SECONDS + 30))
   until pactl info >/dev/null 2>&1; do
     if [ "$SECONDS" -ge "$deadline" ]; then
