@@ -120,32 +120,35 @@ def bench_engine_defaults() -> argparse.Namespace:
                               margin=settings.margin_s, blocksize=0)
 
 
+LONG_MS = 40.0  # a worker call, callback gap or stall this long is counted apart (the output buffer is 45 ms)
+
+
+def _within(times: np.ndarray, start: float, end: float) -> np.ndarray:
+    return (times >= start) & (times <= end)
+
+
 def analyse(trace: dict, stalls: np.ndarray, load_start: float, load_end: float) -> None:
     output, calls = trace["output"], trace["calls"]
-    during = (output[:, 0] >= load_start) & (output[:, 0] <= load_end)
-    durations = (calls[:, 1] - calls[:, 0]) * 1000
-    in_load = (calls[:, 0] >= load_start) & (calls[:, 0] <= load_end)
-    gaps = np.diff(output[:, 0]) * 1000
     print(f"output callbacks {len(output)}, input callbacks {len(trace['inputs'])}, worker calls {len(calls)}")
-    if in_load.any():
-        d = durations[in_load]
-        print(f"worker call under load: median {np.median(d):.1f} ms, p99 {np.percentile(d, 99):.1f}, "
-              f"max {d.max():.1f}; calls over 40 ms: {(d > 40).sum()}")
-    load_gaps = gaps[during[1:]]
-    if len(load_gaps):
-        print(f"gap between output callbacks under load: max {load_gaps.max():.1f} ms, over 40 ms: {(load_gaps > 40).sum()}")
-    in_window = stalls[(stalls[:, 0] >= load_start) & (stalls[:, 0] <= load_end)] if len(stalls) else stalls
-    if len(in_window):
+    durations = ((calls[:, 1] - calls[:, 0]) * 1000)[_within(calls[:, 0], load_start, load_end)]
+    if len(durations):
+        print(f"worker call under load: median {np.median(durations):.1f} ms, p99 {np.percentile(durations, 99):.1f}, "
+              f"max {durations.max():.1f}; calls over {LONG_MS:g} ms: {(durations > LONG_MS).sum()}")
+    gaps = (np.diff(output[:, 0]) * 1000)[_within(output[1:, 0], load_start, load_end)]  # each by the callback ending it
+    if len(gaps):
+        print(f"gap between output callbacks under load: max {gaps.max():.1f} ms, over {LONG_MS:g} ms: {(gaps > LONG_MS).sum()}")
+    held = stalls[_within(stalls[:, 0], load_start, load_end), 1]
+    if len(held):
         print(f"machine stalls (a nice {ENGINE_NICE} thread in another process woken > {PROBE_LATE_S * 1000:.0f} ms late): "
-              f"{len(in_window)}, max {in_window[:, 1].max():.1f} ms, over 40 ms: {(in_window[:, 1] > 40).sum()}")
+              f"{len(held)}, max {held.max():.1f} ms, over {LONG_MS:g} ms: {(held > LONG_MS).sum()}")
     found = underruns(output, calls, stalls, load_start, load_end)
     print(f"output underruns under load: {len(found)}")
     for when, gap, longest, stall in found:
         print(f"  {when:7.2f} s: output callbacks {gap:.1f} ms apart; "
               f"longest worker call in that gap {longest:.1f} ms; machine stall then {stall:.1f} ms")
     if found:
-        covered = sum(longest >= 40 for _, _, longest, _ in found)
-        print(f"underruns with a worker call of >= 40 ms in the gap before them: {covered} of {len(found)}")
+        covered = sum(longest >= LONG_MS for _, _, longest, _ in found)
+        print(f"underruns with a worker call of >= {LONG_MS:g} ms in the gap before them: {covered} of {len(found)}")
 
 
 def underruns(output: np.ndarray, calls: np.ndarray, stalls: np.ndarray, start: float,
@@ -165,8 +168,8 @@ def underruns(output: np.ndarray, calls: np.ndarray, stalls: np.ndarray, start: 
         gap_start, gap_end = output[j - 1, 0], output[j, 0]
         overlapping = calls[(calls[:, 1] > gap_start) & (calls[:, 0] < gap_end)]
         longest = float((overlapping[:, 1] - overlapping[:, 0]).max()) * 1000 if len(overlapping) else 0.0
-        near = stalls[(stalls[:, 0] > gap_start - 0.1) & (stalls[:, 0] < gap_end)] if len(stalls) else stalls
-        stall = float(near[:, 1].max()) if len(near) else 0.0
+        near = stalls[(stalls[:, 0] > gap_start - 0.1) & (stalls[:, 0] < gap_end), 1]
+        stall = float(near.max()) if len(near) else 0.0
         found.append((float(output[k, 0] - start), float(gap_end - gap_start) * 1000, longest, stall))
     return found
 

@@ -176,6 +176,7 @@ def _start_desktop(workdir: Path) -> Desktop:
     server that did not come up on a fresh CI host, and every sound test of the pass failed with
     it). A start that needed the second try says so, with what the first one printed."""
     env_dir = workdir / "desktop"
+    env_file = env_dir / "env"
     failures: list[str] = []
     for attempt in range(1, START_ATTEMPTS + 1):
         log = workdir / f"desktop_env.{attempt}.log"
@@ -183,7 +184,7 @@ def _start_desktop(workdir: Path) -> Desktop:
             returncode = _script("up", env_dir, log)
         except subprocess.TimeoutExpired:
             returncode = -1
-        if returncode == 0 and (env_dir / "env").exists():
+        if returncode == 0 and env_file.exists():
             break
         # desktop_env.sh prints the server daemons' states and the end of their logs itself.
         failures.append(f"tests/desktop_env.sh up failed ({returncode}), try {attempt}:\n{_tail(log, 80)}")
@@ -192,7 +193,6 @@ def _start_desktop(workdir: Path) -> Desktop:
         pytest.fail("\n".join(failures), pytrace=False)
     if failures:
         warnings.warn("the desktop started at the second try; the first:\n" + failures[0], stacklevel=1)
-    env_file = env_dir / "env"
     env = dict(
         line.split("=", 1) for line in env_file.read_text().splitlines() if "=" in line
     )
