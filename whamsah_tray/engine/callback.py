@@ -34,6 +34,22 @@ the lead grows and stays). So:
   input it needs and plays dry: the output goes back to `start_lag` behind ("fall-back");
 both crossfaded over FADE_S.
 
+Output blocks: the session's margin has the mix ready one input block ahead of its input
+(`start_lag`), enough for an output block as long. PortAudio may call the output back in longer
+blocks (a quarter of its buffer on the ALSA pulse plugin: 992 frames at 90 ms, 1323 at 120 ms;
+longer still on other hosts), and a block's mix must be whole when it is played. So the output
+keeps `block_lead` = (its longest block so far - start_lag) more lead than the rules below name:
+placed that much further behind the input at its start, after a realignment and a fall-back
+(and, taken up after idle, one input block more: the lead then wanders by up to an input block
+below where it was placed); catch-ups stop that much higher, and start only an input block
+higher still (the window's lowest lead then wanders by that much: the two streams' periods
+beat); a window whose lowest lead fell below `block_lead` less the crossfade (the mix of a longer
+block then starts fading to dry: with the default 10 ms margin a block needs `block_lead`) moves
+the output back to where catch-ups stop. A longer block than any
+before moves the output back by the difference, crossfaded, once. (Measured before this, with a 120 ms output buffer: the catch-ups
+kept a lead fit for a 512-frame block, and 7.3 million frames, 12 % of a 12-minute run, played
+dry: the vocals back every few seconds.)
+
 Drift: the input (a virtual cable) and the output (a sound card) run on two clocks that never
 agree exactly (measured here on two PulseAudio null sinks: the output ~50 ppm faster; a sound card
 against a cable is typically 10-100 ppm off). Left alone, the lead sinks (or grows) a few frames a
@@ -151,6 +167,7 @@ class AudioCallback:
         # adaptive margin (see the module docstring)
         self.max_extra_lead = max_extra_lead
         self.extra_lead = 0  # frames of lead kept beyond LOWEST_LEAD after trouble
+        self.block_lead = 0  # frames of lead kept for output blocks longer than start_lag (see above)
         self.margin_raises = 0
         self.margin_drops = 0
         # drift (see the module docstring)
@@ -232,10 +249,14 @@ class AudioCallback:
                 outdata.fill(0.0)
                 return
             self._lead_in = False
+            longer = frames - self.start_lag - self.block_lead
+            if longer > 0:  # the longest output block so far (see "Output blocks")
+                self.block_lead += longer
             if self._resuming:
                 self._take_up_after_idle(received, frames)
             if self.out_position is None:  # first block: start one input block behind the input
-                self.out_position = received - self.start_lag
+                self.out_position = received - self.start_lag - self.block_lead
+                longer = 0  # (placed for this block already)
             lead = received - self.out_position
             trim = 0
             self.mean_lead += (lead - self.mean_lead) * 0.01
@@ -245,7 +266,11 @@ class AudioCallback:
                 # clocks, a long stall; below: even the dry input for this block is missing):
                 # play one input block behind the input again.
                 self.realignments += 1
-                self.out_position = received - self.start_lag
+                self.out_position = received - self.start_lag - self.block_lead
+                self._new_window()
+                self._forget_drift()
+            elif longer > 0 and not self._lead_in:  # a longer block than any before: back by the difference
+                move = -longer
                 self._new_window()
                 self._forget_drift()
             else:
@@ -317,7 +342,9 @@ class AudioCallback:
         block is not counted in short_frames even when the worker's mix does not reach it yet (an
         input block came in between the worker's last round and this callback): its dry signal is
         the same digital silence the mix would be."""
-        start = received - LOWEST_LEAD - self.extra_lead
+        start = received - LOWEST_LEAD - self.extra_lead - self.block_lead
+        if self.block_lead:  # the lead then wanders by up to an input block below where it is taken up
+            start -= self.start_lag
         dry = self._dry[:frames]
         self.input_ring.read_at(start - self.delay, dry)
         if dry.any():  # the sound: from here on the output moves only by the usual rules
@@ -395,7 +422,7 @@ class AudioCallback:
                 if highest < 0:
                     self._new_window()
                     self.fall_backs += 1
-                    return received - self.start_lag - self.out_position
+                    return received - self.start_lag - self.block_lead - self.out_position
         if self._window_frames < self._window:
             return 0
         lowest, highest, frames_seen = self._window_min_lead, self._window_max_lead, self._window_frames
@@ -403,14 +430,20 @@ class AudioCallback:
         if highest < 0:  # the output ran ahead of its input (its dry frames are not the worker's fault)
             self.fall_backs += 1
             self._trouble = False
-            return received - self.start_lag - self.out_position
+            return received - self.start_lag - self.block_lead - self.out_position
         if self.max_extra_lead:
             move = self._adapt_margin(lowest, frames_seen)
             if move:
                 return move
-        if lowest > CATCH_UP_ABOVE + self.extra_lead:
+        kept = self.extra_lead + self.block_lead
+        if self.block_lead and lowest < self.block_lead - self._fade_frames:
+            return lowest - LOWEST_LEAD - kept  # the longer blocks' mix came short: back to where catch-ups stop
+        # With longer output blocks the window's lowest lead wanders by up to an input block from
+        # one window to the next (the two streams' periods beat): a catch-up within that would
+        # only move the output back and forth.
+        if lowest > CATCH_UP_ABOVE + kept + (self.start_lag if self.block_lead else 0):
             self.catch_ups += 1
-            return lowest - LOWEST_LEAD - self.extra_lead
+            return lowest - LOWEST_LEAD - kept
         return 0
 
     def _adapt_margin(self, lowest: int, frames_seen: int) -> int:
@@ -433,7 +466,7 @@ class AudioCallback:
             return 0
         self.extra_lead += step
         self.margin_raises += 1
-        target = LOWEST_LEAD + self.extra_lead
+        target = LOWEST_LEAD + self.extra_lead + self.block_lead
         # An underrun has already delayed the output (its lead is high): nothing to go back for.
         return -min(step, target - lowest) if lowest < target else 0
 
