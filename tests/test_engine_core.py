@@ -426,6 +426,20 @@ def test_output_blocks_longer_than_the_input_s_get_their_mix_in_time(out_block):
     assert np.min(leads[len(leads) // 2:]) <= 300 + max(0, out_block - 511) + 512, leads[len(leads) // 2:].min()
 
 
+def test_with_longer_output_blocks_a_late_input_is_ridden_out_and_a_lost_one_made_up():
+    """A late input callback's dip lasts a window: going back for it and catching up after its
+    burst would be two slips. Input lost for good (an overrun) leaves the lead short for as long as
+    it plays: the output goes back once, and the mix is whole again."""
+    x = noise(RATE * 5, seed=10)
+    _, _, late = _two_streams(x, in_block=512, out_block=1323, worker_ahead=952, input_gaps=[(2.0, 0.06)])
+    assert late.realignments == 0, (late.realignments, late.catch_ups)
+    _, leads, lost = _two_streams(x, in_block=512, out_block=1323, worker_ahead=952, input_losses=[(2.0, 0.03)])
+    assert lost.realignments == 1 and lost.fall_backs == 0 and lost.catch_ups == 0
+    short = lost.short_frames
+    assert 0 < short <= 3 * RATE // 2  # the two windows before it went back (it played dry meanwhile)
+    assert np.min(leads[-40:]) >= lost.block_lead  # whole again: no block came short after
+
+
 def test_an_input_stall_longer_than_the_delay_realigns_and_never_plays_unreceived_input():
     x = noise(RATE * 3, seed=5)
     _, leads, callback = _two_streams(x, input_gaps=[(1.0, 0.2)], delay=3000)

@@ -43,9 +43,10 @@ placed that much further behind the input at its start, after a realignment and 
 (and, taken up after idle, one input block more: the lead then wanders by up to an input block
 below where it was placed); catch-ups stop that much higher, and start only an input block
 higher still (the window's lowest lead then wanders by that much: the two streams' periods
-beat); a window whose lowest lead fell below `block_lead` less the crossfade (the mix of a longer
-block then starts fading to dry: with the default 10 ms margin a block needs `block_lead`) moves
-the output back to where catch-ups stop. A longer block than any
+beat); two windows running whose lowest lead fell below `block_lead` less the crossfade (the mix
+of a longer block then starts fading to dry: with the default 10 ms margin a block needs
+`block_lead`) move the output back to where catch-ups stop (one such window is a late input
+callback's dip, ridden out like the others). A longer block than any
 before moves the output back by the difference, crossfaded, once. (Measured before this, with a 120 ms output buffer: the catch-ups
 kept a lead fit for a 512-frame block, and 7.3 million frames, 12 % of a 12-minute run, played
 dry: the vocals back every few seconds.)
@@ -168,6 +169,7 @@ class AudioCallback:
         self.max_extra_lead = max_extra_lead
         self.extra_lead = 0  # frames of lead kept beyond LOWEST_LEAD after trouble
         self.block_lead = 0  # frames of lead kept for output blocks longer than start_lag (see above)
+        self._short_windows = 0  # windows running whose lowest lead was too low for such blocks
         self.margin_raises = 0
         self.margin_drops = 0
         # drift (see the module docstring)
@@ -437,7 +439,16 @@ class AudioCallback:
                 return move
         kept = self.extra_lead + self.block_lead
         if self.block_lead and lowest < self.block_lead - self._fade_frames:
-            return lowest - LOWEST_LEAD - kept  # the longer blocks' mix came short: back to where catch-ups stop
+            # The longer blocks' mix came short. A late input callback's dip does that for one
+            # window and is ridden out (going back for it, then catching up after its burst, made
+            # two slips of each dip under a load); short two windows running, the output goes
+            # back to where catch-ups stop.
+            self._short_windows += 1
+            if self._short_windows >= 2:
+                self._short_windows = 0
+                return lowest - LOWEST_LEAD - kept
+            return 0
+        self._short_windows = 0
         # With longer output blocks the window's lowest lead wanders by up to an input block from
         # one window to the next (the two streams' periods beat): a catch-up within that would
         # only move the output back and forth.
