@@ -9,7 +9,8 @@ once, beside the load, both at the engine's nice level (-10):
 - a PortAudio output stream through the ALSA `pulse` plugin, the engine's own path, whose Python
   callback only copies a tone (sounddevice; `latency=`): the underflows PortAudio flags.
 Neither separates anything: what underruns here is the machine and the sound server's path, not
-the engine. Prints, per buffer and client, what the server reports as the stream's latency
+the engine. On PipeWire (pipewire-pulse) the PortAudio stream is never told of an underrun and
+the server lists no latencies: there pacat's count is the figure. Prints, per buffer and client, what the server reports as the stream's latency
 (`pactl list sink-inputs`: buffer + sink), the underruns while the load ran and that rate per
 10 minutes. Prints figures; asserts nothing. Needs what bench_engine.py needs (it starts the same
 headless desktop when none answers) and `sox` for the tone.
@@ -140,6 +141,8 @@ def measure(buffer_ms: int, args: argparse.Namespace, scratch: str) -> list[tupl
         if name not in latencies:
             return "not listed"
         buffer, sink = latencies[name]
+        if buffer == sink == 0.0:  # pipewire-pulse lists its streams with zero latencies
+            return "not reported"
         return f"{buffer:.1f} + {sink:.1f} ms"
 
     return [("pacat (libpulse, C)", reported(PACAT_NAME), count_within(pacat_underruns.times, start, end)),
