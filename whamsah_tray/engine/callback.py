@@ -34,22 +34,20 @@ the lead grows and stays). So:
   input it needs and plays dry: the output goes back to `start_lag` behind ("fall-back");
 both crossfaded over FADE_S.
 
-Output blocks: the session's margin has the mix ready one input block ahead of its input
-(`start_lag`), enough for an output block as long. PortAudio may call the output back in longer
-blocks (a quarter of its buffer on the ALSA pulse plugin: 992 frames at 90 ms, 1323 at 120 ms;
-longer still on other hosts), and a block's mix must be whole when it is played. So the output
-keeps `block_lead` = (its longest block so far - start_lag) more lead than the rules below name:
-placed that much further behind the input at its start, after a realignment and a fall-back
-(and, taken up after idle, one input block more: the lead then wanders by up to an input block
-below where it was placed); catch-ups stop that much higher, and start only an input block
-higher still (the window's lowest lead then wanders by that much: the two streams' periods
-beat); two windows running whose lowest lead fell below `block_lead` less the crossfade (the mix
-of a longer block then starts fading to dry: with the default 10 ms margin a block needs
-`block_lead`) move the output back to where catch-ups stop (one such window is a late input
-callback's dip, ridden out like the others). A longer block than any
-before moves the output back by the difference, crossfaded, once. (Measured before this, with a 120 ms output buffer: the catch-ups
-kept a lead fit for a 512-frame block, and 7.3 million frames, 12 % of a 12-minute run, played
-dry: the vocals back every few seconds.)
+Output blocks: the session's margin has the mix ready one input block (`start_lag`) ahead of its
+input, enough for an output block as long. PortAudio may call the output back in longer blocks
+(a quarter of its buffer on the ALSA pulse plugin: 992 frames at 90 ms, 1323 at 120 ms; longer
+still on other hosts), and a block's mix must be whole when it plays. So the output keeps
+`block_lead` = (its longest block so far - start_lag) more lead than the rules above name: it is
+placed that much further behind the input (taken up after idle, one input block further still:
+the lead then wanders by up to an input block below where it was placed), and catch-ups stop that
+much higher and start only an input block higher still (with such blocks the window's lowest
+lead wanders by that much from one window to the next: the two streams' periods beat). Two
+windows running whose lowest lead is below `block_lead` less the crossfade (a longer block's mix
+then starts fading to dry; with the default 10 ms margin a block needs `block_lead`) send the
+output back to where catch-ups stop; one such window is a late input callback's dip, ridden out
+like the others. A block longer than any before moves the output back by the difference, once.
+Without this a 120 ms output buffer played 12 % of a soak dry (docs/figures.md).
 
 Drift: the input (a virtual cable) and the output (a sound card) run on two clocks that never
 agree exactly (measured here on two PulseAudio null sinks: the output ~50 ppm faster; a sound card
@@ -169,7 +167,7 @@ class AudioCallback:
         self.max_extra_lead = max_extra_lead
         self.extra_lead = 0  # frames of lead kept beyond LOWEST_LEAD after trouble
         self.block_lead = 0  # frames of lead kept for output blocks longer than start_lag (see above)
-        self._short_windows = 0  # windows running whose lowest lead was too low for such blocks
+        self._windows_short_of_lead = 0  # windows running whose lowest lead was too low for such blocks
         self.margin_raises = 0
         self.margin_drops = 0
         # drift (see the module docstring)
@@ -443,12 +441,12 @@ class AudioCallback:
             # window and is ridden out (going back for it, then catching up after its burst, made
             # two slips of each dip under a load); short two windows running, the output goes
             # back to where catch-ups stop.
-            self._short_windows += 1
-            if self._short_windows >= 2:
-                self._short_windows = 0
+            self._windows_short_of_lead += 1
+            if self._windows_short_of_lead >= 2:
+                self._windows_short_of_lead = 0
                 return lowest - LOWEST_LEAD - kept
             return 0
-        self._short_windows = 0
+        self._windows_short_of_lead = 0
         # With longer output blocks the window's lowest lead wanders by up to an input block from
         # one window to the next (the two streams' periods beat): a catch-up within that would
         # only move the output back and forth.
