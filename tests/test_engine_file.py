@@ -258,7 +258,12 @@ def test_restart_and_seek_play_from_the_asked_position(engine, tmp_path):
             assert controller.wait_for(lambda s: s.position_s >= 2.5, 5), controller.status
             assert controller.wait_for(lambda s: s.state is not EngineState.PLAYING_FILE, 10)
         audio = rec["audio"]
+        # The head plays twice, and the best match may be either: the first play's is the earlier.
         first = match(head, audio)
+        if first.lag > len(head):
+            earlier = match(head, audio[:int(first.lag)])
+            if earlier.correlation > 0.95:
+                first = earlier
         # the head again, after the first play's start
         again = match(head, audio[int(first.lag) + int(1.0 * RATE):])
         tail = match(reference[int(2.6 * RATE):int(3.6 * RATE)], audio[int(first.lag) + int(1.0 * RATE):])
