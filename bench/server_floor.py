@@ -10,9 +10,9 @@ once, beside the load, both at the engine's nice level (-10):
   callback only copies a tone (sounddevice; `latency=`): the underflows PortAudio flags.
 Neither separates anything: what underruns here is the machine and the sound server's path, not
 the engine. On PipeWire (pipewire-pulse) the PortAudio stream is never told of an underrun and
-the server lists no latencies: there pacat's count is the figure. Prints, per buffer and client, what the server reports as the stream's latency
-(`pactl list sink-inputs`: buffer + sink), the underruns while the load ran and that rate per
-10 minutes. Prints figures; asserts nothing. Needs what bench_engine.py needs (it starts the same
+the server lists no latencies: there pacat's count is the figure. Prints, per buffer and client,
+what the server reports as the stream's latency (`pactl list sink-inputs`: buffer + sink), the
+underruns while the load ran and that rate per 10 minutes. Prints figures; asserts nothing. Needs what bench_engine.py needs (it starts the same
 headless desktop when none answers) and `sox` for the tone.
 """
 
@@ -51,7 +51,9 @@ def portaudio_child(buffer_ms: float, seconds: float) -> int:
     import sounddevice as sd
 
     os.setpriority(os.PRIO_PROCESS, 0, ENGINE_NICE)  # the threads PortAudio starts inherit it
-    tone = (0.1 * np.sin(2 * np.pi * 440 * np.arange(RATE) / RATE)).astype(np.float32)[:, None]
+    # A second of a 440 Hz tone (a whole number of periods) and room for one more block past its
+    # end, so that a block is always one slice and the position wraps at RATE.
+    tone = (0.1 * np.sin(2 * np.pi * 440 * np.arange(RATE + 16384) / RATE)).astype(np.float32)[:, None]
     flagged = np.zeros(1 << 16)
     state = {"position": 0, "flagged": 0}
 
@@ -60,13 +62,8 @@ def portaudio_child(buffer_ms: float, seconds: float) -> int:
             flagged[state["flagged"]] = time.monotonic()
             state["flagged"] += 1
         start = state["position"]
-        end = start + frames
-        if end <= RATE:
-            outdata[:] = tone[start:end]
-        else:  # the tone's wrap (RATE is a whole number of its periods)
-            outdata[: RATE - start] = tone[start:]
-            outdata[RATE - start:] = tone[: end - RATE]
-        state["position"] = end % RATE
+        outdata[:] = tone[start:start + frames]
+        state["position"] = (start + frames) % RATE
 
     with sd.OutputStream(device="speakers", samplerate=RATE, channels=2, dtype="float32",
                          latency=buffer_ms / 1000, callback=callback):
